@@ -1,0 +1,63 @@
+"""Default config: an eVAE on scikit-learn's bundled 8x8 digits (runs anywhere).
+
+Every other config starts from this one and overrides a few fields.
+"""
+
+import ml_collections
+
+
+def get_config():
+  """Returns the default configuration."""
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+
+  config.data = ml_collections.ConfigDict()
+  config.data.name = 'digits'  # digits | idx | tfd | mnist | fashion_mnist | binarized_mnist
+  config.data.path = ''  # IDX directory (name=idx) or TFD_48x48.mat (name=tfd)
+  config.data.data_dir = ''  # tfds data_dir; '' = tfds default
+  config.data.binarization = 'dynamic'  # none | dynamic | fixed
+  config.data.num_valid = 200  # carved out of the training split
+  config.data.split_seed = 0  # fixed, so seeds of one sweep share splits
+  config.data.tfd_fold = 0
+  config.data.tfd_include_unlabeled = True
+  config.data.download_timeout = 5.0
+
+  config.model = ml_collections.ConfigDict()
+  config.model.kind = 'evae'  # evae | vae (D = K = s)
+  config.model.latent_dim = 16  # D
+  config.model.epitome_size = 4  # K
+  config.model.stride = 0  # s; 0 = K (non-overlapping)
+  config.model.num_layers = 1  # L
+  config.model.hidden_dim = 200  # H
+  config.model.likelihood = 'bernoulli'  # bernoulli | gaussian
+  config.model.min_logvar = -7.0  # Gaussian decoder log-variance bounds
+  config.model.max_logvar = 2.0
+
+  config.train = ml_collections.ConfigDict()
+  config.train.num_epochs = 100
+  config.train.batch_size = 100
+  config.train.learning_rate = 1e-3
+  config.train.kl_weight = 1.0  # lambda of paper §3.1
+  config.train.z_dropout_rate = 0.0  # dropout VAE of paper §3.2
+  config.train.objective = 'point'  # point (eq. 7) | logsumexp
+  config.train.checkpoint_every_steps = 0  # 0 = at the end of every epoch
+  config.train.keep_checkpoints = 3
+  config.train.eval_every_epochs = 1
+  config.train.progress_bar = True
+  config.train.overwrite = False  # allow a different config in a used workdir
+
+  config.eval = ml_collections.ConfigDict()
+  config.eval.split = 'test'
+  config.eval.batch_size = 100
+  config.eval.num_examples = 0  # 0 = the whole split
+  config.eval.iw_samples = 5000  # k of L_k (paper Table 2)
+  config.eval.iw_chunk = 100
+  config.eval.iw_num_examples = 0  # 0 = the whole split
+  config.eval.active_threshold = 0.02  # A_u > threshold (paper §3)
+  config.eval.parzen_samples = 10000
+  config.eval.parzen_valid = 1000
+  config.eval.parzen_sigma_min_log10 = -1.0
+  config.eval.parzen_sigma_max_log10 = 0.0
+  config.eval.parzen_num_sigmas = 10
+  config.eval.num_image_samples = 100  # images in the PNG grids
+  return config

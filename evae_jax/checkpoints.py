@@ -1,0 +1,88 @@
+"""Orbax checkpoints in ``workdir/checkpoints``: save, keep the last N, restore safely.
+
+Orbax writes each checkpoint to a temporary folder and renames it when
+complete, so a crash mid-save never leaves a half-written latest step. A
+checkpoint that is unreadable all the same (disk fault, manual damage) is
+moved aside, not deleted, and the previous one is used with a warning.
+"""
+
+import logging
+import os
+import time
+from typing import Any, Optional, Tuple
+
+import jax
+import orbax.checkpoint as ocp
+
+
+class CheckpointError(RuntimeError):
+  """No checkpoint in a non-empty checkpoint folder can be restored."""
+
+
+class Checkpoints:
+  """Restore-or-initialise checkpointing of one pytree per step."""
+
+  def __init__(self, workdir: str, keep: int):
+    self.directory = os.path.abspath(os.path.join(workdir, 'checkpoints'))
+    self._keep = keep
+    self._manager = self._open()
+
+  def _open(self):
+    return ocp.CheckpointManager(
+        self.directory,
+        options=ocp.CheckpointManagerOptions(max_to_keep=self._keep,
+                                             create=True))
+
+  def steps(self):
+    return sorted(self._manager.all_steps())
+
+  def save(self, step: int, tree: Any) -> None:
+    """Saves ``tree`` as step ``step`` and waits until it is on disk."""
+    self._manager.save(step, args=ocp.args.StandardSave(tree), force=True)
+    self._manager.wait_until_finished()
+
+  def restore_latest(self, target: Any) -> Tuple[Optional[Any], Optional[int]]:
+    """Restores the newest readable checkpoint into the structure of ``target``.
+
+    Args:
+      target: a pytree with the shapes and dtypes of the saved one.
+
+    Returns:
+      (tree, step), or (None, None) if there is no checkpoint yet.
+
+    Raises:
+      CheckpointError: checkpoints exist but none can be read.
+    """
+    steps = self.steps()
+    if not steps:
+      return None, None
+    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, target)
+    failures = []
+    for step in reversed(steps):
+      try:
+        tree = self._manager.restore(step,
+                                     args=ocp.args.StandardRestore(abstract))
+        if failures:
+          self._manager = self._open()
+        return tree, step
+      except Exception as e:  # orbax/tensorstore raise many types.
+        failures.append(f'step {step}: {type(e).__name__}: {e}'[:300])
+        moved = self._move_aside(step)
+        logging.warning('Checkpoint at step %d is unreadable (%s); moved it to '
+                        '%s and falling back to the previous one.', step,
+                        failures[-1], moved)
+    raise CheckpointError(
+        f'None of the checkpoints in {self.directory} can be restored '
+        f'({"; ".join(failures)}). They were moved aside with a ".corrupt" '
+        'suffix, not deleted. Rerun to start training afresh in this workdir, '
+        'or restore the folder from a backup.')
+
+  def _move_aside(self, step: int) -> str:
+    source = os.path.join(self.directory, str(step))
+    target = f'{source}.corrupt-{int(time.time())}'
+    os.rename(source, target)
+    self._manager = self._open()
+    return target
+
+  def close(self):
+    self._manager.close()

@@ -1,0 +1,121 @@
+"""Checks on a config before any work starts, and what it implies (masks).
+
+User mistakes surface here as `ConfigError` with one paragraph saying what
+is wrong and how to fix it; `main.py` prints it and exits with status 2.
+"""
+
+import json
+import os
+from typing import Any, Dict
+
+import ml_collections
+import numpy as np
+
+from evae_jax import elbo
+from evae_jax import epitomes
+from evae_jax import input_pipeline
+from evae_jax import models
+
+MODEL_KINDS = ('evae', 'vae')
+CONFIG_FILE = 'config.json'
+# Fields that may change between runs in one workdir without invalidating
+# its checkpoints: more epochs, other evaluation settings, cosmetics.
+RESUMABLE_CHANGES = ('train.num_epochs', 'train.progress_bar',
+                     'train.overwrite', 'train.keep_checkpoints',
+                     'train.eval_every_epochs', 'eval.')
+
+
+class ConfigError(ValueError):
+  """A configuration that cannot run; the message names the fix."""
+
+
+def _choice(value, allowed, field):
+  if value not in allowed:
+    raise ConfigError(f'{field}={value!r} is not allowed; use one of {allowed}.')
+
+
+def _positive(value, field, allow_zero=False):
+  if value < 0 or (value == 0 and not allow_zero):
+    raise ConfigError(f'{field}={value!r} must be {">= 0" if allow_zero else "> 0"}.')
+
+
+def epitome_shape(model_config) -> tuple:
+  """(D, K, s) implied by ``config.model``; kind 'vae' forces K = s = D."""
+  d = model_config.latent_dim
+  if model_config.kind == 'vae':
+    return d, d, d
+  k = model_config.epitome_size
+  return d, k, epitomes.resolve_stride(k, model_config.stride)
+
+
+def masks_from_config(model_config) -> np.ndarray:
+  """The (E, D) epitome masks of ``config.model``."""
+  return epitomes.make_masks(*epitome_shape(model_config))
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Raises `ConfigError` for any value the run cannot use."""
+  m, t, d, e = config.model, config.train, config.data, config.eval
+  _choice(m.kind, MODEL_KINDS, 'model.kind')
+  _choice(m.likelihood, models.LIKELIHOODS, 'model.likelihood')
+  _choice(t.objective, elbo.OBJECTIVES, 'train.objective')
+  _choice(d.binarization, input_pipeline.BINARIZATIONS, 'data.binarization')
+  _choice(d.name, input_pipeline.DATASET_NAMES, 'data.name')
+  _choice(e.split, ('train', 'valid', 'test'), 'eval.split')
+  try:
+    epitomes.validate(*epitome_shape(m))
+  except epitomes.EpitomeConfigError as err:
+    raise ConfigError(f'{err} (config fields model.latent_dim, '
+                      'model.epitome_size, model.stride)') from err
+  for field in ('model.num_layers',):
+    _positive(config[field.split('.')[0]][field.split('.')[1]], field,
+              allow_zero=True)
+  for section, name in (('model', 'hidden_dim'), ('train', 'num_epochs'),
+                        ('train', 'batch_size'), ('train', 'learning_rate'),
+                        ('train', 'keep_checkpoints'), ('eval', 'batch_size'),
+                        ('eval', 'iw_samples'), ('eval', 'iw_chunk'),
+                        ('eval', 'parzen_samples'), ('eval', 'parzen_valid')):
+    _positive(config[section][name], f'{section}.{name}')
+  _positive(t.kl_weight, 'train.kl_weight', allow_zero=True)
+  _positive(t.checkpoint_every_steps, 'train.checkpoint_every_steps',
+            allow_zero=True)
+  if not 0.0 <= t.z_dropout_rate < 1.0:
+    raise ConfigError(f'train.z_dropout_rate={t.z_dropout_rate} must be in [0, 1).')
+  if m.min_logvar >= m.max_logvar:
+    raise ConfigError(f'model.min_logvar={m.min_logvar} must be below '
+                      f'model.max_logvar={m.max_logvar}.')
+  if m.likelihood == 'gaussian' and d.binarization != 'none':
+    raise ConfigError('A Gaussian likelihood models real-valued pixels: set '
+                      "--config.data.binarization=none (or use "
+                      "model.likelihood='bernoulli' for binarised data).")
+
+
+def _flatten(d: Dict[str, Any], prefix: str = '') -> Dict[str, Any]:
+  flat = {}
+  for key, value in d.items():
+    if isinstance(value, dict):
+      flat.update(_flatten(value, f'{prefix}{key}.'))
+    else:
+      flat[f'{prefix}{key}'] = value
+  return flat
+
+
+def config_changes(saved: Dict[str, Any], requested: Dict[str, Any]):
+  """The flattened fields that differ, except those in RESUMABLE_CHANGES."""
+  a, b = _flatten(saved), _flatten(requested)
+  return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and
+                not any(k == r or (r.endswith('.') and k.startswith(r))
+                        for r in RESUMABLE_CHANGES))
+
+
+def load_saved_config(workdir: str):
+  """The config a workdir was trained with, or None for a fresh workdir."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
+def config_as_dict(config: ml_collections.ConfigDict) -> Dict[str, Any]:
+  return json.loads(config.to_json())

@@ -1,0 +1,249 @@
+"""The paper's measurements (DESIGN.md §1): bounds, importance-weighted
+log-likelihood, active units, per-unit KL, epitome usage and Parzen windows.
+
+Functions take a trained model as (params, apply_fn) and float inputs (n, N)
+and are batched so that memory stays bounded for any dataset size.
+"""
+
+import functools
+import math
+from typing import Callable, Dict, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm import tqdm
+
+from evae_jax import elbo
+from evae_jax import input_pipeline
+from evae_jax import likelihoods
+from evae_jax import models
+
+EVAL_BINARIZATION_SEED_OFFSET = 1000
+
+
+def eval_inputs(images: np.ndarray, data_config) -> jax.Array:
+  """uint8 (n, H, W) -> float32 (n, N) evaluation inputs on the device.
+
+  With dynamic binarisation, evaluation uses one fixed stochastic
+  binarisation (seeded from ``data.split_seed``) so that figures are
+  reproducible and comparable across models.
+  """
+  if data_config.binarization == 'dynamic':
+    images = input_pipeline.binarize_once(
+        images, data_config.split_seed + EVAL_BINARIZATION_SEED_OFFSET)
+  return input_pipeline.preprocess(jnp.asarray(images), None, 'none')
+
+
+def _batches(x: jax.Array, batch_size: int):
+  """(n, ...) -> (num_batches, batch_size, ...) zero-padded, and n."""
+  n = x.shape[0]
+  batch_size = min(batch_size, n)
+  num_batches = -(-n // batch_size)
+  pad = num_batches * batch_size - n
+  x = jnp.concatenate([x, jnp.zeros((pad,) + x.shape[1:], x.dtype)])
+  return x.reshape((num_batches, batch_size) + x.shape[1:]), n
+
+
+def _unbatch(tree, n):
+  return jax.tree_util.tree_map(
+      lambda a: a.reshape((-1,) + a.shape[2:])[:n], tree)
+
+
+class Encodings(NamedTuple):
+  """Per-example quantities over a dataset.
+
+  Attributes:
+    terms: `evae_jax.elbo.ElboTerms`, each (n, E).
+    mu: (n, D) posterior means.
+    logvar: (n, D) posterior log-variances.
+  """
+  terms: elbo.ElboTerms
+  mu: jax.Array
+  logvar: jax.Array
+
+
+@functools.partial(jax.jit, static_argnums=(1,))
+def _encode_batches(params, apply_fn, batches, masks, rng):
+  encode, decode_log_prob = models.bind(apply_fn, params)
+
+  def one(args):
+    i, x = args
+    mu, logvar = encode(x)
+    eps = jax.random.normal(jax.random.fold_in(rng, i), mu.shape, mu.dtype)
+    terms = elbo.elbo_from_encoding(mu, logvar, eps, decode_log_prob, x, masks)
+    return Encodings(terms, mu, logvar)
+  return jax.lax.map(one, (jnp.arange(batches.shape[0]), batches))
+
+
+def encode_dataset(params, apply_fn: Callable, x: jax.Array, masks: jax.Array,
+                   rng: jax.Array, batch_size: int = 100) -> Encodings:
+  """ELBO terms for every epitome, and the encoding, of every example.
+
+  Args:
+    params: model parameters.
+    apply_fn: ``model.apply``.
+    x: (n, N) inputs.
+    masks: (E, D).
+    rng: key for the single-sample ELBO noise.
+    batch_size: examples per batch.
+
+  Returns:
+    `Encodings` with leading axis n.
+  """
+  batches, n = _batches(x, batch_size)
+  return _unbatch(_encode_batches(params, apply_fn, batches, masks, rng), n)
+
+
+def mean_bounds(params, apply_fn, x, masks, rng, batch_size=100
+                ) -> Dict[str, float]:
+  """Dataset means, in nats, of the eq. 7 bound (with log E), the logsumexp
+  bound, and the ELBO terms of the assigned epitome."""
+  terms = encode_dataset(params, apply_fn, x, masks, rng, batch_size).terms
+  y = elbo.assign_epitomes(terms.elbo)[:, None]
+  pick = lambda a: float(jnp.mean(jnp.take_along_axis(a, y, -1)))
+  return {'bound': float(jnp.mean(elbo.point_estimate_bound(terms.elbo))),
+          'logsumexp_bound': float(jnp.mean(elbo.logsumexp_bound(terms.elbo))),
+          'log_lik': pick(terms.log_lik), 'kl': pick(terms.kl)}
+
+
+@functools.partial(jax.jit, static_argnums=(1, 5, 6))
+def _iw_batch(params, apply_fn, x, masks, rng, num_samples, chunk_size):
+  encode, decode_log_prob = models.bind(apply_fn, params)
+  return elbo.iw_log_likelihood(encode, decode_log_prob, x, masks, rng,
+                                num_samples, chunk_size)
+
+
+def iw_log_likelihood(params, apply_fn, x, masks, rng, num_samples: int,
+                      chunk_size: int = 100, batch_size: int = 100,
+                      assignments: Optional[jax.Array] = None,
+                      progress: bool = False) -> Dict[str, np.ndarray]:
+  """Importance-weighted log p(x) per example (paper Table 2; DESIGN.md §1).
+
+  Args:
+    params, apply_fn: the model.
+    x: (n, N) inputs.
+    masks: (E, D).
+    rng: key.
+    num_samples: k (5000 in the paper).
+    chunk_size: importance samples drawn at once.
+    batch_size: examples per batch.
+    assignments: (n,) y* per example for the y*-only estimate; by default the
+      argmax of the per-epitome estimates.
+    progress: show a progress bar over batches.
+
+  Returns:
+    dict of (n,) arrays: 'marginal' = log (1/E) sum_y p(x | y) (the headline
+    figure), 'assigned' = log p(x | y*) - log E (a lower bound on it), and
+    (n, E) 'per_epitome' = log p(x | y).
+  """
+  batches, n = _batches(x, batch_size)
+  out = []
+  for i in tqdm(range(batches.shape[0]), disable=not progress,
+                desc=f'IW log-likelihood (k={num_samples})'):
+    out.append(np.asarray(_iw_batch(params, apply_fn, batches[i], masks,
+                                    jax.random.fold_in(rng, i), num_samples,
+                                    chunk_size)))
+  per_epitome = np.concatenate(out)[:n]
+  log_e = math.log(masks.shape[0])
+  if assignments is None:
+    assignments = np.argmax(per_epitome, axis=-1)
+  assigned = np.take_along_axis(per_epitome,
+                                np.asarray(assignments)[:, None], -1)[:, 0]
+  marginal = np.asarray(jax.nn.logsumexp(per_epitome, axis=-1)) - log_e
+  return {'marginal': marginal, 'assigned': assigned - log_e,
+          'per_epitome': per_epitome}
+
+
+def active_units(mu: jax.Array, assignments: jax.Array, masks: jax.Array,
+                 threshold: float = 0.02):
+  """Unit activity A_u = Cov_x(E_q(u|x)[u]) (paper §3, Burda et al.).
+
+  E_q[u] is mu_u(x) when u lies in epitome y*(x) and 0 otherwise (the unit
+  sits at the prior).
+
+  Args:
+    mu: (n, D) posterior means.
+    assignments: (n,) y* per example.
+    masks: (E, D).
+    threshold: a unit is active if A_u > threshold (0.02 in the paper).
+
+  Returns:
+    (activity (D,), number of active units).
+  """
+  posterior_mean = masks[assignments] * mu
+  activity = jnp.var(posterior_mean, axis=0)
+  return activity, int(jnp.sum(activity > threshold))
+
+
+def per_unit_kl(mu: jax.Array, logvar: jax.Array, assignments: jax.Array,
+                masks: jax.Array) -> jax.Array:
+  """Mean over examples of KL(q(z_d | x, y*) || N(0, 1)) per unit (Fig. 1); (D,).
+
+  Units outside the assigned epitome contribute 0, as in the bound."""
+  kl = likelihoods.gaussian_kl_to_standard(mu, logvar)
+  return jnp.mean(masks[assignments] * kl, axis=0)
+
+
+def epitome_usage(assignments: jax.Array, num_epitomes: int) -> np.ndarray:
+  """How many examples each epitome is assigned; (E,) int."""
+  return np.bincount(np.asarray(assignments), minlength=num_epitomes)
+
+
+@functools.partial(jax.jit, static_argnums=(4,))
+def _parzen_batch(x, samples, is_real, sigma, chunk):
+  sample_chunks = samples.reshape((-1, chunk) + samples.shape[1:])
+  real_chunks = is_real.reshape(-1, chunk)
+  x_sq = jnp.sum(jnp.square(x), -1)
+
+  def body(carry, inputs):
+    s, real = inputs
+    sq = x_sq[:, None] + jnp.sum(jnp.square(s), -1)[None, :] - 2.0 * x @ s.T
+    log_kernel = jnp.where(real[None, :],
+                           -jnp.maximum(sq, 0.0) / (2.0 * sigma ** 2), -jnp.inf)
+    return jnp.logaddexp(carry, jax.nn.logsumexp(log_kernel, axis=-1)), None
+  init = jnp.full(x.shape[:1], -jnp.inf, x.dtype)
+  total, _ = jax.lax.scan(body, init, (sample_chunks, real_chunks))
+  return (total - jnp.log(jnp.sum(is_real))
+          - 0.5 * x.shape[-1] * jnp.log(2.0 * math.pi * sigma ** 2))
+
+
+def parzen_log_density(x: jax.Array, samples: jax.Array, sigma: float,
+                       batch_size: int = 100, chunk: int = 1000) -> np.ndarray:
+  """Gaussian-kernel (Parzen window) log-density of x under the samples.
+
+      log p(x) = logsumexp_i [-||x - s_i||^2 / (2 sigma^2)] - log m
+                 - N/2 log(2 pi sigma^2)
+
+  Args:
+    x: (n, N) points to score.
+    samples: (m, N) generated samples (the kernel centres).
+    sigma: kernel width.
+    batch_size: points scored at once.
+    chunk: kernel centres processed at once.
+
+  Returns:
+    (n,) log-densities in nats.
+  """
+  m = samples.shape[0]
+  chunk = min(chunk, m)
+  pad = (-m) % chunk
+  samples = jnp.concatenate([samples, jnp.zeros((pad, samples.shape[1]),
+                                                samples.dtype)])
+  is_real = jnp.arange(m + pad) < m
+  batches, n = _batches(x, batch_size)
+  out = [np.asarray(_parzen_batch(b, samples, is_real, jnp.float32(sigma),
+                                  chunk)) for b in batches]
+  return np.concatenate(out)[:n]
+
+
+def select_parzen_sigma(valid: jax.Array, samples: jax.Array,
+                        sigmas) -> tuple[float, np.ndarray]:
+  """The sigma of the grid with the highest mean validation log-density.
+
+  Returns:
+    (best sigma, mean validation log-density for every sigma).
+  """
+  scores = np.array([np.mean(parzen_log_density(valid, samples, s))
+                     for s in sigmas])
+  return float(sigmas[int(np.argmax(scores))]), scores

@@ -1,0 +1,308 @@
+"""Datasets as uint8 image arrays: tfds, local IDX files, TFD .mat, sklearn digits.
+
+Every loader returns `Splits`: train / valid / test arrays of shape (n, H, W),
+dtype uint8 in [0, 255]. Validation always comes out of the training split (or
+the dataset's own validation split), never out of the test split. Turning
+pixels into model inputs (scaling and binarisation) is `preprocess`, which
+runs on the device inside the jitted step.
+"""
+
+import dataclasses
+import gzip
+import logging
+import os
+import socket
+from typing import Dict, Optional, Tuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+BINARIZATIONS = ('none', 'dynamic', 'fixed')
+TFDS_NAMES = ('mnist', 'fashion_mnist', 'binarized_mnist')
+DATASET_NAMES = TFDS_NAMES + ('idx', 'tfd', 'digits')
+# tfds tries its mirror on Google Cloud Storage first for every dataset; if
+# that host cannot be reached, a download would only retry for minutes.
+_TFDS_PROBE_HOST = ('storage.googleapis.com', 443)
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: '>i2', 0x0C: '>i4',
+               0x0D: '>f4', 0x0E: '>f8'}
+
+
+class DataError(ValueError):
+  """A dataset that cannot be loaded as configured; the message says the fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Splits:
+  """Images of one dataset, uint8 (n, height, width) per split."""
+  train: np.ndarray
+  valid: np.ndarray
+  test: np.ndarray
+
+  @property
+  def image_shape(self) -> Tuple[int, int]:
+    return tuple(self.train.shape[1:])
+
+  @property
+  def num_pixels(self) -> int:
+    return int(np.prod(self.image_shape))
+
+  def split(self, name: str) -> np.ndarray:
+    if name not in ('train', 'valid', 'test'):
+      raise DataError(f"Unknown split {name!r}; use 'train', 'valid' or 'test'.")
+    return getattr(self, name)
+
+
+def preprocess(pixels: jax.Array, rng: Optional[jax.Array],
+               binarization: str) -> jax.Array:
+  """uint8 pixels (..., H, W) or (..., N) -> float32 inputs (..., N) in [0, 1].
+
+  Args:
+    pixels: uint8 images.
+    rng: key for 'dynamic' binarisation (a fresh Bernoulli draw per call);
+      unused otherwise.
+    binarization: 'none' (x / 255), 'dynamic' (x ~ Bernoulli(x / 255)) or
+      'fixed' (the data were binarised once at load time; x / 255 in {0, 1}).
+
+  Returns:
+    float32 array with the image axes flattened.
+  """
+  x = pixels.astype(jnp.float32) / 255.0
+  if pixels.ndim >= 3:
+    x = x.reshape(pixels.shape[:-2] + (-1,))
+  if binarization == 'dynamic':
+    x = jax.random.bernoulli(rng, x).astype(jnp.float32)
+  return x
+
+
+def binarize_once(images: np.ndarray, seed: int) -> np.ndarray:
+  """A fixed stochastic binarisation, as uint8 in {0, 255}."""
+  rs = np.random.RandomState(seed)
+  return np.where(rs.random_sample(images.shape) < images / 255.0, 255,
+                  0).astype(np.uint8)
+
+
+def read_idx(path: str) -> np.ndarray:
+  """Reads an MNIST-format IDX file (optionally gzipped).
+
+  Args:
+    path: file path.
+
+  Returns:
+    The array with the shape and dtype stored in its header.
+
+  Raises:
+    DataError: if the file is missing, not IDX, or truncated.
+  """
+  if not os.path.isfile(path):
+    raise DataError(f'IDX file {path} does not exist.')
+  try:
+    with open(path, 'rb') as f:
+      raw = f.read()
+    if raw[:2] == b'\x1f\x8b':
+      raw = gzip.decompress(raw)
+  except (OSError, EOFError) as e:
+    raise DataError(f'Cannot read {path} ({e}); the file looks truncated or '
+                    'corrupt: download it again.') from e
+  if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+    raise DataError(f'{path} is not an IDX file (bad magic number '
+                    f'{raw[:4].hex()}); expected MNIST-format files such as '
+                    'train-images-idx3-ubyte.gz.')
+  ndim = raw[3]
+  header = 4 + 4 * ndim
+  shape = tuple(int(d) for d in np.frombuffer(raw[4:header], '>u4'))
+  dtype = np.dtype(_IDX_DTYPES[raw[2]])
+  expected = header + int(np.prod(shape)) * dtype.itemsize
+  if len(raw) != expected:
+    raise DataError(f'{path} is truncated or padded: its header promises shape '
+                    f'{shape} ({expected} bytes) but the file has {len(raw)} '
+                    'bytes. Download it again.')
+  return np.frombuffer(raw, dtype, offset=header).reshape(shape)
+
+
+def _find(directory: str, stem: str) -> str:
+  for name in (stem + '.gz', stem):
+    path = os.path.join(directory, name)
+    if os.path.isfile(path):
+      return path
+  raise DataError(
+      f'{directory} has no {stem}.gz (or {stem}). An IDX data directory holds '
+      'train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, '
+      't10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz, as MNIST, '
+      'Fashion-MNIST and Debian\'s dataset-fashion-mnist ship them; point '
+      '--config.data.path at such a directory.')
+
+
+def _load_idx_split(directory: str, prefix: str) -> np.ndarray:
+  images = read_idx(_find(directory, f'{prefix}-images-idx3-ubyte'))
+  labels = read_idx(_find(directory, f'{prefix}-labels-idx1-ubyte'))
+  if images.ndim != 3 or images.dtype != np.uint8:
+    raise DataError(f'{prefix} images in {directory} have shape {images.shape} '
+                    f'and dtype {images.dtype}; expected uint8 (n, height, '
+                    'width).')
+  if labels.shape[0] != images.shape[0]:
+    raise DataError(f'{directory}: {images.shape[0]} {prefix} images but '
+                    f'{labels.shape[0]} labels; the files are from different '
+                    'datasets or one is corrupt.')
+  return images
+
+
+def load_idx_dir(directory: str) -> Tuple[np.ndarray, np.ndarray]:
+  """(train, test) uint8 images from an MNIST-format IDX directory."""
+  if not directory or not os.path.isdir(directory):
+    raise DataError(
+        f'data.path={directory!r} is not a directory. For data.name=idx, set '
+        '--config.data.path to the folder holding the IDX .gz files (e.g. '
+        '/usr/share/datasets/fashion-mnist after `apt install '
+        'dataset-fashion-mnist`).')
+  return _load_idx_split(directory, 'train'), _load_idx_split(directory, 't10k')
+
+
+def load_tfd(path: str, fold: int = 0, include_unlabeled: bool = True
+             ) -> Dict[str, np.ndarray]:
+  """The Toronto Face Database from the standard ``TFD_48x48.mat``.
+
+  The file holds ``images`` (n, 48, 48) uint8 and ``folds`` (n, 5): in fold f,
+  0 = unlabeled, 1 = train, 2 = valid, 3 = test.
+
+  Args:
+    path: path of TFD_48x48.mat.
+    fold: which of the 5 folds (0-4).
+    include_unlabeled: train on the unlabeled images too (the usual choice
+      for generative models).
+
+  Returns:
+    dict with 'train', 'valid', 'test' uint8 arrays.
+  """
+  import scipy.io  # pylint: disable=g-import-not-at-top
+  if not path or not os.path.isfile(path):
+    raise DataError(
+        f'TFD file {path!r} not found. TFD is not public: obtain '
+        'TFD_48x48.mat from its authors and pass its location with '
+        '--config.data.path=/path/to/TFD_48x48.mat.')
+  try:
+    mat = scipy.io.loadmat(path)
+  except Exception as e:  # scipy raises several types for bad files.
+    raise DataError(f'{path} is not a readable MATLAB .mat file ({e}). Expected '
+                    'the standard TFD_48x48.mat (MATLAB v5 format).') from e
+  if 'images' not in mat or 'folds' not in mat:
+    raise DataError(f'{path} lacks the "images" and "folds" variables of '
+                    f'TFD_48x48.mat (found {sorted(k for k in mat if not k.startswith("__"))}).')
+  images, folds = np.asarray(mat['images']), np.asarray(mat['folds'])
+  if images.ndim != 3 or folds.shape != (images.shape[0], 5):
+    raise DataError(f'{path}: images {images.shape} and folds {folds.shape} do '
+                    'not match the TFD layout (n, 48, 48) and (n, 5).')
+  if not 0 <= fold < 5:
+    raise DataError(f'data.tfd_fold={fold}; TFD has folds 0-4.')
+  if images.dtype != np.uint8:
+    images = np.clip(np.rint(images), 0, 255).astype(np.uint8)
+  f = folds[:, fold]
+  train_mask = (f == 1) | ((f == 0) if include_unlabeled else False)
+  return {'train': images[train_mask], 'valid': images[f == 2],
+          'test': images[f == 3]}
+
+
+def load_digits_images() -> Tuple[np.ndarray, np.ndarray]:
+  """scikit-learn's bundled 8x8 digits (1797 images), as uint8 (train, test).
+
+  The last 297 images (in a fixed shuffled order) are the test split.
+  """
+  from sklearn import datasets  # pylint: disable=g-import-not-at-top
+  images = datasets.load_digits().images  # values 0..16
+  images = np.rint(images * (255.0 / 16.0)).astype(np.uint8)
+  order = np.random.RandomState(0).permutation(len(images))
+  images = images[order]
+  return images[:1500], images[1500:]
+
+
+def _network_reachable(host_port, timeout: float) -> bool:
+  try:
+    socket.create_connection(host_port, timeout=timeout).close()
+    return True
+  except OSError:
+    return False
+
+
+def load_tfds(name: str, data_dir: str = '', timeout: float = 5.0
+              ) -> Dict[str, np.ndarray]:
+  """A tfds image dataset as uint8 arrays, preparing it if it is not yet.
+
+  Fails within ``timeout`` seconds, instead of retrying for minutes, when the
+  dataset is not prepared and the download server cannot be reached.
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  builder = tfds.builder(name, data_dir=data_dir or None,
+                         file_format='array_record')
+  if not builder.is_prepared():
+    if not _network_reachable(_TFDS_PROBE_HOST, timeout):
+      raise DataError(
+          f'tfds dataset {name!r} is not prepared in {builder.data_dir} and '
+          'its download server cannot be reached (no network?). Either '
+          'prepare it on a machine with network and copy the tfds data_dir '
+          '(--config.data.data_dir), or use local MNIST-format IDX files: '
+          '--config.data.name=idx --config.data.path=DIR.')
+    builder.download_and_prepare()
+  splits = {}
+  for split in builder.info.splits:
+    source = builder.as_data_source(split=split)
+    images = np.stack([np.asarray(ex['image']) for ex in source])
+    splits[split] = images.reshape(images.shape[:3]).astype(np.uint8)
+  if name == 'binarized_mnist':  # stored as {0, 1}
+    splits = {k: v * np.uint8(255) for k, v in splits.items()}
+  return splits
+
+
+def _carve_valid(train: np.ndarray, num_valid: int, seed: int):
+  if not 0 < num_valid < len(train):
+    raise DataError(f'data.num_valid={num_valid} must be between 1 and the '
+                    f'{len(train) - 1} training images less one.')
+  order = np.random.RandomState(seed).permutation(len(train))
+  return train[order[num_valid:]], train[order[:num_valid]]
+
+
+def load(data_config) -> Splits:
+  """Loads the dataset described by ``config.data``.
+
+  Args:
+    data_config: with fields name, path, data_dir, binarization, num_valid,
+      split_seed, tfd_fold, tfd_include_unlabeled, download_timeout.
+
+  Returns:
+    `Splits` of uint8 images; with binarization='fixed' they are already
+    binarised (to {0, 255}) with the fixed seed ``split_seed``.
+
+  Raises:
+    DataError: naming the problem and the fix.
+  """
+  name = data_config.name
+  if data_config.binarization not in BINARIZATIONS:
+    raise DataError(f'data.binarization={data_config.binarization!r}; use one '
+                    f'of {BINARIZATIONS}.')
+  valid = None
+  if name == 'digits':
+    train, test = load_digits_images()
+  elif name == 'idx':
+    train, test = load_idx_dir(data_config.path)
+  elif name == 'tfd':
+    parts = load_tfd(data_config.path, data_config.tfd_fold,
+                     data_config.tfd_include_unlabeled)
+    train, valid, test = parts['train'], parts['valid'], parts['test']
+  elif name in TFDS_NAMES:
+    parts = load_tfds(name, data_config.data_dir, data_config.download_timeout)
+    train, test, valid = parts['train'], parts['test'], parts.get('validation')
+  else:
+    raise DataError(f'Unknown data.name={name!r}; use one of {DATASET_NAMES}.')
+  if valid is None:
+    train, valid = _carve_valid(train, data_config.num_valid,
+                                data_config.split_seed)
+  splits = Splits(train=train, valid=valid, test=test)
+  for split in ('train', 'valid', 'test'):
+    if len(splits.split(split)) == 0:
+      raise DataError(f'The {split} split of data.name={name!r} is empty; check '
+                      'data.path (and data.tfd_fold for TFD).')
+  if data_config.binarization == 'fixed':
+    splits = Splits(*(binarize_once(a, data_config.split_seed + i)
+                      for i, a in enumerate((train, valid, test))))
+  logging.info('Loaded %s: train %s, valid %s, test %s', name,
+               splits.train.shape, splits.valid.shape, splits.test.shape)
+  return splits

@@ -1,0 +1,38 @@
+"""Metrics to a JSON-lines file and to TensorBoard event files in the workdir."""
+
+import json
+import math
+import os
+from typing import Dict
+
+from tensorboardX import SummaryWriter
+
+METRICS_FILE = 'metrics.jsonl'
+
+
+class MetricWriter:
+  """Appends one JSON object per write to ``metrics.jsonl`` and logs scalars
+  to TensorBoard under ``workdir/tensorboard``."""
+
+  def __init__(self, workdir: str):
+    self._path = os.path.join(workdir, METRICS_FILE)
+    self._tb = SummaryWriter(os.path.join(workdir, 'tensorboard'))
+
+  def write(self, step: int, scalars: Dict[str, float]) -> None:
+    record = {'step': int(step)}
+    record.update({k: float(v) for k, v in scalars.items()})
+    with open(self._path, 'a') as f:
+      f.write(json.dumps({k: (v if not isinstance(v, float) or math.isfinite(v)
+                              else str(v)) for k, v in record.items()}) + '\n')
+    for key, value in scalars.items():
+      self._tb.add_scalar(key, float(value), int(step))
+    self._tb.flush()
+
+  def close(self) -> None:
+    self._tb.close()
+
+
+def read_metrics(workdir: str):
+  """All records of ``workdir/metrics.jsonl``, in order."""
+  with open(os.path.join(workdir, METRICS_FILE)) as f:
+    return [json.loads(line) for line in f if line.strip()]

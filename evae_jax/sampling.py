@@ -1,0 +1,64 @@
+"""Generation and reconstruction with a trained model (pure, jittable)."""
+
+import jax
+import jax.numpy as jnp
+
+from evae_jax import models
+
+
+def generate(apply_fn, params, masks: jax.Array, rng: jax.Array,
+             num_samples: int) -> jax.Array:
+  """Samples from the generative model: y ~ U{1..E}, z ~ N(0, I), decoder mean.
+
+  Args:
+    apply_fn: ``model.apply`` of an `evae_jax.models.EVAE`.
+    params: its parameters.
+    masks: (E, D) epitome masks.
+    rng: PRNG key.
+    num_samples: n.
+
+  Returns:
+    (n, N) decoder means E[x | M[y] * z] in [0, 1].
+  """
+  y_rng, z_rng = jax.random.split(rng)
+  y = jax.random.randint(y_rng, (num_samples,), 0, masks.shape[0])
+  z = jax.random.normal(z_rng, (num_samples, masks.shape[1]))
+  return models.decode_mean(apply_fn, params, masks[y] * z)
+
+
+def reconstruct(apply_fn, params, masks: jax.Array, x: jax.Array,
+                assignments: jax.Array) -> jax.Array:
+  """Decoder mean at the posterior mean of the assigned epitome.
+
+  Args:
+    apply_fn: ``model.apply``.
+    params: parameters.
+    masks: (E, D).
+    x: (B, N) inputs.
+    assignments: (B,) epitome of each example (y*).
+
+  Returns:
+    (B, N) reconstructions E[x | M[y*] * mu(x)].
+  """
+  encode, _ = models.bind(apply_fn, params)
+  mu, _ = encode(x)
+  return models.decode_mean(apply_fn, params, masks[assignments] * mu)
+
+
+def epitome_manifold(apply_fn, params, masks: jax.Array, epitome: int,
+                     grid_size: int) -> jax.Array:
+  """The learned 2-d manifold of one epitome (paper Fig. 5).
+
+  The epitome's first two units sweep the standard-normal quantiles of a
+  grid_size x grid_size grid (the other units are zero).
+
+  Returns:
+    (grid_size**2, N) decoder means, row-major over the grid.
+  """
+  quantiles = jax.scipy.special.ndtri(
+      jnp.linspace(0.05, 0.95, grid_size))
+  a, b = jnp.meshgrid(quantiles, quantiles, indexing='ij')
+  units = jnp.nonzero(masks[epitome], size=2)[0]
+  z = jnp.zeros((grid_size * grid_size, masks.shape[1]))
+  z = z.at[:, units[0]].set(a.ravel()).at[:, units[1]].set(b.ravel())
+  return models.decode_mean(apply_fn, params, z)
