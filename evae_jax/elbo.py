@@ -173,6 +173,7 @@ def epitome_loss(encode: Encode, decode_log_prob: DecodeLogProb, x: jax.Array,
   """
   if objective not in OBJECTIVES:
     raise ValueError(f'objective must be one of {OBJECTIVES}, got {objective!r}')
+  masks = jnp.asarray(masks)
   eps_rng, drop_rng = jax.random.split(rng)
   mu, logvar = encode(x)
   eps = jax.random.normal(eps_rng, mu.shape, mu.dtype)

@@ -86,7 +86,7 @@ def train_step(state: TrainState, batch: jax.Array, rng: jax.Array,
   metrics = {k: jnp.mean(aux[k]) for k in
              ('elbo', 'bound', 'logsumexp_bound', 'log_lik', 'kl')}
   metrics['loss'] = loss
-  metrics['grad_norm'] = optax.global_norm(grads)
+  metrics['grad_norm'] = optax.tree.norm(grads)
   return state.apply_gradients(grads=grads), metrics
 
 

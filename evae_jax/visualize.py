@@ -1,7 +1,6 @@
 """Image grids and plots written as PNG files."""
 
 import math
-import os
 from typing import Optional, Sequence
 
 import numpy as np
@@ -25,10 +24,10 @@ def image_grid(images: np.ndarray, num_cols: Optional[int] = None,
 
 
 def save_grid(path: str, images: np.ndarray, num_cols: Optional[int] = None,
-              min_size: int = 256) -> None:
+              min_size: int = 400) -> None:
   """Writes an image grid as PNG, upscaled (nearest) to at least min_size px."""
   grid = image_grid(images, num_cols)
-  scale = max(1, min_size // max(grid.shape))
+  scale = max(1, math.ceil(min_size / max(grid.shape)))
   Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale),
                                Image.NEAREST).save(path)
 
@@ -74,11 +73,7 @@ def save_manifolds(path: str, manifolds: Sequence[np.ndarray],
   height = max(t.shape[0] for t in tiles)
   gap = np.full((height, 4), 255, np.uint8)
   row = np.concatenate(sum(([t, gap] for t in tiles), [])[:-1], axis=1)
-  scale = max(1, 256 // height)
+  scale = max(1, math.ceil(200 / height))
   Image.fromarray(row).resize((row.shape[1] * scale, row.shape[0] * scale),
                               Image.NEAREST).save(path)
 
-
-def ensure_dir(path: str) -> str:
-  os.makedirs(path, exist_ok=True)
-  return path

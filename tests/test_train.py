@@ -1,0 +1,123 @@
+"""The training step, the training loop, resume, and the CLI end to end."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import test as test_config
+from evae_jax import checkpoints
+from evae_jax import configuration
+from evae_jax import input_pipeline
+from evae_jax import metric_writers
+from evae_jax import train
+from tests.conftest import ROOT
+
+
+def _tiny_state(kind='evae', likelihood='bernoulli'):
+  config = test_config.get_config()
+  config.model.kind = kind
+  config.model.likelihood = likelihood
+  state = train.create_train_state(config, 64, jax.random.PRNGKey(0))
+  masks = jnp.asarray(configuration.masks_from_config(config.model))
+  return config, state, masks
+
+
+@pytest.mark.parametrize('kind,likelihood', [('evae', 'bernoulli'),
+                                             ('vae', 'bernoulli'),
+                                             ('evae', 'gaussian')])
+def test_train_step_lowers_the_loss(kind, likelihood):
+  config, state, masks = _tiny_state(kind, likelihood)
+  splits = input_pipeline.load(config.data)
+  batch = input_pipeline.preprocess(jnp.asarray(splits.train[:50]), None,
+                                    'none')
+  rng = jax.random.PRNGKey(1)
+  _, first = train.train_step(state, batch, rng, masks)
+  for _ in range(30):
+    state, metrics = train.train_step(state, batch, rng, masks)
+  assert metrics['loss'] < first['loss'] - 1.0
+  assert int(state.step) == 30
+  for value in metrics.values():
+    assert np.isfinite(value)
+
+
+def _run_cli(workdir, *overrides, config='configs/test.py'):
+  return subprocess.run(
+      [sys.executable, '-m', 'evae_jax.main', f'--config={config}',
+       f'--workdir={workdir}', *overrides],
+      cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_cli_end_to_end_and_resume(tmp_path):
+  workdir = str(tmp_path / 'run')
+  result = _run_cli(workdir)
+  assert result.returncode == 0, result.stderr[-3000:]
+  for name in ('samples.png', 'reconstructions.png', 'metrics.jsonl',
+               'config.json'):
+    assert os.path.getsize(os.path.join(workdir, name)) > 0, name
+  steps_per_epoch = 1300 // 50
+  assert checkpoints.Checkpoints(workdir, 3).steps() == [steps_per_epoch,
+                                                         2 * steps_per_epoch]
+  records = metric_writers.read_metrics(workdir)
+  assert [r['step'] for r in records] == [26, 52]
+  assert all('valid_bound' in r for r in records)
+  assert any(f.startswith('events.out.tfevents') for f in
+             os.listdir(os.path.join(workdir, 'tensorboard')))
+
+  # Rerunning with more epochs resumes from step 52 instead of starting over.
+  result = _run_cli(workdir, '--config.train.num_epochs=3')
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'Resumed from the checkpoint at step 52' in result.stderr
+  assert [r['step'] for r in metric_writers.read_metrics(workdir)] == [26, 52, 78]
+
+  # A different model in the same workdir is refused, and nothing is touched.
+  before = open(os.path.join(workdir, 'metrics.jsonl')).read()
+  result = _run_cli(workdir, '--config.model.latent_dim=8')
+  assert result.returncode == 2
+  assert 'model.latent_dim' in result.stderr and 'Traceback' not in result.stderr
+  assert open(os.path.join(workdir, 'metrics.jsonl')).read() == before
+
+
+def test_cli_rejects_invalid_epitomes(tmp_path):
+  result = _run_cli(str(tmp_path / 'bad'), '--config.model.epitome_size=9')
+  assert result.returncode == 2
+  assert 'K must satisfy 1 <= K <= D' in result.stderr
+  assert 'epitome_size=6' in result.stderr
+  assert 'Traceback' not in result.stderr
+
+
+def _params_after(config, workdir):
+  train.train_and_evaluate(config, workdir)
+  state = train.create_train_state(config, 64, jax.random.PRNGKey(0))
+  tree, _ = checkpoints.Checkpoints(workdir, 3).restore_latest(
+      train._state_tree(state))  # pylint: disable=protected-access
+  return tree
+
+
+def test_resume_is_bit_identical(tmp_path):
+  config = test_config.get_config()
+  config.train.checkpoint_every_steps = 10
+  straight = _params_after(config, str(tmp_path / 'straight'))
+
+  interrupted = str(tmp_path / 'interrupted')
+  config.train.num_epochs = 1
+  _params_after(config, interrupted)
+  config.train.num_epochs = 2
+  resumed = _params_after(config, interrupted)
+  assert int(resumed['step']) == int(straight['step']) == 52
+  for a, b in zip(jax.tree_util.tree_leaves(straight),
+                  jax.tree_util.tree_leaves(resumed)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_validation_bound_improves(tmp_path):
+  config = test_config.get_config()
+  config.train.num_epochs = 6
+  train.train_and_evaluate(config, str(tmp_path))
+  bounds = [r['valid_bound'] for r in metric_writers.read_metrics(str(tmp_path))]
+  assert bounds[-1] > bounds[0] + 1.0
