@@ -138,7 +138,8 @@ def train_chunk(state: TrainState, images: jax.Array, rng: jax.Array,
   return jax.lax.scan(body, state, indices)
 
 
-def _state_tree(state: TrainState) -> Dict[str, Any]:
+def state_tree(state: TrainState) -> Dict[str, Any]:
+  """The part of the state that is checkpointed (apply_fn and tx are code)."""
   return {'params': state.params, 'opt_state': state.opt_state,
           'step': state.step}
 
@@ -271,7 +272,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
 
   state = create_train_state(config, splits.num_pixels, init_rng)
   ckpts = checkpoints.Checkpoints(workdir, tc.keep_checkpoints)
-  restored, last_saved = ckpts.restore_latest(_state_tree(state))
+  restored, last_saved = ckpts.restore_latest(state_tree(state))
   if restored is not None:
     state = state.replace(**restored)
     logging.info('Resumed from the checkpoint at step %d.', last_saved)
@@ -318,7 +319,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         writer.write(step, summary)
         if (_is_boundary(step, steps_per_epoch, tc.checkpoint_every_steps)
             or step == total_steps or stop['signal']):
-          ckpts.save(step, _state_tree(state))
+          ckpts.save(step, state_tree(state))
           last_saved = step
         if stop['signal']:
           logging.warning('Received %s: saved a checkpoint at step %d and '

@@ -95,7 +95,7 @@ def _params_after(config, workdir):
   train.train_and_evaluate(config, workdir)
   state = train.create_train_state(config, 64, jax.random.PRNGKey(0))
   tree, _ = checkpoints.Checkpoints(workdir, 3).restore_latest(
-      train._state_tree(state))  # pylint: disable=protected-access
+      train.state_tree(state))
   return tree
 
 

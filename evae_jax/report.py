@@ -1,0 +1,234 @@
+"""``--mode=evaluate`` and ``--mode=sample`` on a trained workdir.
+
+Evaluate writes ``eval.json`` (every figure, machine-readable),
+``report.md`` (the same for people, with the settings used) and the PNG
+figures; sample writes ``samples.npz`` and a PNG grid.
+"""
+
+import json
+import math
+import os
+import time
+from typing import Any, Dict
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from evae_jax import checkpoints
+from evae_jax import configuration
+from evae_jax import elbo
+from evae_jax import evaluate
+from evae_jax import figures
+from evae_jax import input_pipeline
+from evae_jax import models
+from evae_jax import sampling
+from evae_jax import train
+from evae_jax import visualize
+
+EVAL_JSON = 'eval.json'
+REPORT_MD = 'report.md'
+SAMPLES_NPZ = 'samples.npz'
+EVAL_SEED = 2017
+
+
+def load_trained(config, workdir: str):
+  """(state, splits, masks) of the newest checkpoint in ``workdir``.
+
+  Raises:
+    configuration.ConfigError: the workdir has no checkpoint.
+  """
+  configuration.validate(config)
+  if not os.path.isdir(os.path.join(workdir, 'checkpoints')):
+    raise configuration.ConfigError(
+        f'{workdir} has no checkpoints/: train first with the same --config '
+        f'and --workdir={workdir} (without --mode).')
+  splits = input_pipeline.load(config.data)
+  masks = jnp.asarray(configuration.masks_from_config(config.model))
+  state = train.create_train_state(config, splits.num_pixels,
+                                   jax.random.PRNGKey(0))
+  ckpts = checkpoints.Checkpoints(workdir, config.train.keep_checkpoints)
+  try:
+    tree, _ = ckpts.restore_latest(train.state_tree(state))
+  finally:
+    ckpts.close()
+  if tree is None:
+    raise configuration.ConfigError(
+        f'{workdir}/checkpoints holds no checkpoint: train first.')
+  return state.replace(**tree), splits, masks
+
+
+def _mean_and_stderr(values) -> Dict[str, float]:
+  values = np.asarray(values, np.float64)
+  return {'mean': float(values.mean()),
+          'stderr': float(values.std() / math.sqrt(len(values)))}
+
+
+def _limit(x, n):
+  return x if not n else x[:n]
+
+
+def compute_metrics(state, splits, masks, config) -> Dict[str, Any]:
+  """Every measurement of the paper on ``config.eval.split``."""
+  ec = config.eval
+  rng = jax.random.PRNGKey(EVAL_SEED)
+  params, apply_fn = state.params, state.apply_fn
+  images = _limit(splits.split(ec.split), ec.num_examples)
+  x = evaluate.eval_inputs(images, config.data)
+  enc = evaluate.encode_dataset(params, apply_fn, x, masks,
+                                jax.random.fold_in(rng, 0), ec.batch_size)
+  assignments = elbo.assign_epitomes(enc.terms.elbo)
+  activity, num_active = evaluate.active_units(
+      enc.mu, assignments, masks, ec.active_threshold)
+  unit_kl = evaluate.per_unit_kl(enc.mu, enc.logvar, assignments, masks)
+
+  iw_n = min(ec.iw_num_examples or len(x), len(x))
+  start = time.perf_counter()
+  iw = evaluate.iw_log_likelihood(
+      params, apply_fn, x[:iw_n], masks, jax.random.fold_in(rng, 1),
+      ec.iw_samples, ec.iw_chunk, ec.batch_size, assignments[:iw_n],
+      progress=config.train.progress_bar)
+  iw_seconds = time.perf_counter() - start
+
+  sigmas = np.logspace(ec.parzen_sigma_min_log10, ec.parzen_sigma_max_log10,
+                       ec.parzen_num_sigmas)
+  generated = jax.random.fold_in(rng, 2)
+  samples = sampling.generate(apply_fn, params, masks, generated,
+                              ec.parzen_samples)
+  # Parzen scores real-valued pixels (the protocol of Table 3's baselines).
+  gray = lambda a: input_pipeline.preprocess(jnp.asarray(a), None, 'none')
+  parzen_valid = gray(splits.valid[:ec.parzen_valid])
+  sigma, sigma_scores = evaluate.select_parzen_sigma(parzen_valid, samples,
+                                                     sigmas)
+  parzen = evaluate.parzen_log_density(gray(images), samples, sigma)
+
+  return {
+      'split': ec.split,
+      'num_examples': int(len(x)),
+      'num_params': models.count_params(params),
+      'num_epitomes': int(masks.shape[0]),
+      'epitome_shape': dict(zip(('latent_dim', 'epitome_size', 'stride'),
+                                configuration.epitome_shape(config.model))),
+      'step': int(state.step),
+      'bound': _mean_and_stderr(elbo.point_estimate_bound(enc.terms.elbo)),
+      'logsumexp_bound': _mean_and_stderr(elbo.logsumexp_bound(enc.terms.elbo)),
+      'iw_log_likelihood': {
+          'marginal': _mean_and_stderr(iw['marginal']),
+          'assigned_epitome': _mean_and_stderr(iw['assigned']),
+          'num_samples': ec.iw_samples, 'num_examples': iw_n,
+          'seconds': iw_seconds},
+      'active_units': {
+          'count': num_active, 'threshold': ec.active_threshold,
+          'activity': np.asarray(activity).tolist(),
+          'sorted_activity': np.sort(np.asarray(activity))[::-1].tolist(),
+          'per_unit_kl': np.asarray(unit_kl).tolist()},
+      'epitome_usage': evaluate.epitome_usage(assignments,
+                                              masks.shape[0]).tolist(),
+      'parzen': dict(_mean_and_stderr(parzen), sigma=sigma,
+                     num_samples=ec.parzen_samples,
+                     num_valid=int(len(parzen_valid)),
+                     sigma_grid=sigmas.tolist(),
+                     valid_log_density=sigma_scores.tolist()),
+  }
+
+
+def _report_markdown(results: Dict[str, Any], config, workdir: str) -> str:
+  r = results
+  nats = lambda d: f'{d["mean"]:.2f} ± {d["stderr"]:.2f}'
+  shape = r['epitome_shape']
+  lines = [
+      f'# Evaluation of `{workdir}`', '',
+      f'Model: {config.model.kind}, L={config.model.num_layers}, '
+      f'H={config.model.hidden_dim}, D={shape["latent_dim"]}, '
+      f'K={shape["epitome_size"]}, s={shape["stride"]} '
+      f'(E={r["num_epitomes"]} epitomes), {config.model.likelihood} '
+      f'likelihood, {r["num_params"]:,} parameters, trained {r["step"]} steps '
+      f'on `{config.data.name}`.', '',
+      '| measurement | value |', '| --- | --- |',
+      f'| bound of eq. 7 (max_y ELBO_y - log E), nats | {nats(r["bound"])} |',
+      f'| logsumexp bound (logsumexp_y ELBO_y - log E), nats | '
+      f'{nats(r["logsumexp_bound"])} |',
+      f'| IW log-likelihood, marginal over epitomes, nats | '
+      f'{nats(r["iw_log_likelihood"]["marginal"])} |',
+      f'| IW log-likelihood, y* only (log p(x|y*) - log E), nats | '
+      f'{nats(r["iw_log_likelihood"]["assigned_epitome"])} |',
+      f'| active units (A_u > {r["active_units"]["threshold"]}) | '
+      f'{r["active_units"]["count"]} of {shape["latent_dim"]} |',
+      f'| Parzen log-density, nats | {nats(r["parzen"])} |', '',
+      '## Settings', '',
+      f'- split: `{r["split"]}`, {r["num_examples"]} examples; binarisation '
+      f'`{config.data.binarization}`'
+      + (' (bounds and IW on one fixed binarisation)'
+         if config.data.binarization == 'dynamic' else ''),
+      '- bounds: single-sample ELBO per epitome with common noise',
+      f'- IW: k = {r["iw_log_likelihood"]["num_samples"]} samples on the first '
+      f'{r["iw_log_likelihood"]["num_examples"]} examples '
+      f'({r["iw_log_likelihood"]["seconds"]:.1f} s)',
+      f'- active units: A_u = Cov_x(E_q[u]) with E_q[u] = 0 outside y*(x); '
+      f'threshold {r["active_units"]["threshold"]}',
+      f'- Parzen: {r["parzen"]["num_samples"]} generated samples (decoder '
+      f'means), sigma = {r["parzen"]["sigma"]:.4g} chosen from '
+      f'logspace({config.eval.parzen_sigma_min_log10:g}, '
+      f'{config.eval.parzen_sigma_max_log10:g}, {config.eval.parzen_num_sigmas})'
+      f' on {r["parzen"]["num_valid"]} validation images, scored on '
+      f'real-valued pixels; mean ± std/sqrt(n)', '',
+      '## Units and epitomes', '',
+      'Sorted activity: ' + ', '.join(
+          f'{a:.3f}' for a in r['active_units']['sorted_activity']), '',
+      'Per-unit KL (nats): ' + ', '.join(
+          f'{a:.3f}' for a in r['active_units']['per_unit_kl']), '',
+      'Examples assigned to each epitome: ' + ', '.join(
+          str(u) for u in r['epitome_usage']), '',
+      '## Figures', '',
+      f'![samples]({figures.SAMPLES_PNG}) ',
+      f'![reconstructions]({figures.RECONSTRUCTIONS_PNG}) ',
+      f'![activity]({figures.ACTIVITY_PNG})',
+  ]
+  if os.path.exists(os.path.join(workdir, figures.MANIFOLDS_PNG)):
+    lines.append(f'![manifolds]({figures.MANIFOLDS_PNG})')
+  return '\n'.join(lines) + '\n'
+
+
+def _write_atomically(path: str, text: str) -> None:
+  with open(path + '.tmp', 'w') as f:
+    f.write(text)
+  os.replace(path + '.tmp', path)
+
+
+def evaluate_workdir(config, workdir: str) -> Dict[str, Any]:
+  """Measures the newest checkpoint of ``workdir``; writes eval.json,
+  report.md and the figures. Returns the eval.json contents."""
+  state, splits, masks = load_trained(config, workdir)
+  results = compute_metrics(state, splits, masks, config)
+  figures.write_sample_figures(state.params, state.apply_fn, masks, splits,
+                               config, workdir)
+  visualize.save_activity_plot(
+      os.path.join(workdir, figures.ACTIVITY_PNG),
+      np.asarray(results['active_units']['activity']),
+      np.asarray(results['active_units']['per_unit_kl']),
+      config.eval.active_threshold,
+      title=f'{config.model.kind} D={config.model.latent_dim}')
+  results['config'] = configuration.config_as_dict(config)
+  _write_atomically(os.path.join(workdir, EVAL_JSON),
+                    json.dumps(results, indent=1))
+  _write_atomically(os.path.join(workdir, REPORT_MD),
+                    _report_markdown(results, config, workdir))
+  print(f'Wrote {os.path.join(workdir, REPORT_MD)}', flush=True)
+  return results
+
+
+def sample_workdir(config, workdir: str, num_samples: int) -> np.ndarray:
+  """Writes ``samples.npz`` (key x: (n, H, W) float32 decoder means in
+  [0, 1]) and ``samples.png``; returns the samples."""
+  if num_samples < 1:
+    raise configuration.ConfigError(f'--num_samples={num_samples} must be >= 1.')
+  state, splits, masks = load_trained(config, workdir)
+  x = figures.samples(state.params, state.apply_fn, masks, num_samples,
+                      splits.image_shape, seed=config.seed)
+  x = np.clip(x, 0.0, 1.0).astype(np.float32)
+  path = os.path.join(workdir, SAMPLES_NPZ)
+  np.savez(path + '.tmp.npz', x=x)
+  os.replace(path + '.tmp.npz', path)
+  visualize.save_grid(os.path.join(workdir, figures.SAMPLES_PNG), x)
+  print(f'Wrote {path}', flush=True)
+  return x
