@@ -5,6 +5,7 @@ is wrong and how to fix it; `main.py` prints it and exits with status 2.
 """
 
 import json
+import math
 import os
 from typing import Any, Dict
 
@@ -56,6 +57,9 @@ def masks_from_config(model_config) -> np.ndarray:
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises `ConfigError` for any value the run cannot use."""
   m, t, d, e = config.model, config.train, config.data, config.eval
+  for field, value in _flatten(config_as_dict(config)).items():
+    if isinstance(value, float) and not math.isfinite(value):
+      raise ConfigError(f'{field}={value} must be a finite number.')
   _choice(m.kind, MODEL_KINDS, 'model.kind')
   _choice(m.likelihood, models.LIKELIHOODS, 'model.likelihood')
   _choice(t.objective, elbo.OBJECTIVES, 'train.objective')

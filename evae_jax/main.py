@@ -65,5 +65,21 @@ def main(argv):
     sys.exit(3)
 
 
+def parse_flags(argv):
+  """absl's parser, but a mistyped or unknown config field exits with status
+  2 and one line naming it instead of a traceback."""
+  try:
+    argv = FLAGS(argv)
+    FLAGS.config.keys()  # config files load lazily: surface their errors here.
+    return argv
+  except (flags.Error, AttributeError, KeyError, TypeError, ValueError,
+          OSError) as e:
+    message = ' '.join(str(e).replace('\\n', ' ').split()).strip('"\'\\')
+    print(f'error: bad command line: {message}. Fields and their types are '
+          'listed in configs/default.py; check the spelling of '
+          '--config.SECTION.FIELD=VALUE.', file=sys.stderr)
+    sys.exit(2)
+
+
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

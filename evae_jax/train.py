@@ -223,9 +223,11 @@ def _check_finite(metrics: Dict[str, np.ndarray], first_step: int,
              f'(raise model.min_logvar={config.model.min_logvar})')
   raise NonFiniteLossError(
       f'The loss or gradients became NaN/inf at step {step}. Likely cause: '
-      f'{hint}. The last good checkpoint (step {last_checkpoint}) is intact; '
-      'rerunning with a lower learning rate in a new workdir, or after '
-      'changing it here with --config.train.overwrite=True, avoids it.')
+      f'{hint}. ' + (f'The last good checkpoint (step {last_checkpoint}) is '
+                     'intact. ' if last_checkpoint else 'No checkpoint had '
+                     'been saved yet. ') +
+      'Rerun with a lower learning rate in a new workdir (or here with '
+      '--config.train.overwrite=True, which keeps the earlier files).')
 
 
 def _is_boundary(step: int, steps_per_epoch: int, every: int) -> bool:
@@ -325,8 +327,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
           logging.warning('Received %s: saved a checkpoint at step %d and '
                           'stopped. Rerun the same command to resume.',
                           stop['signal'], step)
-          print(f'Received {stop["signal"]}: saved a checkpoint at step '
-                f'{step}; rerun the same command to resume.', flush=True)
           return valid_metrics
   finally:
     bar.close()

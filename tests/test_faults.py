@@ -1,0 +1,269 @@
+"""Fault injection: kills, signals, corrupt checkpoints, NaNs and bad input.
+
+Each test does the fault for real (a real training subprocess, real files)
+and checks both the behaviour and that earlier results were not modified.
+"""
+
+import glob
+import hashlib
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from configs import test as test_config
+from evae_jax import checkpoints
+from evae_jax import metric_writers
+from evae_jax import train
+from tests.conftest import ROOT
+from tests.test_input_pipeline import write_idx
+from tests.test_input_pipeline import write_idx_dir
+
+STEPS_PER_EPOCH = 1300 // 50
+
+
+def _cmd(workdir, *overrides):
+  return [sys.executable, '-m', 'evae_jax.main', '--config=configs/test.py',
+          f'--workdir={workdir}', *overrides]
+
+
+def _run(workdir, *overrides):
+  return subprocess.run(_cmd(workdir, *overrides), cwd=ROOT,
+                        capture_output=True, text=True, timeout=300)
+
+
+def _start(workdir, *overrides):
+  return subprocess.Popen(_cmd(workdir, *overrides), cwd=ROOT,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True)
+
+
+def _wait_for_checkpoint(workdir, proc, timeout=120):
+  deadline = time.time() + timeout
+  while time.time() < deadline:
+    if glob.glob(os.path.join(workdir, 'checkpoints', '[0-9]*')):
+      return
+    if proc.poll() is not None:
+      raise AssertionError('training ended before its first checkpoint')
+    time.sleep(0.05)
+  raise AssertionError('no checkpoint appeared')
+
+
+def _digest(workdir):
+  """Hashes of every result file except checkpoints and appended logs."""
+  out = {}
+  for path in sorted(glob.glob(os.path.join(workdir, '**', '*'), recursive=True)):
+    if os.path.isfile(path) and '/checkpoints/' not in path:
+      out[os.path.relpath(path, workdir)] = hashlib.sha256(
+          open(path, 'rb').read()).hexdigest()
+  return out
+
+
+def _final_params(workdir, overrides):
+  config = test_config.get_config()
+  for key, value in overrides.items():
+    section, field = key.split('.')
+    config[section][field] = value
+  state = train.create_train_state(config, 64, jax.random.PRNGKey(0))
+  ckpts = checkpoints.Checkpoints(workdir, 3)
+  tree, step = ckpts.restore_latest(train.state_tree(state))
+  ckpts.close()
+  return tree, step
+
+
+LONG = {'train.num_epochs': 8, 'train.checkpoint_every_steps': 7}
+LONG_FLAGS = [f'--config.{k}={v}' for k, v in LONG.items()]
+
+
+def test_sigkill_at_a_random_step_then_resume_is_bit_identical(tmp_path):
+  straight, interrupted = str(tmp_path / 'straight'), str(tmp_path / 'killed')
+  assert _run(straight, *LONG_FLAGS).returncode == 0
+  proc = _start(interrupted, *LONG_FLAGS)
+  _wait_for_checkpoint(interrupted, proc)
+  time.sleep(random.Random().uniform(0.0, 1.5))
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  killed_at = checkpoints.Checkpoints(interrupted, 3).steps()
+  result = _run(interrupted, *LONG_FLAGS)
+  assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+  a, step_a = _final_params(straight, LONG)
+  b, step_b = _final_params(interrupted, LONG)
+  assert step_a == step_b == 8 * STEPS_PER_EPOCH
+  for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+    np.testing.assert_array_equal(x, y)
+  if killed_at and killed_at[-1] < step_a:
+    assert f'Resumed from the checkpoint at step' in result.stderr
+
+
+@pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_and_sigint_save_a_checkpoint_before_exiting(tmp_path, sig):
+  workdir = str(tmp_path / 'run')
+  proc = _start(workdir, *LONG_FLAGS)
+  _wait_for_checkpoint(workdir, proc)
+  proc.send_signal(sig)
+  out, _ = proc.communicate(timeout=120)
+  steps = checkpoints.Checkpoints(workdir, 3).steps()
+  if 'saved a checkpoint at step' not in out:
+    pytest.skip('the run finished before the signal arrived')
+  assert proc.returncode == 0
+  stopped_at = int(re.search(r'saved a checkpoint at step (\d+)', out)[1])
+  assert steps[-1] == stopped_at < 8 * STEPS_PER_EPOCH
+  result = _run(workdir, *LONG_FLAGS)
+  assert f'Resumed from the checkpoint at step {stopped_at}' in result.stderr
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_the_previous(tmp_path):
+  workdir = str(tmp_path / 'run')
+  assert _run(workdir).returncode == 0
+  latest = os.path.join(workdir, 'checkpoints', str(2 * STEPS_PER_EPOCH))
+  for path in glob.glob(os.path.join(latest, '**', '*'), recursive=True):
+    if os.path.isfile(path):
+      with open(path, 'r+b') as f:
+        f.truncate(max(0, os.path.getsize(path) // 3))
+  metrics_before = open(os.path.join(workdir, 'metrics.jsonl')).read()
+  result = _run(workdir, '--config.train.num_epochs=3')
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'unreadable' in result.stderr and 'falling back' in result.stderr
+  assert f'Resumed from the checkpoint at step {STEPS_PER_EPOCH}' in result.stderr
+  # The damaged checkpoint was moved aside, not deleted; the log only grew.
+  assert glob.glob(latest + '.corrupt-*')
+  assert open(os.path.join(workdir, 'metrics.jsonl')).read().startswith(
+      metrics_before)
+  assert checkpoints.Checkpoints(workdir, 3).steps()[-1] == 3 * STEPS_PER_EPOCH
+
+
+def test_all_checkpoints_corrupt_is_an_error_not_a_fresh_start(tmp_path):
+  workdir = str(tmp_path / 'run')
+  assert _run(workdir).returncode == 0
+  for step_dir in glob.glob(os.path.join(workdir, 'checkpoints', '[0-9]*')):
+    for path in glob.glob(os.path.join(step_dir, '**', '*'), recursive=True):
+      if os.path.isfile(path):
+        open(path, 'wb').close()
+  before = _digest(workdir)
+  result = _run(workdir)
+  assert result.returncode == 2
+  assert 'None of the checkpoints' in result.stderr
+  assert 'Traceback' not in result.stderr
+  assert _digest(workdir) == before
+
+
+def test_nan_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_path):
+  workdir = str(tmp_path / 'run')
+  assert _run(workdir, '--config.train.num_epochs=1').returncode == 0
+  saved = checkpoints.Checkpoints(workdir, 3).steps()
+  before = _digest(workdir)
+  result = _run(workdir, '--config.train.num_epochs=2',
+                '--config.train.learning_rate=1e30')
+  # The lr change is refused first: a different config in the same workdir.
+  assert result.returncode == 2 and 'train.learning_rate' in result.stderr
+  result = _run(str(tmp_path / 'fresh'), '--config.train.learning_rate=1e30',
+                '--config.train.checkpoint_every_steps=1')
+  assert result.returncode == 3, result.stderr[-2000:]
+  assert 'NaN/inf at step' in result.stderr
+  assert 'learning rate' in result.stderr and 'Traceback' not in result.stderr
+  fresh_steps = checkpoints.Checkpoints(str(tmp_path / 'fresh'), 3).steps()
+  bad_step = int(result.stderr.split('NaN/inf at step ')[1].split('.')[0])
+  assert all(s < bad_step for s in fresh_steps)
+  assert _digest(workdir) == before
+  assert checkpoints.Checkpoints(workdir, 3).steps() == saved
+
+
+def test_gaussian_decoder_log_variance_is_bounded():
+  config = test_config.get_config()
+  config.model.likelihood = 'gaussian'
+  from evae_jax import models
+  model = models.make_model(config.model, 64)
+  params = models.init_params(model, jax.random.PRNGKey(0))
+  # Blow up the log-variance head: the output must stay inside the bounds.
+  params = jax.tree_util.tree_map(lambda p: p * 1e4, params)
+  _, logvar = model.apply({'params': params},
+                          jax.random.normal(jax.random.PRNGKey(1), (5, 6)),
+                          method=models.EVAE.decode)
+  assert float(logvar.min()) >= config.model.min_logvar
+  assert float(logvar.max()) <= config.model.max_logvar
+
+
+def _bad_idx_dir(tmp_path, kind):
+  directory = str(tmp_path / f'idx_{kind}')
+  write_idx_dir(directory, num_train=30, num_test=10)
+  images = os.path.join(directory, 't10k-images-idx3-ubyte.gz')
+  if kind == 'flat':
+    write_idx(images, np.zeros((10, 20), np.uint8))
+  elif kind == 'empty_test':
+    write_idx(images, np.zeros((0, 5, 4), np.uint8))
+    write_idx(os.path.join(directory, 't10k-labels-idx1-ubyte.gz'),
+              np.zeros(0, np.uint8))
+  elif kind == 'not_idx':
+    open(images, 'wb').write(b'PK\x03\x04 a zip file')
+  elif kind == 'truncated':
+    raw = open(images, 'rb').read()
+    open(images, 'wb').write(raw[:len(raw) // 2])
+  elif kind == 'labels':
+    write_idx(os.path.join(directory, 't10k-labels-idx1-ubyte.gz'),
+              np.zeros(9, np.uint8))
+  return directory
+
+
+@pytest.mark.parametrize('overrides,needle', [
+    (['--config.model.epitome_size=9'], 'K must satisfy'),
+    (['--config.model.stride=5'], 's must satisfy'),
+    (['--config.model.kind=gan'], 'model.kind'),
+    (['--config.model.hiden_dim=3'], 'hiden_dim'),
+    (['--config.model.latent_dim=six'], 'latent_dim'),
+    (['--config.train.learning_rate=nan'], 'finite'),
+    (['--config.train.batch_size=5000'], 'batch_size'),
+    (['--config.data.name=idx', '--config.data.path=/nonexistent'],
+     'not a directory'),
+    (['--config.data.name=tfd', '--config.data.path=/nonexistent.mat'],
+     'TFD_48x48.mat'),
+    (['--config.data.name=idx', 'IDX:flat'], 'expected uint8 (n, height'),
+    (['--config.data.name=idx', 'IDX:empty_test'], 'split'),
+    (['--config.data.name=idx', 'IDX:not_idx'], 'not an IDX file'),
+    (['--config.data.name=idx', 'IDX:truncated'], 'truncated'),
+    (['--config.data.name=idx', 'IDX:labels'], '10 t10k images but 9'),
+])
+def test_bad_input_exits_2_with_a_clear_message(tmp_path, overrides, needle):
+  args = []
+  for item in overrides:
+    if item.startswith('IDX:'):
+      args += [f'--config.data.path={_bad_idx_dir(tmp_path, item[4:])}',
+               '--config.data.num_valid=5', '--config.train.batch_size=5']
+    else:
+      args.append(item)
+  result = _run(str(tmp_path / 'run'), *args)
+  assert result.returncode == 2, result.stderr[-2000:]
+  assert needle in result.stderr
+  assert 'Traceback' not in result.stderr
+  assert len(result.stderr.strip().splitlines()[-1]) > 40  # says the fix
+
+
+def test_unwritable_workdir(tmp_path):
+  blocker = tmp_path / 'a_file'
+  blocker.write_text('not a directory')
+  result = _run(str(blocker / 'run'))
+  assert result.returncode == 2
+  assert 'Cannot write to workdir' in result.stderr
+  assert blocker.read_text() == 'not a directory'
+
+
+def test_changed_config_is_refused_or_moved_aside_never_deleted(tmp_path):
+  workdir = str(tmp_path / 'run')
+  assert _run(workdir, '--config.train.num_epochs=1').returncode == 0
+  before = _digest(workdir)
+  refused = _run(workdir, '--config.model.hidden_dim=8')
+  assert refused.returncode == 2 and 'model.hidden_dim' in refused.stderr
+  assert _digest(workdir) == before
+  moved = _run(workdir, '--config.model.hidden_dim=8',
+               '--config.train.num_epochs=1', '--config.train.overwrite=True')
+  assert moved.returncode == 0, moved.stderr[-2000:]
+  backups = glob.glob(os.path.join(workdir, 'previous-*'))
+  assert len(backups) == 1
+  assert _digest(backups[0]) == before
+  assert metric_writers.read_metrics(workdir)[0]['step'] == STEPS_PER_EPOCH
