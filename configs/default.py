@@ -23,7 +23,7 @@ def get_config():
   config.data.download_timeout = 5.0
 
   config.model = ml_collections.ConfigDict()
-  config.model.kind = 'evae'  # evae | vae (D = K = s)
+  config.model.kind = 'evae'  # evae | vae (D = K = s) | mvae (E VAEs of K units)
   config.model.latent_dim = 16  # D
   config.model.epitome_size = 4  # K
   config.model.stride = 0  # s; 0 = K (non-overlapping)
@@ -32,6 +32,7 @@ def get_config():
   config.model.likelihood = 'bernoulli'  # bernoulli | gaussian
   config.model.min_logvar = -7.0  # Gaussian decoder log-variance bounds
   config.model.max_logvar = 2.0
+  config.model.mvae_hidden_dim = 0  # 0 = match the eVAE's parameter count
 
   config.train = ml_collections.ConfigDict()
   config.train.num_epochs = 100
@@ -40,6 +41,9 @@ def get_config():
   config.train.kl_weight = 1.0  # lambda of paper §3.1
   config.train.z_dropout_rate = 0.0  # dropout VAE of paper §3.2
   config.train.objective = 'point'  # point (eq. 7) | logsumexp
+  config.train.assignment = 'step'  # step: y* every step | epoch: Algorithm 1
+  config.train.schedule = 'constant'  # constant | burda (Table 2)
+  config.train.burda_stages = 8  # burda: stage i has 3^i epochs
   config.train.checkpoint_every_steps = 0  # 0 = at the end of every epoch
   config.train.keep_checkpoints = 3
   config.train.eval_every_epochs = 1

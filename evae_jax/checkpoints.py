@@ -62,20 +62,25 @@ class Checkpoints:
       try:
         tree = self._manager.restore(step,
                                      args=ocp.args.StandardRestore(abstract))
-        if failures:
-          self._manager = self._open()
-        return tree, step
       except Exception as e:  # orbax/tensorstore raise many types.
-        failures.append(f'step {step}: {type(e).__name__}: {e}'[:300])
-        moved = self._move_aside(step)
-        logging.warning('Checkpoint at step %d is unreadable (%s); moved it to '
-                        '%s and falling back to the previous one.', step,
-                        failures[-1], moved)
+        failures.append((step, f'{type(e).__name__}: {e}'[:300]))
+        logging.warning('Checkpoint at step %d is unreadable (%s); trying '
+                        'the previous one.', step, failures[-1][1])
+        continue
+      # Only newer checkpoints that failed while an older one reads are
+      # damaged: move them aside (never delete) so that new saves can reuse
+      # their step numbers.
+      for bad_step, _ in failures:
+        logging.warning('Moved the unreadable checkpoint of step %d to %s; '
+                        'falling back to step %d.', bad_step,
+                        self._move_aside(bad_step), step)
+      return tree, step
     raise CheckpointError(
         f'None of the checkpoints in {self.directory} can be restored '
-        f'({"; ".join(failures)}). They were moved aside with a ".corrupt" '
-        'suffix, not deleted. Rerun to start training afresh in this workdir, '
-        'or restore the folder from a backup.')
+        f'({"; ".join(f"step {s}: {m}" for s, m in failures)}). Either they '
+        'are damaged or they were written by a different model or version. '
+        'Nothing was changed: move the checkpoints folder away (or use a new '
+        '--workdir) to start afresh, or restore it from a backup.')
 
   def _move_aside(self, step: int) -> str:
     source = os.path.join(self.directory, str(step))

@@ -16,12 +16,12 @@ from evae_jax import elbo
 from evae_jax import epitomes
 from evae_jax import input_pipeline
 from evae_jax import models
+from evae_jax import schedules
 
-MODEL_KINDS = ('evae', 'vae')
 CONFIG_FILE = 'config.json'
 # Fields that may change between runs in one workdir without invalidating
 # its checkpoints: more epochs, other evaluation settings, cosmetics.
-RESUMABLE_CHANGES = ('train.num_epochs', 'train.progress_bar',
+RESUMABLE_CHANGES = ('train.num_epochs', 'train.burda_stages', 'train.progress_bar',
                      'train.overwrite', 'train.keep_checkpoints',
                      'train.eval_every_epochs', 'eval.')
 
@@ -40,13 +40,7 @@ def _positive(value, field, allow_zero=False):
     raise ConfigError(f'{field}={value!r} must be {">= 0" if allow_zero else "> 0"}.')
 
 
-def epitome_shape(model_config) -> tuple:
-  """(D, K, s) implied by ``config.model``; kind 'vae' forces K = s = D."""
-  d = model_config.latent_dim
-  if model_config.kind == 'vae':
-    return d, d, d
-  k = model_config.epitome_size
-  return d, k, epitomes.resolve_stride(k, model_config.stride)
+epitome_shape = models.epitome_shape
 
 
 def masks_from_config(model_config) -> np.ndarray:
@@ -60,9 +54,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for field, value in _flatten(config_as_dict(config)).items():
     if isinstance(value, float) and not math.isfinite(value):
       raise ConfigError(f'{field}={value} must be a finite number.')
-  _choice(m.kind, MODEL_KINDS, 'model.kind')
+  _choice(m.kind, models.MODEL_KINDS, 'model.kind')
   _choice(m.likelihood, models.LIKELIHOODS, 'model.likelihood')
   _choice(t.objective, elbo.OBJECTIVES, 'train.objective')
+  _choice(t.assignment, schedules.ASSIGNMENTS, 'train.assignment')
+  _choice(t.schedule, schedules.SCHEDULES, 'train.schedule')
+  if t.schedule == 'burda':
+    _positive(t.burda_stages, 'train.burda_stages')
   _choice(d.binarization, input_pipeline.BINARIZATIONS, 'data.binarization')
   _choice(d.name, input_pipeline.DATASET_NAMES, 'data.name')
   _choice(e.split, ('train', 'valid', 'test'), 'eval.split')

@@ -136,11 +136,53 @@ def logsumexp_bound(elbo: jax.Array) -> jax.Array:
   return jax.nn.logsumexp(elbo, axis=-1) - math.log(elbo.shape[-1])
 
 
+def _z_scale(rng, shape, dtype, z_dropout_rate):
+  """Inverted-dropout multipliers for z, or None when dropout is off."""
+  if z_dropout_rate <= 0.0:
+    return None
+  keep = jax.random.bernoulli(rng, 1.0 - z_dropout_rate, shape)
+  return keep.astype(dtype) / (1.0 - z_dropout_rate)
+
+
+def _loss_from_all_terms(log_lik, kl, kl_weight, objective, assignments):
+  """Eq. 7 (or the logsumexp bound) from (B, E) terms that carry gradients."""
+  log_e = math.log(log_lik.shape[-1])
+  weighted = log_lik - kl_weight * kl
+  if assignments is None:
+    assignments = assign_epitomes(weighted)
+  pick = lambda a: jnp.take_along_axis(a, assignments[:, None], -1)[:, 0]
+  if objective == 'logsumexp':
+    per_example = -(jax.nn.logsumexp(weighted, axis=-1) - log_e)
+  else:
+    per_example = -pick(weighted) + log_e
+  return per_example, assignments, pick(log_lik), pick(kl)
+
+
+def _aux(chosen_ll, chosen_kl, assignments, log_e, log_lik=None, kl=None):
+  elbo = chosen_ll - chosen_kl
+  return jax.lax.stop_gradient({
+      'elbo': elbo,
+      'log_lik': chosen_ll,
+      'kl': chosen_kl,
+      'assignments': assignments,
+      'bound': elbo - log_e,
+      'logsumexp_bound': (elbo - log_e if log_lik is None else
+                          jax.nn.logsumexp(log_lik - kl, axis=-1) - log_e),
+  })
+
+
+def _check_objective(objective):
+  if objective not in OBJECTIVES:
+    raise ValueError(f'objective must be one of {OBJECTIVES}, got {objective!r}')
+
+
 def epitome_loss(encode: Encode, decode_log_prob: DecodeLogProb, x: jax.Array,
                  masks: jax.Array, rng: jax.Array, *,
                  kl_weight: float | jax.Array = 1.0,
                  objective: str = 'point',
-                 z_dropout_rate: float = 0.0) -> Tuple[jax.Array, dict]:
+                 z_dropout_rate: float = 0.0,
+                 assignments: Optional[jax.Array] = None
+                 ) -> Tuple[jax.Array, dict]:
   """Training loss: the negative bound of eq. 7, averaged over the batch.
 
   ``objective='point'`` (the paper): y* = argmax_y [log_lik - lambda kl]_y is
@@ -165,22 +207,20 @@ def epitome_loss(encode: Encode, decode_log_prob: DecodeLogProb, x: jax.Array,
     kl_weight: lambda (scalar; may be traced, e.g. vmapped over models).
     objective: 'point' or 'logsumexp'.
     z_dropout_rate: dropout rate on z (the dropout VAE of paper §3.2); 0 off.
+    assignments: optional (B,) int epitome per example, fixed in advance
+      (Algorithm 1); by default y* is chosen here, per step.
 
   Returns:
     (loss, aux): scalar loss and a dict of (B,)-shaped diagnostics: 'elbo'
     (the true, unweighted ELBO of the assigned epitome), 'log_lik', 'kl',
     'assignments', 'bound' (eq. 7, with log E) and 'logsumexp_bound'.
   """
-  if objective not in OBJECTIVES:
-    raise ValueError(f'objective must be one of {OBJECTIVES}, got {objective!r}')
+  _check_objective(objective)
   masks = jnp.asarray(masks)
   eps_rng, drop_rng = jax.random.split(rng)
   mu, logvar = encode(x)
   eps = jax.random.normal(eps_rng, mu.shape, mu.dtype)
-  z_scale = None
-  if z_dropout_rate > 0.0:
-    keep = jax.random.bernoulli(drop_rng, 1.0 - z_dropout_rate, mu.shape)
-    z_scale = keep.astype(mu.dtype) / (1.0 - z_dropout_rate)
+  z_scale = _z_scale(drop_rng, mu.shape, mu.dtype, z_dropout_rate)
   log_e = math.log(masks.shape[0])
 
   def all_terms(mu_, logvar_):
@@ -190,35 +230,82 @@ def epitome_loss(encode: Encode, decode_log_prob: DecodeLogProb, x: jax.Array,
 
   if objective == 'logsumexp':
     log_lik, kl = all_terms(mu, logvar)
-    weighted = log_lik - kl_weight * kl
-    per_example = -(jax.nn.logsumexp(weighted, axis=-1) - log_e)
-    assignments = assign_epitomes(weighted)
-    chosen_ll = jnp.take_along_axis(log_lik, assignments[:, None], -1)[:, 0]
-    chosen_kl = jnp.take_along_axis(kl, assignments[:, None], -1)[:, 0]
-  else:
-    if masks.shape[0] == 1:  # VAE: nothing to choose, no second pass.
-      assignments = jnp.zeros(mu.shape[:1], jnp.int32)
-      log_lik = kl = None
-    else:
-      # The selection pass feeds only an argmax, so its backward pass is dead
-      # code; only the chosen epitome is differentiated below.
-      log_lik, kl = all_terms(jax.lax.stop_gradient(mu),
-                              jax.lax.stop_gradient(logvar))
-      assignments = assign_epitomes(log_lik - kl_weight * kl)
-    chosen_ll, chosen_kl = _masked_terms(
-        mu, logvar, eps, masks[assignments], decode_log_prob, x, z_scale)
-    per_example = -(chosen_ll - kl_weight * chosen_kl) + log_e
-  elbo = chosen_ll - chosen_kl
-  aux = {
-      'elbo': elbo,
-      'log_lik': chosen_ll,
-      'kl': chosen_kl,
-      'assignments': assignments,
-      'bound': elbo - log_e,
-      'logsumexp_bound': (elbo - log_e if log_lik is None else
-                          jax.nn.logsumexp(log_lik - kl, axis=-1) - log_e),
-  }
-  return jnp.mean(per_example), jax.lax.stop_gradient(aux)
+    per_example, assignments, chosen_ll, chosen_kl = _loss_from_all_terms(
+        log_lik, kl, kl_weight, objective, assignments)
+    return jnp.mean(per_example), _aux(chosen_ll, chosen_kl, assignments,
+                                       log_e, log_lik, kl)
+  log_lik = kl = None
+  if masks.shape[0] == 1:  # VAE: nothing to choose, no second pass.
+    assignments = jnp.zeros(mu.shape[:1], jnp.int32)
+  elif assignments is None:
+    # The selection pass feeds only an argmax, so its backward pass is dead
+    # code; only the chosen epitome is differentiated below.
+    log_lik, kl = all_terms(jax.lax.stop_gradient(mu),
+                            jax.lax.stop_gradient(logvar))
+    assignments = assign_epitomes(log_lik - kl_weight * kl)
+  chosen_ll, chosen_kl = _masked_terms(
+      mu, logvar, eps, masks[assignments], decode_log_prob, x, z_scale)
+  per_example = -(chosen_ll - kl_weight * chosen_kl) + log_e
+  return jnp.mean(per_example), _aux(chosen_ll, chosen_kl, assignments, log_e,
+                                     log_lik, kl)
+
+
+def mixture_terms(encode_all: Encode, decode_log_prob_all: DecodeLogProb,
+                  x: jax.Array, eps: jax.Array,
+                  z_scale: Optional[jax.Array] = None
+                  ) -> Tuple[jax.Array, jax.Array]:
+  """Per-component log-likelihood and KL of a mixture of E VAEs (the mVAE).
+
+  Args:
+    encode_all: x -> (mu, logvar), each (E, B, K): one encoder per component.
+    decode_log_prob_all: (z (E, B, K), x) -> (E, B) log p_e(x | z_e).
+    x: (B, ...) batch.
+    eps: (B, K) noise shared by all components (common random numbers).
+    z_scale: optional (B, K) dropout multipliers.
+
+  Returns:
+    (log_lik, kl), each (B, E).
+  """
+  mu, logvar = encode_all(x)
+  z = mu + jnp.exp(0.5 * logvar) * eps[None]
+  if z_scale is not None:
+    z = z * z_scale[None]
+  kl = jnp.sum(likelihoods.gaussian_kl_to_standard(mu, logvar), axis=-1)
+  return decode_log_prob_all(z, x).T, kl.T
+
+
+def mixture_loss(encode_all: Encode, decode_log_prob_all: DecodeLogProb,
+                 x: jax.Array, rng: jax.Array, latent_dim: int, *,
+                 kl_weight: float | jax.Array = 1.0, objective: str = 'point',
+                 z_dropout_rate: float = 0.0,
+                 assignments: Optional[jax.Array] = None
+                 ) -> Tuple[jax.Array, dict]:
+  """The eq. 7 loss for the mVAE: E independent VAEs of K units each.
+
+  Same objective as `epitome_loss`, but nothing is shared between
+  components, so every component runs forward and the chosen one is picked
+  per example (the others receive zero gradient).
+
+  Args:
+    encode_all, decode_log_prob_all: see `mixture_terms`.
+    x: (B, ...) batch.
+    rng: PRNG key.
+    latent_dim: K, latent units per component.
+    kl_weight, objective, z_dropout_rate, assignments: as in `epitome_loss`.
+
+  Returns:
+    (loss, aux) as in `epitome_loss`.
+  """
+  _check_objective(objective)
+  eps_rng, drop_rng = jax.random.split(rng)
+  shape = (x.shape[0], latent_dim)
+  eps = jax.random.normal(eps_rng, shape)
+  z_scale = _z_scale(drop_rng, shape, eps.dtype, z_dropout_rate)
+  log_lik, kl = mixture_terms(encode_all, decode_log_prob_all, x, eps, z_scale)
+  per_example, assignments, chosen_ll, chosen_kl = _loss_from_all_terms(
+      log_lik, kl, kl_weight, objective, assignments)
+  return jnp.mean(per_example), _aux(chosen_ll, chosen_kl, assignments,
+                                     math.log(log_lik.shape[-1]), log_lik, kl)
 
 
 def iw_log_likelihood(encode: Encode, decode_log_prob: DecodeLogProb,

@@ -1,13 +1,13 @@
 """The paper's measurements (DESIGN.md §1): bounds, importance-weighted
 log-likelihood, active units, per-unit KL, epitome usage and Parzen windows.
 
-Functions take a trained model as (params, apply_fn) and float inputs (n, N)
+Functions take a trained model as (params, model) and float inputs (n, N)
 and are batched so that memory stays bounded for any dataset size.
 """
 
 import functools
 import math
-from typing import Callable, Dict, NamedTuple, Optional
+from typing import Dict, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -64,25 +64,21 @@ class Encodings(NamedTuple):
 
 
 @functools.partial(jax.jit, static_argnums=(1,))
-def _encode_batches(params, apply_fn, batches, masks, rng):
-  encode, decode_log_prob = models.bind(apply_fn, params)
-
+def _encode_batches(params, model, batches, masks, rng):
   def one(args):
     i, x = args
-    mu, logvar = encode(x)
-    eps = jax.random.normal(jax.random.fold_in(rng, i), mu.shape, mu.dtype)
-    terms = elbo.elbo_from_encoding(mu, logvar, eps, decode_log_prob, x, masks)
-    return Encodings(terms, mu, logvar)
+    return Encodings(*model.elbo_terms(params, x, masks,
+                                       jax.random.fold_in(rng, i)))
   return jax.lax.map(one, (jnp.arange(batches.shape[0]), batches))
 
 
-def encode_dataset(params, apply_fn: Callable, x: jax.Array, masks: jax.Array,
+def encode_dataset(params, model: models.Model, x: jax.Array, masks: jax.Array,
                    rng: jax.Array, batch_size: int = 100) -> Encodings:
   """ELBO terms for every epitome, and the encoding, of every example.
 
   Args:
     params: model parameters.
-    apply_fn: ``model.apply``.
+    model: the `evae_jax.models.Model`.
     x: (n, N) inputs.
     masks: (E, D).
     rng: key for the single-sample ELBO noise.
@@ -92,14 +88,14 @@ def encode_dataset(params, apply_fn: Callable, x: jax.Array, masks: jax.Array,
     `Encodings` with leading axis n.
   """
   batches, n = _batches(x, batch_size)
-  return _unbatch(_encode_batches(params, apply_fn, batches, masks, rng), n)
+  return _unbatch(_encode_batches(params, model, batches, masks, rng), n)
 
 
-def mean_bounds(params, apply_fn, x, masks, rng, batch_size=100
+def mean_bounds(params, model, x, masks, rng, batch_size=100
                 ) -> Dict[str, float]:
   """Dataset means, in nats, of the eq. 7 bound (with log E), the logsumexp
   bound, and the ELBO terms of the assigned epitome."""
-  terms = encode_dataset(params, apply_fn, x, masks, rng, batch_size).terms
+  terms = encode_dataset(params, model, x, masks, rng, batch_size).terms
   y = elbo.assign_epitomes(terms.elbo)[:, None]
   pick = lambda a: float(jnp.mean(jnp.take_along_axis(a, y, -1)))
   return {'bound': float(jnp.mean(elbo.point_estimate_bound(terms.elbo))),
@@ -108,20 +104,19 @@ def mean_bounds(params, apply_fn, x, masks, rng, batch_size=100
 
 
 @functools.partial(jax.jit, static_argnums=(1, 5, 6))
-def _iw_batch(params, apply_fn, x, masks, rng, num_samples, chunk_size):
-  encode, decode_log_prob = models.bind(apply_fn, params)
-  return elbo.iw_log_likelihood(encode, decode_log_prob, x, masks, rng,
-                                num_samples, chunk_size)
+def _iw_batch(params, model, x, masks, rng, num_samples, chunk_size):
+  return model.iw_log_likelihood(params, x, masks, rng, num_samples,
+                                 chunk_size)
 
 
-def iw_log_likelihood(params, apply_fn, x, masks, rng, num_samples: int,
+def iw_log_likelihood(params, model, x, masks, rng, num_samples: int,
                       chunk_size: int = 100, batch_size: int = 100,
                       assignments: Optional[jax.Array] = None,
                       progress: bool = False) -> Dict[str, np.ndarray]:
   """Importance-weighted log p(x) per example (paper Table 2; DESIGN.md §1).
 
   Args:
-    params, apply_fn: the model.
+    params, model: the trained `evae_jax.models.Model`.
     x: (n, N) inputs.
     masks: (E, D).
     rng: key.
@@ -141,7 +136,7 @@ def iw_log_likelihood(params, apply_fn, x, masks, rng, num_samples: int,
   out = []
   for i in tqdm(range(batches.shape[0]), disable=not progress,
                 desc=f'IW log-likelihood (k={num_samples})'):
-    out.append(np.asarray(_iw_batch(params, apply_fn, batches[i], masks,
+    out.append(np.asarray(_iw_batch(params, model, batches[i], masks,
                                     jax.random.fold_in(rng, i), num_samples,
                                     chunk_size)))
   per_epitome = np.concatenate(out)[:n]

@@ -17,26 +17,26 @@ ACTIVITY_PNG = 'activity.png'
 FIGURE_SEED = 12345
 
 
-def samples(params, apply_fn, masks, num_samples: int, image_shape,
+def samples(params, model, masks, num_samples: int, image_shape,
             seed: int = FIGURE_SEED) -> np.ndarray:
   """(num_samples, H, W) decoder means of fresh samples (y uniform, z ~ N(0, I))."""
-  x = sampling.generate(apply_fn, params, masks, jax.random.PRNGKey(seed),
+  x = sampling.generate(model, params, masks, jax.random.PRNGKey(seed),
                         num_samples)
   return np.asarray(x).reshape((num_samples,) + tuple(image_shape))
 
 
-def write_sample_figures(params, apply_fn, masks, splits, config,
+def write_sample_figures(params, model, masks, splits, config,
                          workdir: str) -> None:
   """Writes ``samples.png`` and ``reconstructions.png`` (test images on top,
   their reconstructions below), and ``manifolds.png`` for 2-d epitomes."""
   n = config.eval.num_image_samples
   shape = splits.image_shape
   visualize.save_grid(os.path.join(workdir, SAMPLES_PNG),
-                      samples(params, apply_fn, masks, n, shape))
+                      samples(params, model, masks, n, shape))
   x = evaluate.eval_inputs(splits.test[:max(10, n // 2)], config.data)
-  terms = evaluate.encode_dataset(params, apply_fn, x, masks,
+  terms = evaluate.encode_dataset(params, model, x, masks,
                                   jax.random.PRNGKey(FIGURE_SEED)).terms
-  recon = sampling.reconstruct(apply_fn, params, masks, x,
+  recon = sampling.reconstruct(model, params, masks, x,
                                elbo.assign_epitomes(terms.elbo))
   visualize.save_reconstructions(
       os.path.join(workdir, RECONSTRUCTIONS_PNG),
@@ -46,7 +46,7 @@ def write_sample_figures(params, apply_fn, masks, splits, config,
     grid = 10
     chosen = np.linspace(0, masks.shape[0] - 1, min(4, masks.shape[0]))
     manifolds = [np.asarray(sampling.epitome_manifold(
-        apply_fn, params, masks, int(e), grid)).reshape((-1,) + shape)
+        model, params, masks, int(e), grid)).reshape((-1,) + shape)
                  for e in np.unique(chosen.round().astype(int))]
     visualize.save_manifolds(os.path.join(workdir, MANIFOLDS_PNG), manifolds,
                              grid)

@@ -21,6 +21,7 @@ from evae_jax import checkpoints
 from evae_jax import configuration
 from evae_jax import input_pipeline
 from evae_jax import train
+from evae_jax import workdirs
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', None, 'Directory for checkpoints, metrics, figures.')
@@ -32,7 +33,7 @@ config_flags.DEFINE_config_file('config', None, 'Config file (get_config()).',
 flags.mark_flags_as_required(['config', 'workdir'])
 
 USER_ERRORS = (configuration.ConfigError, input_pipeline.DataError,
-               train.WorkdirError, checkpoints.CheckpointError)
+               workdirs.WorkdirError, checkpoints.CheckpointError)
 
 
 class _QuietLibraries(std_logging.Filter):

@@ -1,15 +1,21 @@
-"""Flax MLP encoder and decoder (paper §5: fully connected, ReLU).
+"""Flax MLP encoder and decoder (paper §5: fully connected, ReLU), and the
+model kinds built from them.
 
-One model class serves every kind: a plain VAE is the eVAE with one epitome
-covering all D units (D = K = s), so there is no separate code path.
+`SharedModel` is the eVAE; a plain VAE is the same class with one epitome
+covering all D units (D = K = s), so there is no separate code path that can
+drift. `MixtureModel` is the paper's mVAE ablation. Both expose the same
+methods, which the training loop and the evaluation call.
 """
 
-from typing import Callable, Tuple
+import dataclasses
+from typing import Callable, Tuple, Union
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from evae_jax import elbo
+from evae_jax import epitomes
 from evae_jax import likelihoods
 
 LIKELIHOODS = ('bernoulli', 'gaussian')
@@ -90,11 +96,9 @@ class EVAE(nn.Module):
     return self.log_prob(mu, x)
 
 
-def make_model(model_config, output_dim: int) -> EVAE:
-  """Builds the Flax module from ``config.model``."""
-  return EVAE(latent_dim=model_config.latent_dim, output_dim=output_dim,
-              hidden_dim=model_config.hidden_dim,
-              num_layers=model_config.num_layers,
+def _module(model_config, output_dim, latent_dim, hidden_dim) -> EVAE:
+  return EVAE(latent_dim=latent_dim, output_dim=output_dim,
+              hidden_dim=hidden_dim, num_layers=model_config.num_layers,
               likelihood=model_config.likelihood,
               min_logvar=model_config.min_logvar,
               max_logvar=model_config.max_logvar)
@@ -104,7 +108,7 @@ def bind(apply_fn: Callable, params) -> Tuple[Callable, Callable]:
   """The (encode, decode_log_prob) callables that `evae_jax.elbo` expects.
 
   Args:
-    apply_fn: ``model.apply`` of an `EVAE`.
+    apply_fn: ``module.apply`` of an `EVAE`.
     params: its parameters.
   """
   def encode(x):
@@ -115,16 +119,177 @@ def bind(apply_fn: Callable, params) -> Tuple[Callable, Callable]:
   return encode, decode_log_prob
 
 
-def decode_mean(apply_fn: Callable, params, z: jax.Array) -> jax.Array:
-  """Decoder mean E[x | z], (B, N), for masked z (B, D)."""
-  return apply_fn({'params': params}, z, method=EVAE.mean)
-
-
-def init_params(model: EVAE, rng: jax.Array):
-  """Initial parameters for a model with ``model.output_dim`` inputs."""
-  return model.init(rng, jnp.zeros((1, model.output_dim), jnp.float32))['params']
+def init_params(module: EVAE, rng: jax.Array):
+  """Initial parameters for a module with ``module.output_dim`` inputs."""
+  return module.init(rng, jnp.zeros((1, module.output_dim), jnp.float32))['params']
 
 
 def count_params(params) -> int:
   """Total number of scalars in a parameter tree."""
   return sum(int(p.size) for p in jax.tree_util.tree_leaves(params))
+
+
+@dataclasses.dataclass(frozen=True)
+class SharedModel:
+  """eVAE (and VAE, E = 1): one encoder and one decoder shared by all epitomes.
+
+  Latent codes use the flat (B, D) layout; epitome y uses the units of
+  ``masks[y]``.
+  """
+  module: EVAE
+
+  @property
+  def output_dim(self) -> int:
+    return self.module.output_dim
+
+  def init(self, rng: jax.Array):
+    return init_params(self.module, rng)
+
+  def encode(self, params, x):
+    """(B, N) -> (mu, logvar), each (B, D)."""
+    return bind(self.module.apply, params)[0](x)
+
+  def loss(self, params, x, masks, rng, **kwargs):
+    """`evae_jax.elbo.epitome_loss` for this model."""
+    encode, decode_log_prob = bind(self.module.apply, params)
+    return elbo.epitome_loss(encode, decode_log_prob, x, masks, rng, **kwargs)
+
+  def elbo_terms(self, params, x, masks, rng):
+    """(ElboTerms (B, E), mu (B, D), logvar (B, D)) with one noise draw."""
+    encode, decode_log_prob = bind(self.module.apply, params)
+    mu, logvar = encode(x)
+    eps = jax.random.normal(rng, mu.shape, mu.dtype)
+    return (elbo.elbo_from_encoding(mu, logvar, eps, decode_log_prob, x,
+                                    masks), mu, logvar)
+
+  def iw_log_likelihood(self, params, x, masks, rng, num_samples, chunk_size):
+    """(B, E) importance-weighted log p(x | y)."""
+    encode, decode_log_prob = bind(self.module.apply, params)
+    return elbo.iw_log_likelihood(encode, decode_log_prob, x, masks, rng,
+                                  num_samples, chunk_size)
+
+  def decode_mean(self, params, z, assignments):  # pylint: disable=unused-argument
+    """(B, N) decoder mean for masked z (B, D); the decoder is shared."""
+    return self.module.apply({'params': params}, z, method=EVAE.mean)
+
+
+@dataclasses.dataclass(frozen=True)
+class MixtureModel:
+  """mVAE: E independent VAEs of K units each (the paper's ablation, §5.2).
+
+  Component parameters are stacked on a leading axis of size E and every
+  component runs under ``jax.vmap``. For analysis, latent codes use the flat
+  layout of an eVAE with D = E * K and non-overlapping blocks: component e
+  owns units [e K, (e + 1) K).
+  """
+  component: EVAE
+  num_components: int
+
+  @property
+  def output_dim(self) -> int:
+    return self.component.output_dim
+
+  def init(self, rng: jax.Array):
+    rngs = jax.random.split(rng, self.num_components)
+    return jax.vmap(lambda r: init_params(self.component, r))(rngs)
+
+  def _all(self, params):
+    apply = self.component.apply
+    def encode_all(x):
+      return jax.vmap(lambda p: bind(apply, p)[0](x))(params)
+    def decode_log_prob_all(z, x):
+      return jax.vmap(lambda p, z_e: bind(apply, p)[1](z_e, x))(params, z)
+    return encode_all, decode_log_prob_all
+
+  def encode(self, params, x):
+    """(B, N) -> (mu, logvar), each (B, E * K) in the block layout."""
+    mu, logvar = self._all(params)[0](x)
+    flat = lambda a: jnp.transpose(a, (1, 0, 2)).reshape(a.shape[1], -1)
+    return flat(mu), flat(logvar)
+
+  def loss(self, params, x, masks, rng, **kwargs):  # pylint: disable=unused-argument
+    """`evae_jax.elbo.mixture_loss` for this model."""
+    return elbo.mixture_loss(*self._all(params), x, rng,
+                             self.component.latent_dim, **kwargs)
+
+  def elbo_terms(self, params, x, masks, rng):
+    """(ElboTerms (B, E), mu (B, E K), logvar (B, E K))."""
+    eps = jax.random.normal(rng, (x.shape[0], self.component.latent_dim))
+    log_lik, kl = elbo.mixture_terms(*self._all(params), x, eps)
+    mu, logvar = self.encode(params, x)
+    return elbo.ElboTerms(log_lik - kl, log_lik, kl), mu, logvar
+
+  def iw_log_likelihood(self, params, x, masks, rng, num_samples, chunk_size):  # pylint: disable=unused-argument
+    """(B, E) importance-weighted log p_e(x), the same noise for every e."""
+    ones = jnp.ones((1, self.component.latent_dim))
+    def one(p):
+      encode, decode_log_prob = bind(self.component.apply, p)
+      return elbo.iw_log_likelihood(encode, decode_log_prob, x, ones, rng,
+                                    num_samples, chunk_size)[:, 0]
+    return jax.vmap(one)(params).T
+
+  def decode_mean(self, params, z, assignments):
+    """(B, N) mean of component y for z (B, E K) in the block layout."""
+    batch, k = z.shape[0], self.component.latent_dim
+    blocks = jnp.transpose(z.reshape(batch, self.num_components, k), (1, 0, 2))
+    means = jax.vmap(lambda p, z_e: self.component.apply(
+        {'params': p}, z_e, method=EVAE.mean))(params, blocks)
+    return means[assignments, jnp.arange(batch)]
+
+
+Model = Union[SharedModel, MixtureModel]
+
+
+MODEL_KINDS = ('evae', 'vae', 'mvae')
+
+
+def epitome_shape(model_config) -> Tuple[int, int, int]:
+  """(D, K, s) of ``config.model``; kind 'vae' forces K = s = D and 'mvae'
+  uses non-overlapping blocks (s = K)."""
+  d = model_config.latent_dim
+  if model_config.kind == 'vae':
+    return d, d, d
+  k = model_config.epitome_size
+  if model_config.kind == 'mvae':
+    return d, k, k
+  return d, k, epitomes.resolve_stride(k, model_config.stride)
+
+
+def param_count(output_dim: int, latent_dim: int, hidden_dim: int,
+                num_layers: int, likelihood: str) -> int:
+  """Number of parameters of an `EVAE`, in closed form."""
+  def mlp(n_in):
+    if num_layers == 0:
+      return 0, n_in
+    return (n_in * hidden_dim + hidden_dim
+            + (num_layers - 1) * (hidden_dim * hidden_dim + hidden_dim)), hidden_dim
+  enc, h_enc = mlp(output_dim)
+  dec, h_dec = mlp(latent_dim)
+  heads = 2 if likelihood == 'gaussian' else 1
+  return (enc + 2 * (h_enc * latent_dim + latent_dim)
+          + dec + heads * (h_dec * output_dim + output_dim))
+
+
+def mixture_hidden_dim(model_config, output_dim: int) -> int:
+  """H' per mVAE component whose E components together have the parameter
+  count closest to the eVAE with the same (L, H, D, K) (paper §5.2)."""
+  d, k, s = epitome_shape(model_config)
+  e = epitomes.num_epitomes(d, k, s)
+  count = lambda latent, h: param_count(output_dim, latent, h,
+                                        model_config.num_layers,
+                                        model_config.likelihood)
+  target = count(d, model_config.hidden_dim)
+  return min(range(1, 4 * model_config.hidden_dim + 1),
+             key=lambda h: abs(e * count(k, h) - target))
+
+
+def make_model(model_config, output_dim: int) -> Model:
+  """The model of ``config.model`` for data with ``output_dim`` pixels."""
+  if model_config.kind == 'mvae':
+    hidden = model_config.mvae_hidden_dim or mixture_hidden_dim(model_config,
+                                                                output_dim)
+    d, k, s = epitome_shape(model_config)
+    return MixtureModel(_module(model_config, output_dim, k, hidden),
+                        epitomes.num_epitomes(d, k, s))
+  return SharedModel(_module(model_config, output_dim, model_config.latent_dim,
+                             model_config.hidden_dim))

@@ -49,13 +49,13 @@ def load_trained(config, workdir: str):
                                    jax.random.PRNGKey(0))
   ckpts = checkpoints.Checkpoints(workdir, config.train.keep_checkpoints)
   try:
-    tree, _ = ckpts.restore_latest(train.state_tree(state))
+    state, _, step = train.restore(ckpts, state, len(splits.train))
   finally:
     ckpts.close()
-  if tree is None:
+  if step is None:
     raise configuration.ConfigError(
         f'{workdir}/checkpoints holds no checkpoint: train first.')
-  return state.replace(**tree), splits, masks
+  return state, splits, masks
 
 
 def _mean_and_stderr(values) -> Dict[str, float]:
@@ -72,10 +72,10 @@ def compute_metrics(state, splits, masks, config) -> Dict[str, Any]:
   """Every measurement of the paper on ``config.eval.split``."""
   ec = config.eval
   rng = jax.random.PRNGKey(EVAL_SEED)
-  params, apply_fn = state.params, state.apply_fn
+  params, model = state.params, state.model
   images = _limit(splits.split(ec.split), ec.num_examples)
   x = evaluate.eval_inputs(images, config.data)
-  enc = evaluate.encode_dataset(params, apply_fn, x, masks,
+  enc = evaluate.encode_dataset(params, model, x, masks,
                                 jax.random.fold_in(rng, 0), ec.batch_size)
   assignments = elbo.assign_epitomes(enc.terms.elbo)
   activity, num_active = evaluate.active_units(
@@ -85,7 +85,7 @@ def compute_metrics(state, splits, masks, config) -> Dict[str, Any]:
   iw_n = min(ec.iw_num_examples or len(x), len(x))
   start = time.perf_counter()
   iw = evaluate.iw_log_likelihood(
-      params, apply_fn, x[:iw_n], masks, jax.random.fold_in(rng, 1),
+      params, model, x[:iw_n], masks, jax.random.fold_in(rng, 1),
       ec.iw_samples, ec.iw_chunk, ec.batch_size, assignments[:iw_n],
       progress=config.train.progress_bar)
   iw_seconds = time.perf_counter() - start
@@ -93,7 +93,7 @@ def compute_metrics(state, splits, masks, config) -> Dict[str, Any]:
   sigmas = np.logspace(ec.parzen_sigma_min_log10, ec.parzen_sigma_max_log10,
                        ec.parzen_num_sigmas)
   generated = jax.random.fold_in(rng, 2)
-  samples = sampling.generate(apply_fn, params, masks, generated,
+  samples = sampling.generate(model, params, masks, generated,
                               ec.parzen_samples)
   # Parzen scores real-valued pixels (the protocol of Table 3's baselines).
   gray = lambda a: input_pipeline.preprocess(jnp.asarray(a), None, 'none')
@@ -200,7 +200,7 @@ def evaluate_workdir(config, workdir: str) -> Dict[str, Any]:
   report.md and the figures. Returns the eval.json contents."""
   state, splits, masks = load_trained(config, workdir)
   results = compute_metrics(state, splits, masks, config)
-  figures.write_sample_figures(state.params, state.apply_fn, masks, splits,
+  figures.write_sample_figures(state.params, state.model, masks, splits,
                                config, workdir)
   visualize.save_activity_plot(
       os.path.join(workdir, figures.ACTIVITY_PNG),
@@ -223,7 +223,7 @@ def sample_workdir(config, workdir: str, num_samples: int) -> np.ndarray:
   if num_samples < 1:
     raise configuration.ConfigError(f'--num_samples={num_samples} must be >= 1.')
   state, splits, masks = load_trained(config, workdir)
-  x = figures.samples(state.params, state.apply_fn, masks, num_samples,
+  x = figures.samples(state.params, state.model, masks, num_samples,
                       splits.image_shape, seed=config.seed)
   x = np.clip(x, 0.0, 1.0).astype(np.float32)
   path = os.path.join(workdir, SAMPLES_NPZ)

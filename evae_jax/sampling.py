@@ -3,15 +3,14 @@
 import jax
 import jax.numpy as jnp
 
-from evae_jax import models
 
 
-def generate(apply_fn, params, masks: jax.Array, rng: jax.Array,
+def generate(model, params, masks: jax.Array, rng: jax.Array,
              num_samples: int) -> jax.Array:
   """Samples from the generative model: y ~ U{1..E}, z ~ N(0, I), decoder mean.
 
   Args:
-    apply_fn: ``model.apply`` of an `evae_jax.models.EVAE`.
+    model: an `evae_jax.models.Model`.
     params: its parameters.
     masks: (E, D) epitome masks.
     rng: PRNG key.
@@ -23,15 +22,15 @@ def generate(apply_fn, params, masks: jax.Array, rng: jax.Array,
   y_rng, z_rng = jax.random.split(rng)
   y = jax.random.randint(y_rng, (num_samples,), 0, masks.shape[0])
   z = jax.random.normal(z_rng, (num_samples, masks.shape[1]))
-  return models.decode_mean(apply_fn, params, masks[y] * z)
+  return model.decode_mean(params, masks[y] * z, y)
 
 
-def reconstruct(apply_fn, params, masks: jax.Array, x: jax.Array,
+def reconstruct(model, params, masks: jax.Array, x: jax.Array,
                 assignments: jax.Array) -> jax.Array:
   """Decoder mean at the posterior mean of the assigned epitome.
 
   Args:
-    apply_fn: ``model.apply``.
+    model: an `evae_jax.models.Model`.
     params: parameters.
     masks: (E, D).
     x: (B, N) inputs.
@@ -40,12 +39,11 @@ def reconstruct(apply_fn, params, masks: jax.Array, x: jax.Array,
   Returns:
     (B, N) reconstructions E[x | M[y*] * mu(x)].
   """
-  encode, _ = models.bind(apply_fn, params)
-  mu, _ = encode(x)
-  return models.decode_mean(apply_fn, params, masks[assignments] * mu)
+  mu, _ = model.encode(params, x)
+  return model.decode_mean(params, masks[assignments] * mu, assignments)
 
 
-def epitome_manifold(apply_fn, params, masks: jax.Array, epitome: int,
+def epitome_manifold(model, params, masks: jax.Array, epitome: int,
                      grid_size: int) -> jax.Array:
   """The learned 2-d manifold of one epitome (paper Fig. 5).
 
@@ -61,4 +59,4 @@ def epitome_manifold(apply_fn, params, masks: jax.Array, epitome: int,
   units = jnp.nonzero(masks[epitome], size=2)[0]
   z = jnp.zeros((grid_size * grid_size, masks.shape[1]))
   z = z.at[:, units[0]].set(a.ravel()).at[:, units[1]].set(b.ravel())
-  return models.decode_mean(apply_fn, params, z)
+  return model.decode_mean(params, z, jnp.full(z.shape[:1], epitome))

@@ -73,9 +73,9 @@ def _final_params(workdir, overrides):
     config[section][field] = value
   state = train.create_train_state(config, 64, jax.random.PRNGKey(0))
   ckpts = checkpoints.Checkpoints(workdir, 3)
-  tree, step = ckpts.restore_latest(train.state_tree(state))
+  state, _, step = train.restore(ckpts, state, 1300)
   ckpts.close()
-  return tree, step
+  return (state.params, state.opt_state), step
 
 
 LONG = {'train.num_epochs': 8, 'train.checkpoint_every_steps': 7}
@@ -179,11 +179,11 @@ def test_gaussian_decoder_log_variance_is_bounded():
   config = test_config.get_config()
   config.model.likelihood = 'gaussian'
   from evae_jax import models
-  model = models.make_model(config.model, 64)
-  params = models.init_params(model, jax.random.PRNGKey(0))
+  module = models.make_model(config.model, 64).module
+  params = models.init_params(module, jax.random.PRNGKey(0))
   # Blow up the log-variance head: the output must stay inside the bounds.
   params = jax.tree_util.tree_map(lambda p: p * 1e4, params)
-  _, logvar = model.apply({'params': params},
+  _, logvar = module.apply({'params': params},
                           jax.random.normal(jax.random.PRNGKey(1), (5, 6)),
                           method=models.EVAE.decode)
   assert float(logvar.min()) >= config.model.min_logvar

@@ -94,9 +94,9 @@ def test_cli_rejects_invalid_epitomes(tmp_path):
 def _params_after(config, workdir):
   train.train_and_evaluate(config, workdir)
   state = train.create_train_state(config, 64, jax.random.PRNGKey(0))
-  tree, _ = checkpoints.Checkpoints(workdir, 3).restore_latest(
-      train.state_tree(state))
-  return tree
+  state, _, _ = train.restore(checkpoints.Checkpoints(workdir, 3), state, 1300)
+  return {'params': state.params, 'opt_state': state.opt_state,
+          'step': state.step}
 
 
 def test_resume_is_bit_identical(tmp_path):

@@ -1,0 +1,71 @@
+"""Learning-rate schedules and the order in which an epoch visits the data.
+
+- 'constant': Adam at ``train.learning_rate`` for ``train.num_epochs``
+  (the paper's Tables 1, 3, 4).
+- 'burda': Burda et al.'s schedule (the paper's Table 2): stage i = 0..S-1
+  runs 3^i epochs at learning_rate * 10^(-i/7).
+
+Epoch order: a uniform permutation per epoch, or, for Algorithm 1, a
+stratified shuffle in which every minibatch holds a number of examples of
+each epitome proportionate to that epitome's share of the training set.
+"""
+
+import jax
+import jax.numpy as jnp
+import optax
+
+SCHEDULES = ('constant', 'burda')
+ASSIGNMENTS = ('step', 'epoch')
+
+
+def total_epochs(train_config) -> int:
+  """Epochs of the whole run."""
+  if train_config.schedule == 'burda':
+    return sum(3 ** i for i in range(train_config.burda_stages))
+  return train_config.num_epochs
+
+
+def learning_rate(train_config, steps_per_epoch: int) -> optax.Schedule:
+  """The learning rate as a function of the step."""
+  base = train_config.learning_rate
+  if train_config.schedule == 'constant':
+    return optax.constant_schedule(base)
+  boundaries, epochs = {}, 0
+  for i in range(1, train_config.burda_stages):
+    epochs += 3 ** (i - 1)
+    boundaries[epochs * steps_per_epoch] = 10.0 ** (-1.0 / 7.0)
+  return optax.piecewise_constant_schedule(base, boundaries)
+
+
+def permutation(rng: jax.Array, num_examples: int) -> jax.Array:
+  """A uniform shuffle of range(num_examples)."""
+  return jax.random.permutation(rng, num_examples)
+
+
+def stratified_order(rng: jax.Array, assignments: jax.Array,
+                     num_epitomes: int) -> jax.Array:
+  """A shuffle whose every window of B consecutive examples holds about
+  B * n_y / n examples of each epitome y (Algorithm 1, line 4).
+
+  Each example gets the score (r + u) / n_y, r its rank in a random order
+  of its epitome's n_y examples and u ~ U(0, 1); sorting by score
+  interleaves the epitomes in proportion to their sizes.
+
+  Args:
+    rng: key.
+    assignments: (n,) int epitome of every example.
+    num_epitomes: E.
+
+  Returns:
+    (n,) int32 permutation.
+  """
+  shuffle_rng, jitter_rng = jax.random.split(rng)
+  n = assignments.shape[0]
+  shuffled = jax.random.permutation(shuffle_rng, n)
+  by_group = shuffled[jnp.argsort(assignments[shuffled], stable=True)]
+  group = assignments[by_group]
+  counts = jnp.bincount(assignments, length=num_epitomes)
+  starts = jnp.cumsum(counts) - counts
+  rank = jnp.arange(n) - starts[group]
+  score = (rank + jax.random.uniform(jitter_rng, (n,))) / counts[group]
+  return by_group[jnp.argsort(score)].astype(jnp.int32)
