@@ -39,12 +39,18 @@ def get_config():
   config.train.batch_size = 100
   config.train.learning_rate = 1e-3
   config.train.kl_weight = 1.0  # lambda of paper §3.1
+  config.train.num_seeds = 1  # >1: that many models at once under jax.vmap
+  config.train.kl_weights = ()  # non-empty: one model per lambda, vmapped
   config.train.z_dropout_rate = 0.0  # dropout VAE of paper §3.2
   config.train.objective = 'point'  # point (eq. 7) | logsumexp
   config.train.assignment = 'step'  # step: y* every step | epoch: Algorithm 1
   config.train.schedule = 'constant'  # constant | burda (Table 2)
   config.train.burda_stages = 8  # burda: stage i has 3^i epochs
   config.train.checkpoint_every_steps = 0  # 0 = at the end of every epoch
+  config.train.max_chunk_steps = 0  # steps per jitted scan; 0 = to the next
+  #   epoch end or checkpoint, 1 = the step-by-step path (debugging)
+  config.train.num_devices = 0  # data-parallel mesh size; 0 = all devices
+  config.train.distributed = False  # multi-host: jax.distributed.initialize()
   config.train.keep_checkpoints = 3
   config.train.eval_every_epochs = 1
   config.train.progress_bar = True

@@ -41,11 +41,13 @@ class Checkpoints:
     self._manager.save(step, args=ocp.args.StandardSave(tree), force=True)
     self._manager.wait_until_finished()
 
-  def restore_latest(self, target: Any) -> Tuple[Optional[Any], Optional[int]]:
+  def restore_latest(self, target: Any, max_step: Optional[int] = None
+                     ) -> Tuple[Optional[Any], Optional[int]]:
     """Restores the newest readable checkpoint into the structure of ``target``.
 
     Args:
       target: a pytree with the shapes and dtypes of the saved one.
+      max_step: ignore checkpoints after this step (None: no limit).
 
     Returns:
       (tree, step), or (None, None) if there is no checkpoint yet.
@@ -53,7 +55,7 @@ class Checkpoints:
     Raises:
       CheckpointError: checkpoints exist but none can be read.
     """
-    steps = self.steps()
+    steps = [s for s in self.steps() if max_step is None or s <= max_step]
     if not steps:
       return None, None
     abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, target)

@@ -23,7 +23,8 @@ CONFIG_FILE = 'config.json'
 # its checkpoints: more epochs, other evaluation settings, cosmetics.
 RESUMABLE_CHANGES = ('train.num_epochs', 'train.burda_stages', 'train.progress_bar',
                      'train.overwrite', 'train.keep_checkpoints',
-                     'train.eval_every_epochs', 'eval.')
+                     'train.eval_every_epochs', 'train.max_chunk_steps',
+                     'eval.')
 
 
 class ConfigError(ValueError):
@@ -79,6 +80,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
                         ('eval', 'parzen_samples'), ('eval', 'parzen_valid')):
     _positive(config[section][name], f'{section}.{name}')
   _positive(t.kl_weight, 'train.kl_weight', allow_zero=True)
+  for weight in t.kl_weights:
+    _positive(weight, 'train.kl_weights', allow_zero=True)
+  _positive(t.num_seeds, 'train.num_seeds')
+  _positive(t.max_chunk_steps, 'train.max_chunk_steps', allow_zero=True)
+  _positive(t.num_devices, 'train.num_devices', allow_zero=True)
   _positive(t.checkpoint_every_steps, 'train.checkpoint_every_steps',
             allow_zero=True)
   if not 0.0 <= t.z_dropout_rate < 1.0:

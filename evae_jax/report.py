@@ -195,9 +195,31 @@ def _write_atomically(path: str, text: str) -> None:
   os.replace(path + '.tmp', path)
 
 
+def _per_member(fn, config, workdir, *args):
+  team = train.members(config)
+  if len(team) == 1:
+    return fn(config, workdir, *args)
+  return {name: fn(member, os.path.join(workdir, name), *args)
+          for name, member in team}
+
+
 def evaluate_workdir(config, workdir: str) -> Dict[str, Any]:
   """Measures the newest checkpoint of ``workdir``; writes eval.json,
-  report.md and the figures. Returns the eval.json contents."""
+  report.md and the figures. Returns the eval.json contents (per
+  subdirectory when the config trains several models)."""
+  return _per_member(_evaluate_one, config, workdir)
+
+
+def sample_workdir(config, workdir: str, num_samples: int):
+  """Writes ``samples.npz`` (key x: (n, H, W) float32 decoder means in
+  [0, 1]) and ``samples.png``; returns the samples (per subdirectory when
+  the config trains several models)."""
+  if num_samples < 1:
+    raise configuration.ConfigError(f'--num_samples={num_samples} must be >= 1.')
+  return _per_member(_sample_one, config, workdir, num_samples)
+
+
+def _evaluate_one(config, workdir: str) -> Dict[str, Any]:
   state, splits, masks = load_trained(config, workdir)
   results = compute_metrics(state, splits, masks, config)
   figures.write_sample_figures(state.params, state.model, masks, splits,
@@ -217,11 +239,7 @@ def evaluate_workdir(config, workdir: str) -> Dict[str, Any]:
   return results
 
 
-def sample_workdir(config, workdir: str, num_samples: int) -> np.ndarray:
-  """Writes ``samples.npz`` (key x: (n, H, W) float32 decoder means in
-  [0, 1]) and ``samples.png``; returns the samples."""
-  if num_samples < 1:
-    raise configuration.ConfigError(f'--num_samples={num_samples} must be >= 1.')
+def _sample_one(config, workdir: str, num_samples: int) -> np.ndarray:
   state, splits, masks = load_trained(config, workdir)
   x = figures.samples(state.params, state.model, masks, num_samples,
                       splits.image_shape, seed=config.seed)

@@ -9,9 +9,10 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import os
 import signal
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -19,6 +20,7 @@ import ml_collections
 import numpy as np
 import optax
 from flax.training import train_state
+from jax.sharding import Mesh
 from tqdm import tqdm
 
 from evae_jax import checkpoints
@@ -30,6 +32,7 @@ from evae_jax import input_pipeline
 from evae_jax import metric_writers
 from evae_jax import models
 from evae_jax import schedules
+from evae_jax import sharding
 from evae_jax import workdirs
 
 
@@ -125,11 +128,37 @@ def _keys(rng):
   return jax.random.fold_in(rng, 0), jax.random.fold_in(rng, 1)
 
 
+def _chunk(state, images, assignments, rng, masks, kl_weight, epoch,
+           first_step_in_epoch, num_steps, options, mesh):
+  step_rng, data_rng = _keys(rng)
+  epoch_rng = jax.random.fold_in(data_rng, epoch)
+  if options.per_epoch_assignment:
+    order = schedules.stratified_order(epoch_rng, assignments, masks.shape[0])
+  else:
+    order = schedules.permutation(epoch_rng, images.shape[0])
+  b = options.batch_size
+  indices = jax.lax.dynamic_slice_in_dim(order, first_step_in_epoch * b,
+                                         num_steps * b).reshape(num_steps, b)
+
+  def body(state, idx):
+    key = jax.random.fold_in(step_rng, state.step)
+    bin_key, key = jax.random.split(key)
+    x = input_pipeline.preprocess(images[idx], bin_key, options.binarization)
+    x = sharding.shard_batch(x, mesh)
+    fixed = assignments[idx] if options.per_epoch_assignment else None
+    return train_step(state, x, key, masks, kl_weight, fixed,
+                      objective=options.objective,
+                      z_dropout_rate=options.z_dropout_rate)
+
+  return jax.lax.scan(body, state, indices)
+
+
 @functools.partial(jax.jit, donate_argnames=('state',),
-                   static_argnames=('num_steps', 'options'))
+                   static_argnames=('num_steps', 'options', 'mesh'))
 def train_chunk(state: TrainState, images: jax.Array, assignments: jax.Array,
                 rng: jax.Array, masks: jax.Array, kl_weight, epoch,
-                first_step_in_epoch, *, num_steps: int, options: StepOptions):
+                first_step_in_epoch, *, num_steps: int, options: StepOptions,
+                mesh: Optional[Mesh] = None):
   """``num_steps`` consecutive steps of one epoch inside one ``lax.scan``.
 
   The epoch's order is drawn from fold_in(rng, epoch) (a permutation, or for
@@ -148,51 +177,43 @@ def train_chunk(state: TrainState, images: jax.Array, assignments: jax.Array,
     first_step_in_epoch: step within the epoch at which the chunk starts.
     num_steps: steps in this chunk.
     options: `StepOptions`.
+    mesh: optional device mesh; the batch is split over its 'data' axis.
 
   Returns:
     (state, metrics) with each metric stacked to shape (num_steps,).
   """
-  step_rng, data_rng = _keys(rng)
-  epoch_rng = jax.random.fold_in(data_rng, epoch)
-  if options.per_epoch_assignment:
-    order = schedules.stratified_order(epoch_rng, assignments, masks.shape[0])
-  else:
-    order = schedules.permutation(epoch_rng, images.shape[0])
-  b = options.batch_size
-  indices = jax.lax.dynamic_slice_in_dim(order, first_step_in_epoch * b,
-                                         num_steps * b).reshape(num_steps, b)
-
-  def body(state, idx):
-    key = jax.random.fold_in(step_rng, state.step)
-    bin_key, key = jax.random.split(key)
-    x = input_pipeline.preprocess(images[idx], bin_key, options.binarization)
-    fixed = assignments[idx] if options.per_epoch_assignment else None
-    return train_step(state, x, key, masks, kl_weight, fixed,
-                      objective=options.objective,
-                      z_dropout_rate=options.z_dropout_rate)
-
-  return jax.lax.scan(body, state, indices)
+  return _chunk(state, images, assignments, rng, masks, kl_weight, epoch,
+                first_step_in_epoch, num_steps, options, mesh)
 
 
-@functools.partial(jax.jit, static_argnames=('options',))
-def assign_dataset(state: TrainState, images: jax.Array, rng: jax.Array,
-                   masks: jax.Array, kl_weight, epoch, *,
-                   options: StepOptions) -> jax.Array:
-  """Algorithm 1, line 3: y* of every training example under the current
-  parameters, with the objective being optimised (lambda-weighted ELBO).
+@functools.partial(jax.jit, donate_argnames=('states',),
+                   static_argnames=('num_steps', 'options', 'mesh'))
+def train_chunks(states: TrainState, images: jax.Array,
+                 assignments: jax.Array, rngs: jax.Array, masks: jax.Array,
+                 kl_weights: jax.Array, epoch, first_step_in_epoch, *,
+                 num_steps: int, options: StepOptions,
+                 mesh: Optional[Mesh] = None):
+  """`train_chunk` for M independent models in one program (``jax.vmap``).
 
   Args:
-    state: train state.
-    images: (n, N) uint8 training pixels.
-    rng: the run's base key.
-    masks: (E, D).
-    kl_weight: lambda.
-    epoch: index of the epoch about to start.
-    options: `StepOptions`.
+    states: train states stacked on a leading axis of size M.
+    images: (n, N) uint8, shared.
+    assignments: (M, n).
+    rngs: (M,) keys, one per model (e.g. one per seed).
+    masks: (E, D), shared.
+    kl_weights: (M,) lambda per model.
+    epoch, first_step_in_epoch, num_steps, options, mesh: as in `train_chunk`.
 
   Returns:
-    (n,) int32 assignments.
+    (states, metrics) with metrics of shape (M, num_steps).
   """
+  return jax.vmap(
+      lambda s, a, r, w: _chunk(s, images, a, r, masks, w, epoch,
+                                first_step_in_epoch, num_steps, options, mesh)
+  )(states, assignments, rngs, kl_weights)
+
+
+def _assign(state, images, rng, masks, kl_weight, epoch, options):
   _, data_rng = _keys(rng)
   key = jax.random.fold_in(jax.random.fold_in(data_rng, epoch), 1)
   b = options.batch_size
@@ -211,6 +232,29 @@ def assign_dataset(state: TrainState, images: jax.Array, rng: jax.Array,
   return y.reshape(-1)[:n]
 
 
+@functools.partial(jax.jit, static_argnames=('options',))
+def assign_dataset(states: TrainState, images: jax.Array, rngs: jax.Array,
+                   masks: jax.Array, kl_weights, epoch, *,
+                   options: StepOptions) -> jax.Array:
+  """Algorithm 1, line 3: y* of every training example under the current
+  parameters, with the objective being optimised (lambda-weighted ELBO).
+
+  Args:
+    states: train states of M models stacked on a leading axis.
+    images: (n, N) uint8 training pixels.
+    rngs: (M,) base keys.
+    masks: (E, D).
+    kl_weights: (M,) lambda per model.
+    epoch: index of the epoch about to start.
+    options: `StepOptions`.
+
+  Returns:
+    (M, n) int32 assignments.
+  """
+  return jax.vmap(lambda s, r, w: _assign(s, images, r, masks, w, epoch,
+                                          options))(states, rngs, kl_weights)
+
+
 def state_tree(state: TrainState,
                assignments: Optional[jax.Array] = None) -> Dict[str, Any]:
   """What a checkpoint holds: parameters, optimizer state, step, and the
@@ -223,11 +267,12 @@ def state_tree(state: TrainState,
 
 
 def restore(ckpts: checkpoints.Checkpoints, state: TrainState,
-            num_train: int):
-  """(state, assignments, step) from the newest readable checkpoint, or the
-  given state, unassigned examples (-1) and None if there is none yet."""
+            num_train: int, max_step: Optional[int] = None):
+  """(state, assignments, step) from the newest readable checkpoint (at most
+  ``max_step``), or the given state, unassigned examples (-1) and None if
+  there is none yet."""
   assignments = jnp.full((num_train,), -1, jnp.int32)
-  tree, step = ckpts.restore_latest(state_tree(state, assignments))
+  tree, step = ckpts.restore_latest(state_tree(state, assignments), max_step)
   if tree is None:
     return state, assignments, None
   assignments = tree.pop('assignments')
@@ -254,7 +299,7 @@ def _stop_on_signals():
 
 
 def _check_finite(metrics: Dict[str, np.ndarray], first_step: int,
-                  config, last_checkpoint) -> None:
+                  config, last_checkpoint, name: str = '') -> None:
   bad = ~(np.isfinite(metrics['loss']) & np.isfinite(metrics['grad_norm']))
   if not bad.any():
     return
@@ -265,7 +310,8 @@ def _check_finite(metrics: Dict[str, np.ndarray], first_step: int,
     hint += (', or the Gaussian decoder variance is too small for the data '
              f'(raise model.min_logvar={config.model.min_logvar})')
   raise NonFiniteLossError(
-      f'The loss or gradients became NaN/inf at step {step}. Likely cause: '
+      f'The loss or gradients{" of " + name if name else ""} became NaN/inf '
+      f'at step {step}. Likely cause: '
       f'{hint}. ' + (f'The last good checkpoint (step {last_checkpoint}) is '
                      'intact. ' if last_checkpoint else 'No checkpoint had '
                      'been saved yet. ') +
@@ -277,33 +323,83 @@ def _is_boundary(step: int, steps_per_epoch: int, every: int) -> bool:
   return step % (every or steps_per_epoch) == 0
 
 
-def _next_boundary(step: int, steps_per_epoch: int, every: int) -> int:
-  end_of_epoch = (step // steps_per_epoch + 1) * steps_per_epoch
-  if not every:
-    return end_of_epoch
-  return min(end_of_epoch, (step // every + 1) * every)
+def _next_boundary(step: int, steps_per_epoch: int, every: int,
+                   max_chunk: int = 0) -> int:
+  """End of the chunk starting at ``step``: the next epoch end or checkpoint
+  step, and at most ``max_chunk`` steps on (1 = the step-by-step path)."""
+  end = (step // steps_per_epoch + 1) * steps_per_epoch
+  if every:
+    end = min(end, (step // every + 1) * every)
+  if max_chunk:
+    end = min(end, step + max_chunk)
+  return end
+
+
+def members(config: ml_collections.ConfigDict
+            ) -> List[Tuple[str, ml_collections.ConfigDict]]:
+  """The models one program trains: (subdirectory, config) of each.
+
+  ``train.num_seeds`` seeds times ``train.kl_weights`` (or the single
+  ``train.kl_weight``). A single model trains in the workdir itself ('');
+  several train side by side under ``jax.vmap``, each in its own
+  subdirectory with its own config, checkpoints, metrics and figures, so
+  each can be evaluated like any other workdir.
+  """
+  tc = config.train
+  weights = list(tc.kl_weights) or [tc.kl_weight]
+  if tc.num_seeds == 1 and len(weights) == 1:
+    return [('', config)]
+  team = []
+  for i in range(tc.num_seeds):
+    for weight in weights:
+      member = ml_collections.ConfigDict(config.to_dict())
+      member.seed = config.seed + i
+      member.train.kl_weight = float(weight)
+      member.train.num_seeds = 1
+      member.train.kl_weights = ()
+      name = f'seed={member.seed}' + (f',kl_weight={weight:g}'
+                                      if len(weights) > 1 else '')
+      team.append((name, member))
+  return team
+
+
+def _stack(trees):
+  return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def _member(tree, i):
+  return jax.tree_util.tree_map(lambda a: a[i], tree)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict,
                        workdir: str) -> Dict[str, float]:
-  """Trains (or resumes) the model of ``config`` in ``workdir``.
+  """Trains (or resumes) the model(s) of ``config`` in ``workdir``.
 
   Writes ``checkpoints/``, ``metrics.jsonl``, TensorBoard events in
   ``tensorboard/``, and at the end ``samples.png`` and
   ``reconstructions.png``. Rerunning on the same workdir resumes from the
-  newest readable checkpoint.
+  newest readable checkpoint. With several models (`members`), each gets
+  these in its own subdirectory.
 
   Args:
     config: the configuration (see ``configs/default.py``).
     workdir: output directory.
 
   Returns:
-    The last validation metrics ('valid_bound', 'valid_logsumexp_bound', ...).
+    The last validation metrics ('valid_bound', 'valid_logsumexp_bound',
+    ...); with several models, a dict of those per subdirectory.
   """
   configuration.validate(config)
-  workdirs.prepare(config, workdir)
-  splits = input_pipeline.load(config.data)
   tc = config.train
+  if tc.distributed:
+    sharding.initialize_distributed()
+  workdirs.prepare(config, workdir)
+  team = members(config)
+  dirs = [os.path.join(workdir, name) if name else workdir for name, _ in team]
+  for (name, member), member_dir in zip(team, dirs):
+    if name:
+      workdirs.prepare(member, member_dir)
+  splits = input_pipeline.load(config.data)
   options = StepOptions.from_config(config)
   num_train = len(splits.train)
   steps_per_epoch = num_train // tc.batch_size
@@ -311,81 +407,132 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     raise configuration.ConfigError(
         f'train.batch_size={tc.batch_size} exceeds the {num_train} training '
         f'images; use --config.train.batch_size={min(100, num_train)}.')
+  mesh = sharding.make_mesh(tc.num_devices)
+  if tc.batch_size % mesh.size:
+    raise configuration.ConfigError(
+        f'train.batch_size={tc.batch_size} does not split over {mesh.size} '
+        f'devices; use a multiple of {mesh.size}, or train.num_devices.')
   total_steps = schedules.total_epochs(tc) * steps_per_epoch
   masks = jnp.asarray(configuration.masks_from_config(config.model))
-  base = jax.random.PRNGKey(config.seed)
-  init_rng, train_rng, eval_rng = (jax.random.fold_in(base, i) for i in range(3))
+  lead = jax.process_index() == 0
 
-  state = create_train_state(config, splits.num_pixels, init_rng,
-                             steps_per_epoch)
-  ckpts = checkpoints.Checkpoints(workdir, tc.keep_checkpoints)
-  state, assignments, last_saved = restore(ckpts, state, num_train)
+  ckpts = [checkpoints.Checkpoints(d, tc.keep_checkpoints) for d in dirs]
+  common = set.intersection(*(set(c.steps()) for c in ckpts))
+  resume_at = max(common) if common else None
+  states, assignments, rngs, eval_rngs, last_saved = [], [], [], [], None
+  template = create_train_state(config, splits.num_pixels,
+                                jax.random.PRNGKey(0), steps_per_epoch)
+  for (_, member), ckpt in zip(team, ckpts):
+    base = jax.random.PRNGKey(member.seed)
+    # Members share the model and optimizer (static fields) and differ in
+    # their arrays, so that they stack for jax.vmap.
+    params = template.model.init(jax.random.fold_in(base, 0))
+    state = template.replace(params=params,
+                             opt_state=template.tx.init(params))
+    if resume_at is not None:
+      state, member_assignments, last_saved = restore(ckpt, state, num_train,
+                                                      resume_at)
+    else:
+      member_assignments = jnp.full((num_train,), -1, jnp.int32)
+    states.append(state)
+    assignments.append(member_assignments)
+    rngs.append(jax.random.fold_in(base, 1))
+    eval_rngs.append(jax.random.fold_in(base, 2))
   if last_saved is not None:
     logging.info('Resumed from the checkpoint at step %d.', last_saved)
-  step = int(state.step)
-
-  images = jnp.asarray(splits.train.reshape(num_train, -1))
+  states = sharding.replicate(_stack(states), mesh)
+  assignments = sharding.replicate(jnp.stack(assignments), mesh)
+  rngs = jnp.stack(rngs)
+  kl_weights = jnp.asarray([m.train.kl_weight for _, m in team], jnp.float32)
+  images = sharding.replicate(splits.train.reshape(num_train, -1), mesh)
   valid = evaluate.eval_inputs(splits.valid, config.data)
-  kl_weight = jnp.float32(tc.kl_weight)
-  writer = metric_writers.MetricWriter(workdir)
-  bar = tqdm(total=total_steps, initial=step, disable=not tc.progress_bar,
-             unit='step', dynamic_ncols=True)
-  valid_metrics = {}
+  step = int(states.step[0])
+
+  writers = [metric_writers.MetricWriter(d) if lead else None for d in dirs]
+  bar = tqdm(total=total_steps, initial=step,
+             disable=not (tc.progress_bar and lead), unit='step',
+             dynamic_ncols=True)
+  valid_metrics = [{} for _ in team]
   try:
     with _stop_on_signals() as stop:
       while step < total_steps:
         epoch, offset = divmod(step, steps_per_epoch)
-        end = _next_boundary(step, steps_per_epoch, tc.checkpoint_every_steps)
-        summary = {}
+        end = _next_boundary(step, steps_per_epoch, tc.checkpoint_every_steps,
+                             tc.max_chunk_steps)
+        changes = None
         if options.per_epoch_assignment and offset == 0:
           previous = assignments
-          assignments = assign_dataset(state, images, train_rng, masks,
-                                       kl_weight, epoch, options=options)
-          summary['assignment_changes'] = float(
-              jnp.mean(assignments != previous))
+          assignments = assign_dataset(states, images, rngs, masks,
+                                       kl_weights, epoch, options=options)
+          changes = np.asarray(jnp.mean(assignments != previous, axis=1))
         start_time = time.perf_counter()
-        state, metrics = train_chunk(
-            state, images, assignments, train_rng, masks, kl_weight, epoch,
-            offset, num_steps=end - step, options=options)
+        states, metrics = train_chunks(
+            states, images, assignments, rngs, masks, kl_weights, epoch,
+            offset, num_steps=end - step, options=options, mesh=mesh)
         metrics = jax.device_get(metrics)
         elapsed = time.perf_counter() - start_time
-        _check_finite(metrics, step, config, last_saved)
-        summary.update({f'train_{k}': float(np.mean(v))
-                        for k, v in metrics.items()})
-        summary['examples_per_sec'] = (end - step) * tc.batch_size / elapsed
-        summary['epoch'] = end / steps_per_epoch
-        summary['learning_rate'] = float(
-            schedules.learning_rate(tc, steps_per_epoch)(end - 1))
-        bar.update(end - step)
-        bar.set_postfix(loss=f'{summary["train_loss"]:.2f}',
-                        ex_s=f'{summary["examples_per_sec"]:.0f}')
-        step = end
-        if step % steps_per_epoch == 0 and (
+        for i, (name, member) in enumerate(team):
+          _check_finite(_member(metrics, i), step, member, last_saved, name)
+        lr = float(schedules.learning_rate(tc, steps_per_epoch)(end - 1))
+        num_steps, step = end - step, end
+        bar.update(num_steps)
+        bar.set_postfix(
+            loss=f'{np.mean(metrics["loss"]):.2f}',
+            ex_s=f'{num_steps * tc.batch_size * len(team) / elapsed:.0f}')
+        evaluate_now = step % steps_per_epoch == 0 and (
             (step // steps_per_epoch) % tc.eval_every_epochs == 0
-            or step == total_steps):
-          valid_metrics = _valid_metrics(state, valid, masks, eval_rng, config)
-          summary.update(valid_metrics)
-          bar.write(f'epoch {step // steps_per_epoch}: valid bound '
-                    f'{valid_metrics["valid_bound"]:.3f} nats')
-        writer.write(step, summary)
-        if (_is_boundary(step, steps_per_epoch, tc.checkpoint_every_steps)
-            or step == total_steps or stop['signal']):
-          ckpts.save(step, state_tree(state, assignments))
+            or step == total_steps)
+        save_now = (_is_boundary(step, steps_per_epoch,
+                                 tc.checkpoint_every_steps)
+                    or step == total_steps or stop['signal'])
+        for i, (name, member) in enumerate(team):
+          summary = {f'train_{k}': float(np.mean(v))
+                     for k, v in _member(metrics, i).items()}
+          summary.update(examples_per_sec=num_steps * tc.batch_size / elapsed,
+                         epoch=step / steps_per_epoch, learning_rate=lr)
+          if changes is not None:
+            summary['assignment_changes'] = float(changes[i])
+          if evaluate_now:
+            valid_metrics[i] = _valid_metrics(_member(states, i), valid, masks,
+                                              eval_rngs[i], member)
+            summary.update(valid_metrics[i])
+            bar.write(f'{name + ": " if name else ""}epoch '
+                      f'{step // steps_per_epoch}: valid bound '
+                      f'{valid_metrics[i]["valid_bound"]:.3f} nats')
+          if writers[i]:
+            writers[i].write(step, summary)
+          if save_now:
+            ckpts[i].save(step, state_tree(_member(states, i),
+                                           assignments[i]))
+        if save_now:
           last_saved = step
         if stop['signal']:
           logging.warning('Received %s: saved a checkpoint at step %d and '
                           'stopped. Rerun the same command to resume.',
                           stop['signal'], step)
-          return valid_metrics
+          return _result(team, valid_metrics)
   finally:
     bar.close()
-    writer.close()
-    ckpts.close()
-  if not valid_metrics:  # the run had already finished before this call.
-    valid_metrics = _valid_metrics(state, valid, masks, eval_rng, config)
-  figures.write_sample_figures(state.params, state.model, masks, splits,
-                               config, workdir)
-  return valid_metrics
+    for writer in writers:
+      if writer:
+        writer.close()
+    for ckpt in ckpts:
+      ckpt.close()
+  for i, ((_, member), member_dir) in enumerate(zip(team, dirs)):
+    state = _member(states, i)
+    if not valid_metrics[i]:  # the run had already finished before this call.
+      valid_metrics[i] = _valid_metrics(state, valid, masks, eval_rngs[i],
+                                        member)
+    if lead:
+      figures.write_sample_figures(state.params, state.model, masks, splits,
+                                   member, member_dir)
+  return _result(team, valid_metrics)
+
+
+def _result(team, valid_metrics):
+  if len(team) == 1:
+    return valid_metrics[0]
+  return {name: metrics for (name, _), metrics in zip(team, valid_metrics)}
 
 
 def _valid_metrics(state, valid, masks, rng, config) -> Dict[str, float]:

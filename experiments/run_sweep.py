@@ -1,0 +1,42 @@
+"""Runs a sweep file into a root directory.
+
+    python -m experiments.run_sweep --sweep=configs/sweeps/fig3.py --root=runs/fig3 \
+        --set=train.num_epochs=10 --set=data.path=/data/mnist
+
+Finished points (with eval.json) are skipped, failed points are recorded in
+ROOT/sweep_status.json and the others go on. Exits 1 if any point failed.
+"""
+
+import sys
+
+from absl import app
+from absl import flags
+
+from experiments import sweeps
+
+flags.DEFINE_string('sweep', None, 'Sweep file with get_config() and sweep().')
+flags.DEFINE_string('root', None, 'Directory receiving one workdir per point.')
+flags.DEFINE_multi_string('set', [], 'section.field=value for every point.')
+flags.DEFINE_multi_string('where', [], 'section.field=value: run only the '
+                          'points that agree (e.g. model.num_layers=1).')
+flags.DEFINE_integer('workers', 0, 'Points at once; 0 = one per accelerator.')
+flags.DEFINE_enum('devices', 'auto', ['auto', 'cpu', 'gpu', 'tpu'],
+                  'How workers are pinned to accelerators.')
+flags.mark_flags_as_required(['sweep', 'root'])
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  del argv
+  extra = [f'--config.{item}' for item in FLAGS.set]
+  where = dict(item.split('=', 1) for item in FLAGS.where)
+  points = sweeps.run_sweep(FLAGS.sweep, FLAGS.root, extra, FLAGS.workers,
+                            FLAGS.devices, where)
+  failed = [name for name, r in points.items() if r['status'] != 'done']
+  print(f'{len(points) - len(failed)} done, {len(failed)} failed'
+        + (f': {", ".join(failed)}' if failed else ''))
+  sys.exit(1 if failed else 0)
+
+
+if __name__ == '__main__':
+  app.run(main)

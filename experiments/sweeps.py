@@ -1,0 +1,169 @@
+"""Running a sweep: one workdir per grid point, resumable, failure-tolerant.
+
+A sweep file (``configs/sweeps/*.py``) has get_config() and sweep(). Each
+point trains and evaluates in its own subprocess (``python -m
+evae_jax.main``), so one failing point cannot take the others down and every
+point gets the CLI's resume and safety behaviour. Points whose eval.json
+exists are skipped. ``root/sweep_status.json`` records each point's
+outcome, its command and, for a failure, the end of its output.
+"""
+
+import concurrent.futures
+import glob
+import importlib.util
+import json
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from typing import Dict, List, Sequence
+
+STATUS_FILE = 'sweep_status.json'
+
+
+def load_points(sweep_path: str) -> List[Dict]:
+  """The override dicts of a sweep file's sweep()."""
+  spec = importlib.util.spec_from_file_location('sweep_module', sweep_path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  if not hasattr(module, 'sweep') or not hasattr(module, 'get_config'):
+    raise ValueError(f'{sweep_path} needs both get_config() and sweep().')
+  return list(module.sweep())
+
+
+def select(points: List[Dict], where: Dict[str, str]) -> List[Dict]:
+  """Points whose overrides agree with ``where`` (a key a point does not
+  override is taken to agree: e.g. a VAE point has no epitome_size)."""
+  return [p for p in points if all(
+      key not in p or str(p[key]) == str(value) for key, value in where.items())]
+
+
+def point_name(overrides: Dict) -> str:
+  """A readable, filesystem-safe directory name for a grid point."""
+  parts = [f'{key.split(".")[-1]}={value}' for key, value in overrides.items()]
+  return ','.join(parts).replace('/', '_') or 'base'
+
+
+def _flag(key, value) -> str:
+  return f'--config.{key}={value}'
+
+
+def device_env(devices: str, slot: int) -> Dict[str, str]:
+  """Environment that pins a worker to one accelerator."""
+  if devices == 'gpu':
+    return {'CUDA_VISIBLE_DEVICES': str(slot)}
+  if devices == 'tpu':  # one chip per process on a TPU VM
+    return {'TPU_VISIBLE_CHIPS': str(slot),
+            'TPU_CHIPS_PER_PROCESS_BOUNDS': '1,1,1',
+            'TPU_PROCESS_BOUNDS': '1,1,1',
+            'TPU_PROCESS_PORT': str(8476 + slot),
+            'TPU_MESH_CONTROLLER_PORT': str(8476 + slot)}
+  return {}
+
+
+def detect_devices() -> tuple:
+  """(kind, count) of local accelerators, without initialising JAX (which
+  would lock TPU chips in this process)."""
+  if shutil.which('nvidia-smi'):
+    out = subprocess.run(['nvidia-smi', '-L'], capture_output=True, text=True)
+    count = len([l for l in out.stdout.splitlines() if l.startswith('GPU')])
+    if count:
+      return 'gpu', count
+  chips = glob.glob('/dev/accel*') or glob.glob('/dev/vfio/[0-9]*')
+  if chips:
+    return 'tpu', len(chips)
+  return 'cpu', 1
+
+
+class _Status:
+  """Thread-safe, atomically written sweep_status.json."""
+
+  def __init__(self, root):
+    self._path = os.path.join(root, STATUS_FILE)
+    self._lock = threading.Lock()
+    self.points = {}
+    if os.path.exists(self._path):
+      with open(self._path) as f:
+        self.points = json.load(f)
+
+  def set(self, name, record):
+    with self._lock:
+      self.points[name] = record
+      with open(self._path + '.tmp', 'w') as f:
+        json.dump(self.points, f, indent=1)
+      os.replace(self._path + '.tmp', self._path)
+
+
+def run_point(sweep_path: str, root: str, overrides: Dict,
+              extra: Sequence[str], env: Dict[str, str]) -> Dict:
+  """Trains then evaluates one point; returns its status record."""
+  workdir = os.path.join(root, point_name(overrides))
+  base = [sys.executable, '-m', 'evae_jax.main', f'--config={sweep_path}',
+          f'--workdir={workdir}'] + [_flag(k, v) for k, v in overrides.items()]
+  base += list(extra)
+  start = time.time()
+  log_path = os.path.join(root, point_name(overrides) + '.log')
+  with open(log_path, 'a') as log:
+    for mode in ('train', 'evaluate'):
+      command = base + [f'--mode={mode}']
+      proc = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, **env}, text=True)
+      if proc.returncode != 0:
+        with open(log_path) as f:
+          tail = f.read()[-3000:]
+        return {'status': 'failed', 'mode': mode, 'returncode': proc.returncode,
+                'seconds': time.time() - start, 'command': command,
+                'output_tail': tail}
+  return {'status': 'done', 'seconds': time.time() - start, 'command': base}
+
+
+def run_sweep(sweep_path: str, root: str, extra: Sequence[str] = (),
+              workers: int = 0, devices: str = 'auto',
+              where: Dict[str, str] = None) -> Dict[str, Dict]:
+  """Runs every unfinished point of a sweep into ``root``.
+
+  Args:
+    sweep_path: a file in configs/sweeps/.
+    root: directory for the workdirs (root/<point name>/).
+    extra: flags added to every point, e.g. ['--config.train.num_epochs=10'].
+    workers: points run at once; 0 = one per detected accelerator (1 on CPU).
+    devices: 'auto', 'cpu', 'gpu' or 'tpu' (how workers are pinned).
+    where: run only the points that agree with these overrides (`select`).
+
+  Returns:
+    The status record of every point.
+  """
+  os.makedirs(root, exist_ok=True)
+  points = select(load_points(sweep_path), where or {})
+  kind, count = detect_devices() if devices == 'auto' else (devices, workers or 1)
+  workers = workers or count
+  status = _Status(root)
+  slots = queue.Queue()
+  for slot in range(workers):
+    slots.put(slot)
+
+  def job(overrides):
+    name = point_name(overrides)
+    if os.path.exists(os.path.join(root, name, 'eval.json')):
+      status.set(name, {**status.points.get(name, {}), 'status': 'done',
+                        'skipped': True})
+      return
+    slot = slots.get()
+    try:
+      print(f'[{time.strftime("%H:%M:%S")}] start {name}', flush=True)
+      record = run_point(sweep_path, root, overrides, extra,
+                         device_env(kind, slot))
+    except Exception as e:  # keep going: record and move on.
+      record = {'status': 'failed', 'error': repr(e)}
+    finally:
+      slots.put(slot)
+    status.set(name, record)
+    print(f'[{time.strftime("%H:%M:%S")}] {record["status"]} {name}',
+          flush=True)
+
+  with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+    list(pool.map(job, points))
+  return status.points

@@ -1,0 +1,169 @@
+"""Gathers a sweep's eval.json files into the paper's tables, with the
+published number beside ours in every cell where the paper has one.
+
+    python -m experiments.tables --root=runs/table4 --table=table4 > table4.md
+
+Tables: table1 / table4 (Parzen (active units) by D and model, columns H, L;
+mVAE and eVAE cells take the best K), table2 (IW negative log-likelihood),
+table3 (best Parzen per model), summary (one row per run, every figure).
+"""
+
+import glob
+import json
+import os
+from typing import Dict, List
+
+from absl import app
+from absl import flags
+
+PAPER_FILE = os.path.join(os.path.dirname(__file__), 'paper_numbers.json')
+TABLES = ('table1', 'table2', 'table3', 'table4', 'summary')
+KINDS = ('vae', 'mvae', 'evae')
+
+
+def load_runs(root: str) -> List[Dict]:
+  """eval.json of every workdir directly under ``root`` (with its name)."""
+  runs = []
+  for path in sorted(glob.glob(os.path.join(root, '*', 'eval.json'))):
+    with open(path) as f:
+      run = json.load(f)
+    run['name'] = os.path.basename(os.path.dirname(path))
+    runs.append(run)
+  return runs
+
+
+def _model(run):
+  return run['config']['model']
+
+
+def _label(run) -> str:
+  """vae, 'vae (lambda=0.5)', 'dropout vae (0.5)', evae, mvae."""
+  m, t = _model(run), run['config']['train']
+  if t['z_dropout_rate'] > 0:
+    return f'dropout {m["kind"]} ({t["z_dropout_rate"]:g})'
+  if t['kl_weight'] != 1.0:
+    return f'{m["kind"]} (λ={t["kl_weight"]:g})'
+  return m['kind']
+
+
+def _best(runs):
+  return max(runs, key=lambda r: r['parzen']['mean']) if runs else None
+
+
+def _grid_table(runs, paper_rows, columns) -> str:
+  header = '| D | model | ' + ' | '.join(f'H={h}, L={l}' for h, l in columns)
+  lines = [header + ' |', '|' + ' --- |' * (len(columns) + 2)]
+  dims = sorted({_model(r)['latent_dim'] for r in runs}
+                | {p['latent_dim'] for p in paper_rows})
+  for d in dims:
+    for kind in KINDS:
+      cells = []
+      for h, l in columns:
+        match = lambda m: (m['latent_dim'] == d and m['kind'] == kind and
+                           m['hidden_dim'] == h and m['num_layers'] == l)
+        ours = _best([r for r in runs if match(_model(r))
+                      and _label(r) == kind])
+        paper = [p for p in paper_rows if match(p)]
+        text = (f'**{ours["parzen"]["mean"]:.0f}** '
+                f'({ours["active_units"]["count"]})' if ours else '–')
+        if paper:
+          text += f' / {paper[0]["parzen"]} ({paper[0]["active_units"]})'
+        cells.append(text)
+      lines.append(f'| {d} | {kind} | ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines)
+
+
+def _table2(runs, paper_rows) -> str:
+  lines = ['| D | VAE ours / paper | eVAE ours / paper |', '| --- | --- | --- |']
+  dims = sorted({_model(r)['latent_dim'] for r in runs}
+                | {p['latent_dim'] for p in paper_rows})
+  for d in dims:
+    cells = []
+    for kind in ('vae', 'evae'):
+      ours = [r for r in runs if _model(r)['latent_dim'] == d
+              and _label(r) == kind]
+      paper = [p for p in paper_rows if p['latent_dim'] == d
+               and p['kind'] == kind]
+      text = (f'**{-ours[0]["iw_log_likelihood"]["marginal"]["mean"]:.2f}**'
+              if ours else '–')
+      cells.append(text + (f' / {paper[0]["nll"]:.2f}' if paper else ''))
+    lines.append(f'| {d} | ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines)
+
+
+def _table3(runs, paper_rows) -> str:
+  lines = ['| model | ours (best run) | paper MNIST | paper TFD |',
+           '| --- | --- | --- | --- |']
+  for kind in KINDS:
+    ours = _best([r for r in runs if _label(r) == kind])
+    paper = {p['dataset']: p for p in paper_rows if p['kind'] == kind}
+    text = (f'**{ours["parzen"]["mean"]:.0f} ± {ours["parzen"]["stderr"]:.0f}**'
+            f' ({ours["name"]})' if ours else '–')
+    lines.append(f'| {kind} | {text} | {paper["mnist"]["parzen"]} ± '
+                 f'{paper["mnist"]["stderr"]} | {paper["tfd"]["parzen"]} ± '
+                 f'{paper["tfd"]["stderr"]} |')
+  return '\n'.join(lines)
+
+
+def _summary(runs) -> str:
+  lines = ['| run | model | D | K | s | L | H | params | active units | '
+           'Parzen | bound (eq. 7) | logsumexp bound | IW log-lik (k) |',
+           '|' + ' --- |' * 13]
+  for r in runs:
+    m, shape = _model(r), r['epitome_shape']
+    iw = r['iw_log_likelihood']
+    lines.append(
+        f'| {r["name"]} | {_label(r)} | {shape["latent_dim"]} | '
+        f'{shape["epitome_size"]} | {shape["stride"]} | {m["num_layers"]} | '
+        f'{m["hidden_dim"]} | {r["num_params"]:,} | '
+        f'{r["active_units"]["count"]} | '
+        f'{r["parzen"]["mean"]:.1f} ± {r["parzen"]["stderr"]:.1f} | '
+        f'{r["bound"]["mean"]:.2f} | {r["logsumexp_bound"]["mean"]:.2f} | '
+        f'{iw["marginal"]["mean"]:.2f} ({iw["num_samples"]}) |')
+  return '\n'.join(lines)
+
+
+def _budget(runs) -> str:
+  budgets = sorted({(r['config']['data']['name'], r['config']['data']['path'],
+                     r['config']['train']['num_epochs'],
+                     r['config']['train']['schedule'], r['step'])
+                    for r in runs})
+  return '; '.join(f'data `{n}` {p or ""}, {e} epochs ({s}), {st} steps'
+                   for n, p, e, s, st in budgets)
+
+
+def render(root: str, table: str) -> str:
+  """The markdown for ``table`` from the runs under ``root``."""
+  runs = load_runs(root)
+  with open(PAPER_FILE) as f:
+    paper = json.load(f)
+  if table == 'summary':
+    body = _summary(runs)
+  elif table == 'table1':
+    body = _grid_table(runs, paper['table1'],
+                       [(500, 2), (500, 3), (1000, 2), (1000, 3)])
+  elif table == 'table4':
+    body = _grid_table(runs, paper['table4'],
+                       [(h, l) for h in (500, 1000) for l in (1, 2, 3)])
+  elif table == 'table2':
+    body = _table2(runs, paper['table2'])
+  else:
+    body = _table3(runs, paper['table3'])
+  note = ('Cells: **ours** / paper; Parzen log-density in nats with active '
+          'units in parentheses (Table 2: -log p(x) in nats). The paper\'s '
+          'numbers are on MNIST / TFD at full budget.'
+          if table != 'summary' else 'One row per run; nats.')
+  return (f'{note}\n\nRuns in `{root}`: {_budget(runs) or "none yet"}.\n\n'
+          f'{body}\n')
+
+
+def main(argv):
+  del argv
+  print(render(flags.FLAGS.root, flags.FLAGS.table))
+
+
+if __name__ == '__main__':
+  flags.DEFINE_string('root', None, 'Sweep root directory.')
+  flags.DEFINE_enum('table', 'summary', TABLES, 'Which table.')
+  flags.mark_flags_as_required(['root'])
+  app.run(main)
