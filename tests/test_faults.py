@@ -78,7 +78,7 @@ def _final_params(workdir, overrides):
   return (state.params, state.opt_state), step
 
 
-LONG = {'train.num_epochs': 8, 'train.checkpoint_every_steps': 7}
+LONG = {'train.num_epochs': 6, 'train.checkpoint_every_steps': 13}
 LONG_FLAGS = [f'--config.{k}={v}' for k, v in LONG.items()]
 
 
@@ -95,7 +95,7 @@ def test_sigkill_at_a_random_step_then_resume_is_bit_identical(tmp_path):
   assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
   a, step_a = _final_params(straight, LONG)
   b, step_b = _final_params(interrupted, LONG)
-  assert step_a == step_b == 8 * STEPS_PER_EPOCH
+  assert step_a == step_b == 6 * STEPS_PER_EPOCH
   for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
     np.testing.assert_array_equal(x, y)
   if killed_at and killed_at[-1] < step_a:
@@ -114,7 +114,7 @@ def test_sigterm_and_sigint_save_a_checkpoint_before_exiting(tmp_path, sig):
     pytest.skip('the run finished before the signal arrived')
   assert proc.returncode == 0
   stopped_at = int(re.search(r'saved a checkpoint at step (\d+)', out)[1])
-  assert steps[-1] == stopped_at < 8 * STEPS_PER_EPOCH
+  assert steps[-1] == stopped_at < 6 * STEPS_PER_EPOCH
   result = _run(workdir, *LONG_FLAGS)
   assert f'Resumed from the checkpoint at step {stopped_at}' in result.stderr
 

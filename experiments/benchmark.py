@@ -1,0 +1,222 @@
+"""Training and evaluation speed, measured in one process so ratios compare.
+
+    python -m experiments.benchmark [--out=experiments/benchmark.json]
+
+For one architecture (default L = 2, H = 500, D = 50, K = 5, batch 100,
+784 binary pixels, synthetic data) it measures the median train-step time of
+the VAE and the eVAE, examples/s, the analytic matmul FLOPs per step, the
+achieved FLOP/s as a fraction of a dense f32 matmul's FLOP/s measured in the
+same run, the eVAE/VAE step-time ratio beside the analytic FLOP ratio, the
+time of an on-device epoch (one lax.scan) against steps x isolated step
+time, M models trained at once with vmap against M sequential runs, and the
+IW-evaluation throughput.
+"""
+
+import json
+import statistics
+import time
+
+from absl import app
+from absl import flags
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from configs import default
+from evae_jax import configuration
+from evae_jax import evaluate
+from evae_jax import models
+from evae_jax import train
+
+flags.DEFINE_integer('num_layers', 2, 'L.')
+flags.DEFINE_integer('hidden_dim', 500, 'H.')
+flags.DEFINE_integer('latent_dim', 50, 'D.')
+flags.DEFINE_integer('epitome_size', 5, 'K.')
+flags.DEFINE_integer('batch_size', 100, 'B.')
+flags.DEFINE_integer('num_pixels', 784, 'N.')
+flags.DEFINE_integer('repeats', 50, 'Timed calls per median.')
+flags.DEFINE_integer('epoch_steps', 200, 'Steps of the timed on-device epoch.')
+flags.DEFINE_integer('num_models', 8, 'Models trained at once with vmap.')
+flags.DEFINE_integer('iw_samples', 1000, 'k for the IW throughput.')
+flags.DEFINE_integer('matmul_size', 1024, 'Side of the reference matmul.')
+flags.DEFINE_string('out', 'experiments/benchmark.json', 'JSON output.')
+FLAGS = flags.FLAGS
+
+
+def _median_seconds(fn, repeats):
+  jax.block_until_ready(fn())  # compile and warm up
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
+def _config(kind):
+  config = default.get_config()
+  config.model.kind = kind
+  config.model.num_layers = FLAGS.num_layers
+  config.model.hidden_dim = FLAGS.hidden_dim
+  config.model.latent_dim = FLAGS.latent_dim
+  config.model.epitome_size = FLAGS.epitome_size
+  config.train.batch_size = FLAGS.batch_size
+  config.data.binarization = 'dynamic'
+  return config
+
+
+def step_flops(config, num_pixels) -> dict:
+  """Analytic matmul FLOPs (2 per multiply-add) of one training step.
+
+  Encoder: forward + backward = 3x its forward. eVAE: the selection pass
+  runs the decoder forward for all E epitomes without gradients, then the
+  chosen epitome's decoder runs forward + backward (3x). VAE: no selection.
+  """
+  m = config.model
+  h, layers, d = m.hidden_dim, m.num_layers, m.latent_dim
+  def mlp_macs(n_in):
+    return (n_in * h + (layers - 1) * h * h) if layers else 0
+  encoder = mlp_macs(num_pixels) + 2 * (h if layers else num_pixels) * d
+  decoder = mlp_macs(d) + (h if layers else d) * num_pixels
+  e = configuration.masks_from_config(m).shape[0]
+  selection = e * decoder if e > 1 else 0
+  per_example = 2 * (3 * encoder + selection + 3 * decoder)
+  return {'per_step': per_example * config.train.batch_size,
+          'num_epitomes': e}
+
+
+def main(argv):
+  del argv
+  rng = jax.random.PRNGKey(0)
+  n, b = FLAGS.num_pixels, FLAGS.batch_size
+  results = {'device': str(jax.devices()[0]), 'backend': jax.default_backend(),
+             'architecture': dict(L=FLAGS.num_layers, H=FLAGS.hidden_dim,
+                                  D=FLAGS.latent_dim, K=FLAGS.epitome_size,
+                                  batch=b, pixels=n)}
+
+  a = jax.random.normal(rng, (FLAGS.matmul_size, FLAGS.matmul_size))
+  matmul = jax.jit(lambda x: x @ x)
+  t = _median_seconds(lambda: matmul(a), FLAGS.repeats)
+  results['matmul_flops_per_sec'] = 2 * FLAGS.matmul_size ** 3 / t
+  shaped = jax.random.normal(rng, (b, n))
+  w = jax.random.normal(rng, (n, FLAGS.hidden_dim))
+  t = _median_seconds(lambda: jax.jit(lambda x, y: x @ y)(shaped, w),
+                      FLAGS.repeats)
+  results['matmul_at_step_shape_flops_per_sec'] = 2 * b * n * FLAGS.hidden_dim / t
+
+  images = jax.random.randint(rng, (FLAGS.epoch_steps * b, n), 0, 256
+                              ).astype(jnp.uint8)
+  batch = (jax.random.uniform(rng, (b, n)) > 0.5).astype(jnp.float32)
+  for kind in ('vae', 'evae'):
+    config = _config(kind)
+    masks = jnp.asarray(configuration.masks_from_config(config.model))
+    state = train.create_train_state(config, n, rng)
+    t = _median_seconds(lambda: train.train_step(state, batch, rng, masks)[1],
+                        FLAGS.repeats)
+    flops = step_flops(config, n)
+    options = train.StepOptions.from_config(config)
+    assignments = jnp.zeros((images.shape[0],), jnp.int32)
+
+    def epoch(state=state):
+      return train.train_chunk(jax.tree_util.tree_map(jnp.copy, state), images,
+                               assignments, rng, masks, 1.0, 0, 0,
+                               num_steps=FLAGS.epoch_steps,
+                               options=options)[1]['loss']
+    epoch_time = _median_seconds(epoch, 3)
+    results[kind] = {
+        'step_seconds': t,
+        'examples_per_sec': b / t,
+        'flops_per_step': flops['per_step'],
+        'num_epitomes': flops['num_epitomes'],
+        'achieved_flops_per_sec': flops['per_step'] / t,
+        'fraction_of_matmul': flops['per_step'] / t / results['matmul_flops_per_sec'],
+        'epoch_steps': FLAGS.epoch_steps,
+        'epoch_seconds': epoch_time,
+        'epoch_over_steps_times_step': epoch_time / (FLAGS.epoch_steps * t),
+        'scan_step_seconds': epoch_time / FLAGS.epoch_steps,
+    }
+
+  v, e = results['vae'], results['evae']
+  results['evae_over_vae_step_time'] = e['step_seconds'] / v['step_seconds']
+  results['evae_over_vae_flops'] = e['flops_per_step'] / v['flops_per_step']
+  results['evae_over_vae_scan_step_time'] = (e['scan_step_seconds']
+                                             / v['scan_step_seconds'])
+
+  # M models at once (vmap) against M sequential runs of the same chunk.
+  config = _config('evae')
+  masks = jnp.asarray(configuration.masks_from_config(config.model))
+  options = train.StepOptions.from_config(config)
+  m = FLAGS.num_models
+  state = train.create_train_state(config, n, rng)
+  stacked = jax.tree_util.tree_map(lambda x: jnp.stack([x] * m), state)
+  assignments = jnp.zeros((m, images.shape[0]), jnp.int32)
+  rngs = jax.random.split(rng, m)
+  steps = max(1, FLAGS.epoch_steps // 4)
+  together = _median_seconds(lambda: train.train_chunks(
+      jax.tree_util.tree_map(jnp.copy, stacked), images, assignments, rngs,
+      masks, jnp.ones(m), 0, 0, num_steps=steps, options=options)[1]['loss'], 3)
+  one = _median_seconds(lambda: train.train_chunk(
+      jax.tree_util.tree_map(jnp.copy, state), images, assignments[0], rng,
+      masks, 1.0, 0, 0, num_steps=steps, options=options)[1]['loss'], 3)
+  results['vmap_models'] = {'num_models': m, 'steps': steps,
+                            'together_seconds': together,
+                            'sequential_seconds': m * one,
+                            'ratio': together / (m * one)}
+
+  # IW evaluation throughput (examples x samples per second).
+  model = state.model
+  k = FLAGS.iw_samples
+  t = _median_seconds(lambda: evaluate._iw_batch(  # pylint: disable=protected-access
+      state.params, model, batch, masks, rng, k, 100), 3)
+  results['iw'] = {'num_samples': k, 'examples_per_sec': b / t,
+                   'samples_per_sec': b * k / t}
+
+  with open(FLAGS.out, 'w') as f:
+    json.dump(results, f, indent=1)
+  print(format_table(results))
+
+
+def format_table(r) -> str:
+  """The results as a markdown table."""
+  v, e = r['vae'], r['evae']
+  rows = [
+      ('median train step (ms)', f'{1e3 * v["step_seconds"]:.2f}',
+       f'{1e3 * e["step_seconds"]:.2f}'),
+      ('examples/s (isolated steps)', f'{v["examples_per_sec"]:,.0f}',
+       f'{e["examples_per_sec"]:,.0f}'),
+      ('analytic matmul FLOPs / step', f'{v["flops_per_step"] / 1e6:.1f} M',
+       f'{e["flops_per_step"] / 1e6:.1f} M'),
+      ('achieved GFLOP/s', f'{v["achieved_flops_per_sec"] / 1e9:.1f}',
+       f'{e["achieved_flops_per_sec"] / 1e9:.1f}'),
+      ('fraction of dense matmul FLOP/s', f'{v["fraction_of_matmul"]:.2f}',
+       f'{e["fraction_of_matmul"]:.2f}'),
+      (f'on-device epoch of {v["epoch_steps"]} steps (s)',
+       f'{v["epoch_seconds"]:.2f}', f'{e["epoch_seconds"]:.2f}'),
+      ('epoch / (steps x isolated step)',
+       f'{v["epoch_over_steps_times_step"]:.3f}',
+       f'{e["epoch_over_steps_times_step"]:.3f}'),
+  ]
+  lines = [f'Device: {r["device"]}; architecture {r["architecture"]}', '',
+           '| | VAE | eVAE |', '| --- | --- | --- |']
+  lines += [f'| {a} | {b} | {c} |' for a, b, c in rows]
+  vm = r['vmap_models']
+  lines += [
+      '',
+      f'- dense f32 matmul ({FLAGS.matmul_size}^3): '
+      f'{r["matmul_flops_per_sec"] / 1e9:.1f} GFLOP/s; at the step\'s first-layer '
+      f'shape: {r["matmul_at_step_shape_flops_per_sec"] / 1e9:.1f} GFLOP/s',
+      f'- eVAE / VAE step time: {r["evae_over_vae_step_time"]:.2f} '
+      f'(in-scan: {r["evae_over_vae_scan_step_time"]:.2f}); analytic FLOP '
+      f'ratio: {r["evae_over_vae_flops"]:.2f}',
+      f'- {vm["num_models"]} eVAEs at once with vmap: '
+      f'{vm["together_seconds"]:.2f} s vs {vm["sequential_seconds"]:.2f} s '
+      f'sequential ({vm["steps"]} steps each): ratio {vm["ratio"]:.2f}',
+      f'- IW evaluation (eVAE, k={r["iw"]["num_samples"]}): '
+      f'{r["iw"]["examples_per_sec"]:.1f} examples/s '
+      f'({r["iw"]["samples_per_sec"]:,.0f} importance samples/s)',
+  ]
+  return '\n'.join(lines)
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,107 @@
+"""Sweep files, the sweep runner, the paper tables and the benchmark."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from experiments import sweeps
+from experiments import tables
+from tests.conftest import ROOT
+
+SWEEPS = sorted(glob.glob(os.path.join(ROOT, 'configs', 'sweeps', '[a-z]*.py')))
+
+
+@pytest.mark.parametrize('path', SWEEPS, ids=os.path.basename)
+def test_every_sweep_point_is_a_valid_config(path):
+  from evae_jax import configuration
+  import importlib.util
+  spec = importlib.util.spec_from_file_location('s', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  points = sweeps.load_points(path)
+  assert points
+  names = [sweeps.point_name(p) for p in points]
+  assert len(set(names)) == len(names)       # one workdir per point
+  for point in points:
+    config = module.get_config()
+    for key, value in point.items():
+      section, field = key.split('.')
+      config[section][field] = value
+    configuration.validate(config)
+
+
+def test_paper_numbers_are_complete():
+  paper = json.load(open(tables.PAPER_FILE))
+  assert len(paper['table1']) == 3 * 3 * 4 and len(paper['table4']) == 3 * 3 * 6
+  assert len(paper['table2']) == 6 and len(paper['table3']) == 6
+  cell = [r for r in paper['table4'] if r['kind'] == 'vae' and
+          r['latent_dim'] == 24 and r['num_layers'] == 1 and
+          r['hidden_dim'] == 500][0]
+  assert (cell['parzen'], cell['active_units']) == (213, 22)
+
+
+def test_runner_skips_done_points_and_survives_failures(tmp_path):
+  sweep = tmp_path / 'tiny_sweep.py'
+  sweep.write_text(
+      'from configs import test\n'
+      'def get_config():\n  return test.get_config()\n'
+      'def sweep():\n'
+      '  return [{"model.kind": "vae"}, {"model.kind": "evae"},\n'
+      '          {"model.kind": "evae", "model.epitome_size": 99}]\n')
+  root = str(tmp_path / 'root')
+  run = lambda: subprocess.run(
+      [sys.executable, '-m', 'experiments.run_sweep', f'--sweep={sweep}',
+       f'--root={root}', '--set=train.num_epochs=1'], cwd=ROOT,
+      capture_output=True, text=True, timeout=600)
+  first = run()
+  assert first.returncode == 1   # one point is invalid
+  status = json.load(open(os.path.join(root, sweeps.STATUS_FILE)))
+  assert status['kind=vae']['status'] == 'done'
+  assert status['kind=evae']['status'] == 'done'
+  bad = status['kind=evae,epitome_size=99']
+  assert bad['status'] == 'failed' and 'K must satisfy' in bad['output_tail']
+  assert os.path.exists(os.path.join(root, 'kind=evae', 'eval.json'))
+  mtime = os.path.getmtime(os.path.join(root, 'kind=vae', 'eval.json'))
+  second = run()
+  assert 'start kind=vae\n' not in second.stdout
+  assert os.path.getmtime(os.path.join(root, 'kind=vae', 'eval.json')) == mtime
+  summary = tables.render(root, 'summary')
+  assert 'kind=vae' in summary and 'kind=evae' in summary
+  table = tables.render(root, 'table4')
+  assert '213 (22)' in table   # the paper's number sits beside ours
+
+
+def test_benchmark_runs_and_reports_every_target(tmp_path):
+  out = str(tmp_path / 'bench.json')
+  result = subprocess.run(
+      [sys.executable, '-m', 'experiments.benchmark', '--hidden_dim=32',
+       '--latent_dim=8', '--epitome_size=2', '--repeats=3', '--epoch_steps=8',
+       '--num_models=2', '--iw_samples=10', '--matmul_size=64',
+       '--num_pixels=64', f'--out={out}'], cwd=ROOT, capture_output=True,
+      text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  r = json.load(open(out))
+  for key in ('evae_over_vae_step_time', 'evae_over_vae_flops',
+              'matmul_flops_per_sec', 'vmap_models', 'iw'):
+    assert key in r
+  assert r['evae']['num_epitomes'] == 4 and r['vae']['num_epitomes'] == 1
+  assert r['evae_over_vae_flops'] > 1
+  assert '| median train step (ms) |' in result.stdout
+
+
+def test_benchmark_flop_count_by_hand():
+  from experiments import benchmark
+  from configs import default
+  config = default.get_config()
+  config.model.update(num_layers=1, hidden_dim=10, latent_dim=4,
+                      epitome_size=2)
+  config.train.batch_size = 1
+  # encoder 6*10 + 2*10*4 = 140 MACs, decoder 4*10 + 10*6 = 100 MACs;
+  # eVAE: 3 * 140 + 2 * 100 (selection) + 3 * 100, times 2 FLOPs per MAC.
+  assert benchmark.step_flops(config, 6) == {'per_step': 1840, 'num_epitomes': 2}
+  config.model.kind = 'vae'
+  assert benchmark.step_flops(config, 6) == {'per_step': 1440, 'num_epitomes': 1}
