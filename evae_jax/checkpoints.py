@@ -37,9 +37,21 @@ class Checkpoints:
     return sorted(self._manager.all_steps())
 
   def save(self, step: int, tree: Any) -> None:
-    """Saves ``tree`` as step ``step`` and waits until it is on disk."""
-    self._manager.save(step, args=ocp.args.StandardSave(tree), force=True)
-    self._manager.wait_until_finished()
+    """Saves ``tree`` as step ``step`` and waits until it is on disk.
+
+    Raises:
+      CheckpointError: the disk is full or read-only; earlier checkpoints
+        are untouched (orbax only renames a complete checkpoint into place).
+    """
+    try:
+      self._manager.save(step, args=ocp.args.StandardSave(tree), force=True)
+      self._manager.wait_until_finished()
+    except OSError as e:
+      raise CheckpointError(
+          f'Could not write the checkpoint of step {step} to {self.directory} '
+          f'({e.strerror or e}). Earlier checkpoints are intact ({self.steps()}'
+          '); free disk space (or fix permissions) and rerun the same command '
+          'to resume.') from e
 
   def restore_latest(self, target: Any, max_step: Optional[int] = None
                      ) -> Tuple[Optional[Any], Optional[int]]:

@@ -49,12 +49,32 @@ def masks_from_config(model_config) -> np.ndarray:
   return epitomes.make_masks(*epitome_shape(model_config))
 
 
-def validate(config: ml_collections.ConfigDict) -> None:
-  """Raises `ConfigError` for any value the run cannot use."""
-  m, t, d, e = config.model, config.train, config.data, config.eval
-  for field, value in _flatten(config_as_dict(config)).items():
+def _check_fields(config: ml_collections.ConfigDict) -> None:
+  """Every field of configs/default.py is present with a compatible type."""
+  from configs import default  # pylint: disable=g-import-not-at-top
+  given = _flatten(config_as_dict(config))
+  for field, expected in _flatten(config_as_dict(default.get_config())).items():
+    if field not in given:
+      raise ConfigError(f'The config lacks {field}; build configs from '
+                        'configs/default.py get_config() and override fields.')
+    value = given[field]
+    numeric = (int, float)
+    ok = (isinstance(value, type(expected))
+          or (isinstance(expected, float) and isinstance(value, numeric))
+          or (isinstance(expected, (list, tuple)) and
+              isinstance(value, (list, tuple))))
+    if not ok or (isinstance(value, bool) and not isinstance(expected, bool)):
+      raise ConfigError(f'{field}={value!r} has type {type(value).__name__}; '
+                        f'expected {type(expected).__name__} (e.g. '
+                        f'{expected!r}).')
     if isinstance(value, float) and not math.isfinite(value):
       raise ConfigError(f'{field}={value} must be a finite number.')
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Raises `ConfigError` for any value the run cannot use."""
+  _check_fields(config)
+  m, t, d, e = config.model, config.train, config.data, config.eval
   _choice(m.kind, models.MODEL_KINDS, 'model.kind')
   _choice(m.likelihood, models.LIKELIHOODS, 'model.likelihood')
   _choice(t.objective, elbo.OBJECTIVES, 'train.objective')

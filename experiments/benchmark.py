@@ -100,8 +100,8 @@ def main(argv):
   results['matmul_flops_per_sec'] = 2 * FLAGS.matmul_size ** 3 / t
   shaped = jax.random.normal(rng, (b, n))
   w = jax.random.normal(rng, (n, FLAGS.hidden_dim))
-  t = _median_seconds(lambda: jax.jit(lambda x, y: x @ y)(shaped, w),
-                      FLAGS.repeats)
+  product = jax.jit(lambda x, y: x @ y)
+  t = _median_seconds(lambda: product(shaped, w), FLAGS.repeats)
   results['matmul_at_step_shape_flops_per_sec'] = 2 * b * n * FLAGS.hidden_dim / t
 
   images = jax.random.randint(rng, (FLAGS.epoch_steps * b, n), 0, 256
@@ -113,6 +113,9 @@ def main(argv):
     state = train.create_train_state(config, n, rng)
     t = _median_seconds(lambda: train.train_step(state, batch, rng, masks)[1],
                         FLAGS.repeats)
+    # The Adam update alone: memory-bound elementwise work on every parameter.
+    update = jax.jit(lambda s, g: s.apply_gradients(grads=g).params)
+    adam = _median_seconds(lambda: update(state, state.params), FLAGS.repeats)
     flops = step_flops(config, n)
     options = train.StepOptions.from_config(config)
     assignments = jnp.zeros((images.shape[0],), jnp.int32)
@@ -125,6 +128,8 @@ def main(argv):
     epoch_time = _median_seconds(epoch, 3)
     results[kind] = {
         'step_seconds': t,
+        'adam_update_seconds': adam,
+        'num_params': models.count_params(state.params),
         'examples_per_sec': b / t,
         'flops_per_step': flops['per_step'],
         'num_epitomes': flops['num_epitomes'],
@@ -182,6 +187,9 @@ def format_table(r) -> str:
   rows = [
       ('median train step (ms)', f'{1e3 * v["step_seconds"]:.2f}',
        f'{1e3 * e["step_seconds"]:.2f}'),
+      ('of which the Adam update alone (ms)',
+       f'{1e3 * v["adam_update_seconds"]:.2f}',
+       f'{1e3 * e["adam_update_seconds"]:.2f}'),
       ('examples/s (isolated steps)', f'{v["examples_per_sec"]:,.0f}',
        f'{e["examples_per_sec"]:,.0f}'),
       ('analytic matmul FLOPs / step', f'{v["flops_per_step"] / 1e6:.1f} M',
@@ -190,6 +198,9 @@ def format_table(r) -> str:
        f'{e["achieved_flops_per_sec"] / 1e9:.1f}'),
       ('fraction of dense matmul FLOP/s', f'{v["fraction_of_matmul"]:.2f}',
        f'{e["fraction_of_matmul"]:.2f}'),
+      ('same, without the Adam update',
+       f'{v["flops_per_step"] / (v["step_seconds"] - v["adam_update_seconds"]) / r["matmul_flops_per_sec"]:.2f}',
+       f'{e["flops_per_step"] / (e["step_seconds"] - e["adam_update_seconds"]) / r["matmul_flops_per_sec"]:.2f}'),
       (f'on-device epoch of {v["epoch_steps"]} steps (s)',
        f'{v["epoch_seconds"]:.2f}', f'{e["epoch_seconds"]:.2f}'),
       ('epoch / (steps x isolated step)',

@@ -267,3 +267,33 @@ def test_changed_config_is_refused_or_moved_aside_never_deleted(tmp_path):
   assert len(backups) == 1
   assert _digest(backups[0]) == before
   assert metric_writers.read_metrics(workdir)[0]['step'] == STEPS_PER_EPOCH
+
+
+def test_config_with_missing_field_or_wrong_type():
+  import ml_collections
+  from evae_jax import configuration
+  config = test_config.get_config().to_dict()
+  config['model']['hidden_dim'] = '500'
+  with pytest.raises(configuration.ConfigError, match='model.hidden_dim'):
+    configuration.validate(ml_collections.ConfigDict(config))
+  del config['model']['hidden_dim']
+  with pytest.raises(configuration.ConfigError, match='lacks model.hidden_dim'):
+    configuration.validate(ml_collections.ConfigDict(config))
+
+
+def test_full_disk_while_checkpointing_keeps_earlier_checkpoints(
+    tmp_path, monkeypatch):
+  import errno
+  config = test_config.get_config()
+  config.train.num_epochs = 1
+  workdir = str(tmp_path / 'run')
+  train.train_and_evaluate(config, workdir)
+  saved = checkpoints.Checkpoints(workdir, 3).steps()
+  def full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, 'No space left on device')
+  monkeypatch.setattr(checkpoints.ocp.CheckpointManager, 'save', full)
+  config.train.num_epochs = 2
+  with pytest.raises(checkpoints.CheckpointError, match='No space left'):
+    train.train_and_evaluate(config, workdir)
+  monkeypatch.undo()
+  assert checkpoints.Checkpoints(workdir, 3).steps() == saved
