@@ -1,6 +1,7 @@
 """The PNG figures of a trained model: samples, reconstructions, manifolds."""
 
 import os
+from typing import Dict
 
 import jax
 import numpy as np
@@ -26,13 +27,17 @@ def samples(params, model, masks, num_samples: int, image_shape,
 
 
 def write_sample_figures(params, model, masks, splits, config,
-                         workdir: str) -> None:
+                         workdir: str) -> Dict[str, np.ndarray]:
   """Writes ``samples.png`` and ``reconstructions.png`` (test images on top,
-  their reconstructions below), and ``manifolds.png`` for 2-d epitomes."""
+  their reconstructions below), and ``manifolds.png`` for 2-d epitomes.
+
+  Returns:
+    The sample and reconstruction grids as uint8 images, for TensorBoard.
+  """
   n = config.eval.num_image_samples
   shape = splits.image_shape
-  visualize.save_grid(os.path.join(workdir, SAMPLES_PNG),
-                      samples(params, model, masks, n, shape))
+  generated = samples(params, model, masks, n, shape)
+  visualize.save_grid(os.path.join(workdir, SAMPLES_PNG), generated)
   x = evaluate.eval_inputs(splits.test[:max(10, n // 2)], config.data)
   terms = evaluate.encode_dataset(params, model, x, masks,
                                   jax.random.PRNGKey(FIGURE_SEED)).terms
@@ -50,3 +55,8 @@ def write_sample_figures(params, model, masks, splits, config,
                  for e in np.unique(chosen.round().astype(int))]
     visualize.save_manifolds(os.path.join(workdir, MANIFOLDS_PNG), manifolds,
                              grid)
+  originals = np.asarray(x).reshape((-1,) + shape)
+  return {'samples': visualize.image_grid(generated),
+          'reconstructions': visualize.image_grid(np.concatenate(
+              [originals, np.asarray(recon).reshape((-1,) + shape)]),
+                                                  num_cols=len(originals))}

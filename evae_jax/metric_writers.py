@@ -28,6 +28,12 @@ class MetricWriter:
       self._tb.add_scalar(key, float(value), int(step))
     self._tb.flush()
 
+  def write_images(self, step: int, images: Dict[str, 'np.ndarray']) -> None:
+    """Logs uint8 (H, W) grayscale images to TensorBoard."""
+    for key, image in images.items():
+      self._tb.add_image(key, image, int(step), dataformats='HW')
+    self._tb.flush()
+
   def close(self) -> None:
     self._tb.close()
 

@@ -524,8 +524,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       valid_metrics[i] = _valid_metrics(state, valid, masks, eval_rngs[i],
                                         member)
     if lead:
-      figures.write_sample_figures(state.params, state.model, masks, splits,
-                                   member, member_dir)
+      grids = figures.write_sample_figures(state.params, state.model, masks,
+                                           splits, member, member_dir)
+      writer = metric_writers.MetricWriter(member_dir)
+      writer.write_images(step, grids)
+      writer.close()
   return _result(team, valid_metrics)
 
 

@@ -53,6 +53,23 @@ def _run_cli(workdir, *overrides, config='configs/test.py'):
       cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
+def _tensorboard_tags(directory):
+  """Scalar and image tags in the TFRecord event files of a directory."""
+  import struct
+  from tensorboardX.proto import event_pb2
+  tags = {'scalar': set(), 'image': set()}
+  for name in os.listdir(directory):
+    raw = open(os.path.join(directory, name), 'rb').read()
+    offset = 0
+    while offset < len(raw):
+      (length,) = struct.unpack('<Q', raw[offset:offset + 8])
+      event = event_pb2.Event.FromString(raw[offset + 12:offset + 12 + length])
+      offset += 16 + length
+      for value in event.summary.value:
+        tags['image' if value.HasField('image') else 'scalar'].add(value.tag)
+  return tags
+
+
 def test_cli_end_to_end_and_resume(tmp_path):
   workdir = str(tmp_path / 'run')
   result = _run_cli(workdir)
@@ -66,8 +83,9 @@ def test_cli_end_to_end_and_resume(tmp_path):
   records = metric_writers.read_metrics(workdir)
   assert [r['step'] for r in records] == [26, 52]
   assert all('valid_bound' in r for r in records)
-  assert any(f.startswith('events.out.tfevents') for f in
-             os.listdir(os.path.join(workdir, 'tensorboard')))
+  tags = _tensorboard_tags(os.path.join(workdir, 'tensorboard'))
+  assert {'valid_bound', 'train_loss'} <= tags['scalar']
+  assert {'samples', 'reconstructions'} <= tags['image']
 
   # Rerunning with more epochs resumes from step 52 instead of starting over.
   result = _run_cli(workdir, '--config.train.num_epochs=3')
