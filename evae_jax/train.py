@@ -371,6 +371,29 @@ def _member(tree, i):
   return jax.tree_util.tree_map(lambda a: a[i], tree)
 
 
+def _initial_states(team, ckpts, template: TrainState, num_train: int):
+  """Stacked states and Algorithm 1 assignments of every member, restored
+  from the newest step that every member has saved, and that step.
+
+  Members share the model and optimizer (the static fields of ``template``)
+  and differ in their arrays, so that they stack for jax.vmap.
+  """
+  common = set.intersection(*(set(c.steps()) for c in ckpts))
+  resume_at = max(common) if common else None
+  states, assignments, last_saved = [], [], None
+  for (_, member), ckpt in zip(team, ckpts):
+    params = template.model.init(
+        jax.random.fold_in(jax.random.PRNGKey(member.seed), 0))
+    state = template.replace(params=params, opt_state=template.tx.init(params))
+    member_assignments = jnp.full((num_train,), -1, jnp.int32)
+    if resume_at is not None:
+      state, member_assignments, last_saved = restore(ckpt, state, num_train,
+                                                      resume_at)
+    states.append(state)
+    assignments.append(member_assignments)
+  return _stack(states), jnp.stack(assignments), last_saved
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict,
                        workdir: str) -> Dict[str, float]:
   """Trains (or resumes) the model(s) of ``config`` in ``workdir``.
@@ -417,32 +440,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   lead = jax.process_index() == 0
 
   ckpts = [checkpoints.Checkpoints(d, tc.keep_checkpoints) for d in dirs]
-  common = set.intersection(*(set(c.steps()) for c in ckpts))
-  resume_at = max(common) if common else None
-  states, assignments, rngs, eval_rngs, last_saved = [], [], [], [], None
   template = create_train_state(config, splits.num_pixels,
                                 jax.random.PRNGKey(0), steps_per_epoch)
-  for (_, member), ckpt in zip(team, ckpts):
-    base = jax.random.PRNGKey(member.seed)
-    # Members share the model and optimizer (static fields) and differ in
-    # their arrays, so that they stack for jax.vmap.
-    params = template.model.init(jax.random.fold_in(base, 0))
-    state = template.replace(params=params,
-                             opt_state=template.tx.init(params))
-    if resume_at is not None:
-      state, member_assignments, last_saved = restore(ckpt, state, num_train,
-                                                      resume_at)
-    else:
-      member_assignments = jnp.full((num_train,), -1, jnp.int32)
-    states.append(state)
-    assignments.append(member_assignments)
-    rngs.append(jax.random.fold_in(base, 1))
-    eval_rngs.append(jax.random.fold_in(base, 2))
+  states, assignments, last_saved = _initial_states(team, ckpts, template,
+                                                    num_train)
+  rngs = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(m.seed), 1)
+                    for _, m in team])
+  eval_rngs = [jax.random.fold_in(jax.random.PRNGKey(m.seed), 2)
+               for _, m in team]
   if last_saved is not None:
     logging.info('Resumed from the checkpoint at step %d.', last_saved)
-  states = sharding.replicate(_stack(states), mesh)
-  assignments = sharding.replicate(jnp.stack(assignments), mesh)
-  rngs = jnp.stack(rngs)
+  states = sharding.replicate(states, mesh)
+  assignments = sharding.replicate(assignments, mesh)
   kl_weights = jnp.asarray([m.train.kl_weight for _, m in team], jnp.float32)
   images = sharding.replicate(splits.train.reshape(num_train, -1), mesh)
   valid = evaluate.eval_inputs(splits.valid, config.data)
