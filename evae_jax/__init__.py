@@ -21,3 +21,11 @@ from evae_jax.likelihoods import gaussian_kl_to_standard
 from evae_jax.likelihoods import gaussian_log_prob
 
 __version__ = '0.1.0'
+
+__all__ = [
+    'ElboTerms', 'EpitomeConfigError', 'assign_epitomes',
+    'bernoulli_log_prob', 'elbo_fn', 'elbo_from_encoding', 'epitome_loss',
+    'epitome_starts', 'gaussian_kl_to_standard', 'gaussian_log_prob',
+    'iw_log_likelihood', 'logsumexp_bound', 'make_masks', 'num_epitomes',
+    'point_estimate_bound',
+]

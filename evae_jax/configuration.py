@@ -38,7 +38,9 @@ def _choice(value, allowed, field):
 
 def _positive(value, field, allow_zero=False):
   if value < 0 or (value == 0 and not allow_zero):
-    raise ConfigError(f'{field}={value!r} must be {">= 0" if allow_zero else "> 0"}.')
+    raise ConfigError(f'{field}={value!r} must be '
+                      f'{">= 0" if allow_zero else "> 0"}: set '
+                      f'--config.{field} to such a value.')
 
 
 epitome_shape = models.epitome_shape
@@ -90,9 +92,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   except epitomes.EpitomeConfigError as err:
     raise ConfigError(f'{err} (config fields model.latent_dim, '
                       'model.epitome_size, model.stride)') from err
-  for field in ('model.num_layers',):
-    _positive(config[field.split('.')[0]][field.split('.')[1]], field,
-              allow_zero=True)
+  _positive(m.num_layers, 'model.num_layers', allow_zero=True)
   for section, name in (('model', 'hidden_dim'), ('train', 'num_epochs'),
                         ('train', 'batch_size'), ('train', 'learning_rate'),
                         ('train', 'keep_checkpoints'), ('eval', 'batch_size'),

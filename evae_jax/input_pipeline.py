@@ -254,8 +254,10 @@ def load_tfds(name: str, data_dir: str = '', timeout: float = 5.0
 
 def _carve_valid(train: np.ndarray, num_valid: int, seed: int):
   if not 0 < num_valid < len(train):
-    raise DataError(f'data.num_valid={num_valid} must be between 1 and the '
-                    f'{len(train) - 1} training images less one.')
+    raise DataError(f'data.num_valid={num_valid} must be between 1 and '
+                    f'{len(train) - 1} (the training split has {len(train)} '
+                    f'images); e.g. --config.data.num_valid='
+                    f'{max(1, len(train) // 10)}.')
   order = np.random.RandomState(seed).permutation(len(train))
   return train[order[num_valid:]], train[order[:num_valid]]
 

@@ -5,6 +5,8 @@ import math
 import os
 from typing import Dict
 
+import numpy as np
+
 from tensorboardX import SummaryWriter
 
 METRICS_FILE = 'metrics.jsonl'
@@ -28,7 +30,7 @@ class MetricWriter:
       self._tb.add_scalar(key, float(value), int(step))
     self._tb.flush()
 
-  def write_images(self, step: int, images: Dict[str, 'np.ndarray']) -> None:
+  def write_images(self, step: int, images: Dict[str, np.ndarray]) -> None:
     """Logs uint8 (H, W) grayscale images to TensorBoard."""
     for key, image in images.items():
       self._tb.add_image(key, image, int(step), dataformats='HW')

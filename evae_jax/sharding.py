@@ -14,6 +14,8 @@ from jax.sharding import Mesh
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from evae_jax import configuration
+
 DATA_AXIS = 'data'
 
 
@@ -27,8 +29,9 @@ def make_mesh(num_devices: int = 0) -> Mesh:
   devices = jax.devices()
   if num_devices:
     if num_devices > len(devices):
-      raise ValueError(f'train.num_devices={num_devices} but only '
-                       f'{len(devices)} devices are visible.')
+      raise configuration.ConfigError(
+          f'train.num_devices={num_devices} but only {len(devices)} devices '
+          f'are visible; use --config.train.num_devices=0 (all of them).')
     devices = devices[:num_devices]
   return Mesh(np.asarray(devices), (DATA_AXIS,))
 

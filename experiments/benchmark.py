@@ -20,7 +20,6 @@ from absl import app
 from absl import flags
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from configs import default
 from evae_jax import configuration

@@ -3,7 +3,6 @@ the learning-rate schedules."""
 
 import math
 
-import chex
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -99,7 +99,7 @@ def test_sigkill_at_a_random_step_then_resume_is_bit_identical(tmp_path):
   for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
     np.testing.assert_array_equal(x, y)
   if killed_at and killed_at[-1] < step_a:
-    assert f'Resumed from the checkpoint at step' in result.stderr
+    assert 'Resumed from the checkpoint at step' in result.stderr
 
 
 @pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGINT])

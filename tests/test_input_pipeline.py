@@ -6,7 +6,6 @@ import struct
 import time
 
 import jax
-import ml_collections
 import numpy as np
 import pytest
 import scipy.io

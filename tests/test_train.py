@@ -1,6 +1,5 @@
 """The training step, the training loop, resume, and the CLI end to end."""
 
-import json
 import os
 import subprocess
 import sys
