@@ -18,6 +18,8 @@ def get_config():
   config.data.binarization = 'dynamic'  # none | dynamic | fixed
   config.data.num_valid = 200  # carved out of the training split
   config.data.split_seed = 0  # fixed, so seeds of one sweep share splits
+  config.data.valid_from = 'random'  # random (seeded by split_seed) | end (the
+  #   last num_valid training images, unshuffled: Burda et al.'s split)
   config.data.tfd_fold = 0
   config.data.tfd_include_unlabeled = True
   config.data.download_timeout = 5.0
@@ -33,17 +35,28 @@ def get_config():
   config.model.min_logvar = -7.0  # Gaussian decoder log-variance bounds
   config.model.max_logvar = 2.0
   config.model.mvae_hidden_dim = 0  # 0 = match the eVAE's parameter count
+  config.model.activation = 'relu'  # relu (the paper) | tanh (Burda et al.)
+  config.model.kernel_init = 'lecun_normal'  # lecun_normal (Flax) | glorot_uniform
+  config.model.output_bias_init = 'zeros'  # zeros | train_mean: logit of the
+  #   per-pixel training mean, clipped to [0.001, 0.999] (Burda et al.)
 
   config.train = ml_collections.ConfigDict()
   config.train.num_epochs = 100
   config.train.batch_size = 100
   config.train.learning_rate = 1e-3
+  config.train.optimizer = 'adam'  # adam (optax) | burda_adam (Burda et al.:
+  #   second moments start at 1, eps added to sqrt(v); see evae_jax/optimizers.py)
+  config.train.adam_b1 = 0.9
+  config.train.adam_b2 = 0.999
+  config.train.adam_eps = 1e-8
   config.train.kl_weight = 1.0  # lambda of paper §3.1
   config.train.num_seeds = 1  # >1: that many models at once under jax.vmap
   config.train.kl_weights = ()  # non-empty: one model per lambda, vmapped
   config.train.z_dropout_rate = 0.0  # dropout VAE of paper §3.2
   config.train.objective = 'point'  # point (eq. 7) | logsumexp
   config.train.assignment = 'step'  # step: y* every step | epoch: Algorithm 1
+  config.train.assignment_samples = 1  # noise draws averaged by Algorithm 1's
+  #   per-epoch assignment
   config.train.schedule = 'constant'  # constant | burda (Table 2)
   config.train.burda_stages = 8  # burda: stage i has 3^i epochs
   config.train.checkpoint_every_steps = 0  # 0 = at the end of every epoch

@@ -16,4 +16,5 @@ def get_config():
   config.model.num_layers = 2
   config.model.hidden_dim = 500
   config.train.num_epochs = 200
+  config.train.assignment = 'epoch'  # the paper's Algorithm 1
   return config

@@ -16,6 +16,7 @@ from evae_jax import elbo
 from evae_jax import epitomes
 from evae_jax import input_pipeline
 from evae_jax import models
+from evae_jax import optimizers
 from evae_jax import schedules
 
 CONFIG_FILE = 'config.json'
@@ -79,6 +80,16 @@ def validate(config: ml_collections.ConfigDict) -> None:
   m, t, d, e = config.model, config.train, config.data, config.eval
   _choice(m.kind, models.MODEL_KINDS, 'model.kind')
   _choice(m.likelihood, models.LIKELIHOODS, 'model.likelihood')
+  _choice(m.activation, tuple(models.ACTIVATIONS), 'model.activation')
+  _choice(m.kernel_init, tuple(models.KERNEL_INITS), 'model.kernel_init')
+  _choice(m.output_bias_init, models.OUTPUT_BIAS_INITS, 'model.output_bias_init')
+  _choice(t.optimizer, optimizers.OPTIMIZERS, 'train.optimizer')
+  _choice(d.valid_from, input_pipeline.VALID_FROM, 'data.valid_from')
+  _positive(t.assignment_samples, 'train.assignment_samples')
+  for name in ('adam_b1', 'adam_b2'):
+    if not 0.0 <= t[name] < 1.0:
+      raise ConfigError(f'train.{name}={t[name]} must be in [0, 1).')
+  _positive(t.adam_eps, 'train.adam_eps')
   _choice(t.objective, elbo.OBJECTIVES, 'train.objective')
   _choice(t.assignment, schedules.ASSIGNMENTS, 'train.assignment')
   _choice(t.schedule, schedules.SCHEDULES, 'train.schedule')

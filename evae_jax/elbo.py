@@ -23,6 +23,8 @@ Encode = Callable[[jax.Array], Tuple[jax.Array, jax.Array]]
 DecodeLogProb = Callable[[jax.Array, jax.Array], jax.Array]
 
 OBJECTIVES = ('point', 'logsumexp')
+# fold_in constant of the selection draw A (the scoring draw B uses split).
+SELECTION_FOLD = 7
 
 
 class ElboTerms(NamedTuple):
@@ -71,7 +73,7 @@ def elbo_from_encoding(mu: jax.Array, logvar: jax.Array, eps: jax.Array,
 
 def elbo_fn(encode: Encode, decode_log_prob: DecodeLogProb, x: jax.Array,
             masks: jax.Array, rng: jax.Array) -> ElboTerms:
-  """ELBO_y(x) for every example and every epitome at once (DESIGN.md §1).
+  """ELBO_y(x) for every example and every epitome at once (docs/maths.md).
 
   For each epitome y with mask m_y (paper eq. 5-6), with q(z | x, y) =
   N(m_y * mu, exp(m_y * logvar)):
@@ -80,7 +82,10 @@ def elbo_fn(encode: Encode, decode_log_prob: DecodeLogProb, x: jax.Array,
       z_y = m_y * (mu + exp(logvar / 2) * eps),   eps ~ N(0, I_D).
 
   The same eps is used for every epitome (common random numbers), so an
-  argmax over y compares like with like. The VAE is the case E = 1, M = 1.
+  argmax over y compares like with like. Choose y* from one call and score
+  it with another (independent ``rng``): the max over the same noisy
+  estimates is biased upward (see `point_estimate_bound`). The VAE is the
+  case E = 1, M = 1.
 
   Args:
     encode: x -> (mu, logvar), each (B, D).
@@ -109,31 +114,63 @@ def assign_epitomes(objective: jax.Array) -> jax.Array:
   return jnp.argmax(jax.lax.stop_gradient(objective), axis=-1).astype(jnp.int32)
 
 
-def point_estimate_bound(elbo: jax.Array) -> jax.Array:
-  """Bound of eq. 7 with q(y|x) = delta(y*): max_y ELBO_y(x) - log E.
+def point_estimate_bound(select_elbo: jax.Array,
+                         score_elbo: jax.Array) -> jax.Array:
+  """Bound of eq. 7 with q(y|x) = delta(y*), scored on an independent draw.
+
+      y* = argmax_y ELBO_y(x; A),   bound = ELBO_{y*}(x; B) - log E,
+
+  where A and B are independent noise draws. Because y* does not depend on
+  B, E_B[bound] = ELBO_{y*}(x) - log E <= log p(x): an unbiased estimate of
+  a valid lower bound. Scoring the draw that chose y* (A = B) would estimate
+  E[max_y ELBO^_y] >= max_y ELBO_y, which is biased upward and can exceed
+  log p(x); that bias grows with E (a VAE, E = 1, has none).
 
   Args:
-    elbo: (B, E).
+    select_elbo: (B, E) per-epitome ELBO estimates from draw A (selection).
+    score_elbo: (B, E) per-epitome ELBO estimates from draw B (scoring).
 
   Returns:
     (B,) lower bound on log p(x) in nats.
   """
-  return jnp.max(elbo, axis=-1) - math.log(elbo.shape[-1])
+  y = assign_epitomes(select_elbo)
+  chosen = jnp.take_along_axis(score_elbo, y[:, None], -1)[:, 0]
+  return chosen - math.log(score_elbo.shape[-1])
 
 
-def logsumexp_bound(elbo: jax.Array) -> jax.Array:
-  """The tighter bound log p(x) >= logsumexp_y ELBO_y(x) - log E (DESIGN.md §1).
+def logsumexp_bound(select_elbo: jax.Array,
+                    score_elbo: jax.Array) -> jax.Array:
+  """The tighter bound with q_A(y|x) = softmax_y ELBO_y(x; A) (docs/maths.md).
 
-  It is the bound with the optimal q(y|x) proportional to exp(ELBO_y(x)),
-  and is never below `point_estimate_bound`.
+  For any q(y|x) that does not depend on the scoring noise B,
+
+      log p(x) >= sum_y q(y|x) ELBO_y(x) + H(q) - log E.
+
+  With q_A = softmax_y ELBO_y(x; A) this is
+
+      bound = sum_y q_A(y) [ELBO_y(x; B) - log q_A(y)] - log E,
+
+  an unbiased estimate (over B) of a valid lower bound. When the ELBO
+  estimates are exact it equals logsumexp_y ELBO_y - log E, never below the
+  eq. 7 bound max_y ELBO_y - log E.
 
   Args:
-    elbo: (B, E).
+    select_elbo: (B, E) per-epitome ELBO estimates from draw A (weights).
+    score_elbo: (B, E) per-epitome ELBO estimates from draw B (scoring).
 
   Returns:
     (B,) lower bound on log p(x) in nats.
   """
-  return jax.nn.logsumexp(elbo, axis=-1) - math.log(elbo.shape[-1])
+  select_elbo = jax.lax.stop_gradient(select_elbo)
+  log_q = jax.nn.log_softmax(select_elbo, axis=-1)
+  return (jnp.sum(jnp.exp(log_q) * (score_elbo - log_q), axis=-1)
+          - math.log(score_elbo.shape[-1]))
+
+
+def selection_key(rng: jax.Array) -> jax.Array:
+  """The key of the selection draw A, independent of the keys that
+  `epitome_loss` and `mixture_loss` derive from ``rng`` for scoring."""
+  return jax.random.fold_in(rng, SELECTION_FOLD)
 
 
 def _z_scale(rng, shape, dtype, z_dropout_rate):
@@ -144,31 +181,39 @@ def _z_scale(rng, shape, dtype, z_dropout_rate):
   return keep.astype(dtype) / (1.0 - z_dropout_rate)
 
 
-def _loss_from_all_terms(log_lik, kl, kl_weight, objective, assignments):
-  """Eq. 7 (or the logsumexp bound) from (B, E) terms that carry gradients."""
-  log_e = math.log(log_lik.shape[-1])
-  weighted = log_lik - kl_weight * kl
-  if assignments is None:
-    assignments = assign_epitomes(weighted)
-  pick = lambda a: jnp.take_along_axis(a, assignments[:, None], -1)[:, 0]
-  if objective == 'logsumexp':
-    per_example = -(jax.nn.logsumexp(weighted, axis=-1) - log_e)
-  else:
-    per_example = -pick(weighted) + log_e
-  return per_example, assignments, pick(log_lik), pick(kl)
+def _pick(a, assignments):
+  return jnp.take_along_axis(a, assignments[:, None], -1)[:, 0]
 
 
-def _aux(chosen_ll, chosen_kl, assignments, log_e, log_lik=None, kl=None):
+def _aux(chosen_ll, chosen_kl, assignments, log_e, lse_bound=None):
+  """Diagnostics, all scored on the draw B that is independent of y*."""
   elbo = chosen_ll - chosen_kl
-  return jax.lax.stop_gradient({
-      'elbo': elbo,
-      'log_lik': chosen_ll,
-      'kl': chosen_kl,
-      'assignments': assignments,
-      'bound': elbo - log_e,
-      'logsumexp_bound': (elbo - log_e if log_lik is None else
-                          jax.nn.logsumexp(log_lik - kl, axis=-1) - log_e),
-  })
+  aux = {'elbo': elbo, 'log_lik': chosen_ll, 'kl': chosen_kl,
+         'assignments': assignments, 'bound': elbo - log_e}
+  if lse_bound is not None:
+    aux['logsumexp_bound'] = lse_bound
+  return jax.lax.stop_gradient(aux)
+
+
+def _loss_from_terms(select, log_lik, kl, kl_weight, objective, assignments,
+                     log_e):
+  """Per-example loss and aux from selection terms of draw A and (B, E)
+  scoring terms of draw B that carry gradients (both objectives)."""
+  weighted = log_lik - kl_weight * kl
+  if objective == 'logsumexp':
+    sel_ll, sel_kl = select
+    sel_weighted = sel_ll - kl_weight * sel_kl
+    assignments = assign_epitomes(sel_weighted)
+    per_example = -logsumexp_bound(sel_weighted, weighted)
+    lse = logsumexp_bound(sel_ll - sel_kl, log_lik - kl)
+    return per_example, _aux(_pick(log_lik, assignments),
+                             _pick(kl, assignments), assignments, log_e, lse)
+  if assignments is None:
+    sel_ll, sel_kl = select
+    assignments = assign_epitomes(sel_ll - kl_weight * sel_kl)
+  per_example = -_pick(weighted, assignments) + log_e
+  return per_example, _aux(_pick(log_lik, assignments),
+                           _pick(kl, assignments), assignments, log_e)
 
 
 def _check_objective(objective):
@@ -185,18 +230,26 @@ def epitome_loss(encode: Encode, decode_log_prob: DecodeLogProb, x: jax.Array,
                  ) -> Tuple[jax.Array, dict]:
   """Training loss: the negative bound of eq. 7, averaged over the batch.
 
-  ``objective='point'`` (the paper): y* = argmax_y [log_lik - lambda kl]_y is
-  found for all epitomes at once without gradients, then only the chosen
-  epitome is recomputed with gradients (same eps), and
+  Two independent noise draws: A (from `selection_key`) chooses, B scores.
+  With W_y = log p(x | y, z_y) - lambda KL_y (lambda is the KL weight of
+  paper §3.1; it multiplies the z-KL only):
 
-      loss(x) = -(log p(x | y*, z) - lambda KL_{y*}) + log E.
+  ``objective='point'`` (the paper): y* = argmax_y W_y(A), found for all
+  epitomes at once without gradients; then only the chosen epitome is
+  computed with gradients, on draw B:
 
-  The log E term is KL(delta(y*) || uniform p(y)); it keeps eVAE bounds
-  comparable with VAE bounds in nats. lambda is the KL weight of paper §3.1
-  and multiplies the z-KL only.
+      loss(x) = -W_{y*}(B) + log E.
 
-  ``objective='logsumexp'``: loss(x) = -(logsumexp_y [log_lik - lambda kl]_y
-  - log E), which backpropagates through all E epitomes.
+  ``objective='logsumexp'``: with q_A(y|x) = softmax_y W_y(A) (no gradient),
+
+      loss(x) = -(sum_y q_A(y) [W_y(B) - log q_A(y)] - log E),
+
+  which backpropagates through all E epitomes (see `logsumexp_bound`).
+
+  Since y* and q_A do not depend on B, both losses are unbiased estimates of
+  valid (negative) bounds; scoring the selecting draw would not be. The log
+  E term is KL(delta(y*) || uniform p(y)); it keeps eVAE bounds comparable
+  with VAE bounds in nats. A VAE (E = 1) needs no selection pass.
 
   Args:
     encode: x -> (mu, logvar), each (B, D).
@@ -208,12 +261,14 @@ def epitome_loss(encode: Encode, decode_log_prob: DecodeLogProb, x: jax.Array,
     objective: 'point' or 'logsumexp'.
     z_dropout_rate: dropout rate on z (the dropout VAE of paper §3.2); 0 off.
     assignments: optional (B,) int epitome per example, fixed in advance
-      (Algorithm 1); by default y* is chosen here, per step.
+      (Algorithm 1) from data independent of ``rng``; by default y* is
+      chosen here, per step, from draw A.
 
   Returns:
-    (loss, aux): scalar loss and a dict of (B,)-shaped diagnostics: 'elbo'
-    (the true, unweighted ELBO of the assigned epitome), 'log_lik', 'kl',
-    'assignments', 'bound' (eq. 7, with log E) and 'logsumexp_bound'.
+    (loss, aux): scalar loss and a dict of (B,)-shaped diagnostics, all on
+    draw B: 'elbo' (the true, unweighted ELBO of the assigned epitome),
+    'log_lik', 'kl', 'assignments', 'bound' (eq. 7, with log E) and, for
+    the logsumexp objective, 'logsumexp_bound'.
   """
   _check_objective(objective)
   masks = jnp.asarray(masks)
@@ -223,31 +278,38 @@ def epitome_loss(encode: Encode, decode_log_prob: DecodeLogProb, x: jax.Array,
   z_scale = _z_scale(drop_rng, mu.shape, mu.dtype, z_dropout_rate)
   log_e = math.log(masks.shape[0])
 
-  def all_terms(mu_, logvar_):
+  def all_terms(mu_, logvar_, eps_, z_scale_):
     log_lik, kl = jax.vmap(lambda m: _masked_terms(
-        mu_, logvar_, eps, m, decode_log_prob, x, z_scale))(masks)
+        mu_, logvar_, eps_, m, decode_log_prob, x, z_scale_))(masks)
     return log_lik.T, kl.T
 
+  select = None
+  needs_selection = masks.shape[0] > 1 and (assignments is None
+                                            or objective == 'logsumexp')
+  if needs_selection:
+    # Draw A feeds only the argmax (or q_A), so its backward pass is dead code.
+    sel_rng, sel_drop_rng = jax.random.split(selection_key(rng))
+    select = all_terms(
+        jax.lax.stop_gradient(mu), jax.lax.stop_gradient(logvar),
+        jax.random.normal(sel_rng, mu.shape, mu.dtype),
+        _z_scale(sel_drop_rng, mu.shape, mu.dtype, z_dropout_rate))
+    select = jax.lax.stop_gradient(select)
   if objective == 'logsumexp':
-    log_lik, kl = all_terms(mu, logvar)
-    per_example, assignments, chosen_ll, chosen_kl = _loss_from_all_terms(
-        log_lik, kl, kl_weight, objective, assignments)
-    return jnp.mean(per_example), _aux(chosen_ll, chosen_kl, assignments,
-                                       log_e, log_lik, kl)
-  log_lik = kl = None
-  if masks.shape[0] == 1:  # VAE: nothing to choose, no second pass.
+    log_lik, kl = all_terms(mu, logvar, eps, z_scale)
+    if select is None:  # E = 1: q is a point mass, the bound is the ELBO.
+      select = (jnp.zeros_like(log_lik), jnp.zeros_like(kl))
+    per_example, aux = _loss_from_terms(select, log_lik, kl, kl_weight,
+                                        objective, None, log_e)
+    return jnp.mean(per_example), aux
+  if masks.shape[0] == 1:
     assignments = jnp.zeros(mu.shape[:1], jnp.int32)
   elif assignments is None:
-    # The selection pass feeds only an argmax, so its backward pass is dead
-    # code; only the chosen epitome is differentiated below.
-    log_lik, kl = all_terms(jax.lax.stop_gradient(mu),
-                            jax.lax.stop_gradient(logvar))
-    assignments = assign_epitomes(log_lik - kl_weight * kl)
+    sel_ll, sel_kl = select
+    assignments = assign_epitomes(sel_ll - kl_weight * sel_kl)
   chosen_ll, chosen_kl = _masked_terms(
       mu, logvar, eps, masks[assignments], decode_log_prob, x, z_scale)
   per_example = -(chosen_ll - kl_weight * chosen_kl) + log_e
-  return jnp.mean(per_example), _aux(chosen_ll, chosen_kl, assignments, log_e,
-                                     log_lik, kl)
+  return jnp.mean(per_example), _aux(chosen_ll, chosen_kl, assignments, log_e)
 
 
 def mixture_terms(encode_all: Encode, decode_log_prob_all: DecodeLogProb,
@@ -282,9 +344,10 @@ def mixture_loss(encode_all: Encode, decode_log_prob_all: DecodeLogProb,
                  ) -> Tuple[jax.Array, dict]:
   """The eq. 7 loss for the mVAE: E independent VAEs of K units each.
 
-  Same objective as `epitome_loss`, but nothing is shared between
-  components, so every component runs forward and the chosen one is picked
-  per example (the others receive zero gradient).
+  Same objective as `epitome_loss`, with the same two independent draws
+  (A selects without gradients, B scores). Nothing is shared between
+  components, so every component runs forward on B and the chosen one is
+  picked per example (the others receive zero gradient).
 
   Args:
     encode_all, decode_log_prob_all: see `mixture_terms`.
@@ -302,10 +365,19 @@ def mixture_loss(encode_all: Encode, decode_log_prob_all: DecodeLogProb,
   eps = jax.random.normal(eps_rng, shape)
   z_scale = _z_scale(drop_rng, shape, eps.dtype, z_dropout_rate)
   log_lik, kl = mixture_terms(encode_all, decode_log_prob_all, x, eps, z_scale)
-  per_example, assignments, chosen_ll, chosen_kl = _loss_from_all_terms(
-      log_lik, kl, kl_weight, objective, assignments)
-  return jnp.mean(per_example), _aux(chosen_ll, chosen_kl, assignments,
-                                     math.log(log_lik.shape[-1]), log_lik, kl)
+  num_components = log_lik.shape[-1]
+  select = None
+  if num_components > 1 and (assignments is None or objective == 'logsumexp'):
+    sel_rng, sel_drop_rng = jax.random.split(selection_key(rng))
+    select = jax.lax.stop_gradient(mixture_terms(
+        encode_all, decode_log_prob_all, x, jax.random.normal(sel_rng, shape),
+        _z_scale(sel_drop_rng, shape, eps.dtype, z_dropout_rate)))
+  elif assignments is None or objective == 'logsumexp':
+    select = (jnp.zeros_like(log_lik), jnp.zeros_like(kl))
+  per_example, aux = _loss_from_terms(select, log_lik, kl, kl_weight,
+                                      objective, assignments,
+                                      math.log(num_components))
+  return jnp.mean(per_example), aux
 
 
 def iw_log_likelihood(encode: Encode, decode_log_prob: DecodeLogProb,

@@ -1,4 +1,4 @@
-"""Epitome masks: which latent units each epitome switches on (DESIGN.md §1).
+"""Epitome masks: which latent units each epitome switches on (docs/maths.md).
 
 An epitome is a window of ``epitome_size`` (K) contiguous latent units out of
 ``latent_dim`` (D). Windows start at 0, s, 2s, ... while they fit; if the last
@@ -63,7 +63,7 @@ def validate(latent_dim: int, epitome_size: int, stride: int) -> None:
 
 
 def epitome_starts(latent_dim: int, epitome_size: int, stride: int) -> List[int]:
-  """First unit of each epitome, in order (DESIGN.md §1).
+  """First unit of each epitome, in order (docs/maths.md).
 
   Args:
     latent_dim: D.

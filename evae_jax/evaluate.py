@@ -1,4 +1,4 @@
-"""The paper's measurements (DESIGN.md §1): bounds, importance-weighted
+"""The paper's measurements (docs/maths.md): bounds, importance-weighted
 log-likelihood, active units, per-unit KL, epitome usage and Parzen windows.
 
 Functions take a trained model as (params, model) and float inputs (n, N)
@@ -51,30 +51,41 @@ def _unbatch(tree, n):
 
 
 class Encodings(NamedTuple):
-  """Per-example quantities over a dataset.
+  """Per-example quantities over a dataset, from two independent noise draws.
 
   Attributes:
-    terms: `evae_jax.elbo.ElboTerms`, each (n, E).
+    terms: `evae_jax.elbo.ElboTerms` of the scoring draw B, each (n, E).
+    select: `evae_jax.elbo.ElboTerms` of the selection draw A, each (n, E):
+      y* and q(y|x) come from these, so that scoring them on B is unbiased.
     mu: (n, D) posterior means.
     logvar: (n, D) posterior log-variances.
   """
   terms: elbo.ElboTerms
+  select: elbo.ElboTerms
   mu: jax.Array
   logvar: jax.Array
+
+  @property
+  def assignments(self) -> jax.Array:
+    """(n,) y* = argmax_y ELBO_y(x; A)."""
+    return elbo.assign_epitomes(self.select.elbo)
 
 
 @functools.partial(jax.jit, static_argnums=(1,))
 def _encode_batches(params, model, batches, masks, rng):
   def one(args):
     i, x = args
-    return Encodings(*model.elbo_terms(params, x, masks,
-                                       jax.random.fold_in(rng, i)))
+    key = jax.random.fold_in(rng, i)
+    score, mu, logvar = model.elbo_terms(params, x, masks, key)
+    select, _, _ = model.elbo_terms(params, x, masks, elbo.selection_key(key))
+    return Encodings(score, select, mu, logvar)
   return jax.lax.map(one, (jnp.arange(batches.shape[0]), batches))
 
 
 def encode_dataset(params, model: models.Model, x: jax.Array, masks: jax.Array,
                    rng: jax.Array, batch_size: int = 100) -> Encodings:
-  """ELBO terms for every epitome, and the encoding, of every example.
+  """ELBO terms for every epitome (two independent draws), and the encoding,
+  of every example.
 
   Args:
     params: model parameters.
@@ -91,16 +102,28 @@ def encode_dataset(params, model: models.Model, x: jax.Array, masks: jax.Array,
   return _unbatch(_encode_batches(params, model, batches, masks, rng), n)
 
 
+def dataset_bounds(enc: Encodings) -> Dict[str, jax.Array]:
+  """Per-example bounds of an `Encodings`, each (n,), in nats.
+
+  'bound' is eq. 7 (ELBO_{y*}(B) - log E, y* from draw A), 'logsumexp_bound'
+  the tighter bound with q_A(y|x) = softmax ELBO_y(A) scored on B, and
+  'log_lik' / 'kl' the terms of the assigned epitome on B. All are unbiased
+  estimates of valid lower bounds (`evae_jax.elbo.point_estimate_bound`).
+  """
+  y = enc.assignments[:, None]
+  pick = lambda a: jnp.take_along_axis(a, y, -1)[:, 0]
+  return {'bound': elbo.point_estimate_bound(enc.select.elbo, enc.terms.elbo),
+          'logsumexp_bound': elbo.logsumexp_bound(enc.select.elbo,
+                                                  enc.terms.elbo),
+          'log_lik': pick(enc.terms.log_lik), 'kl': pick(enc.terms.kl)}
+
+
 def mean_bounds(params, model, x, masks, rng, batch_size=100
                 ) -> Dict[str, float]:
-  """Dataset means, in nats, of the eq. 7 bound (with log E), the logsumexp
-  bound, and the ELBO terms of the assigned epitome."""
-  terms = encode_dataset(params, model, x, masks, rng, batch_size).terms
-  y = elbo.assign_epitomes(terms.elbo)[:, None]
-  pick = lambda a: float(jnp.mean(jnp.take_along_axis(a, y, -1)))
-  return {'bound': float(jnp.mean(elbo.point_estimate_bound(terms.elbo))),
-          'logsumexp_bound': float(jnp.mean(elbo.logsumexp_bound(terms.elbo))),
-          'log_lik': pick(terms.log_lik), 'kl': pick(terms.kl)}
+  """Dataset means, in nats, of `dataset_bounds`."""
+  bounds = dataset_bounds(encode_dataset(params, model, x, masks, rng,
+                                         batch_size))
+  return {k: float(jnp.mean(v)) for k, v in bounds.items()}
 
 
 @functools.partial(jax.jit, static_argnums=(1, 5, 6))
@@ -113,7 +136,7 @@ def iw_log_likelihood(params, model, x, masks, rng, num_samples: int,
                       chunk_size: int = 100, batch_size: int = 100,
                       assignments: Optional[jax.Array] = None,
                       progress: bool = False) -> Dict[str, np.ndarray]:
-  """Importance-weighted log p(x) per example (paper Table 2; DESIGN.md §1).
+  """Importance-weighted log p(x) per example (paper Table 2; docs/maths.md).
 
   Args:
     params, model: the trained `evae_jax.models.Model`.

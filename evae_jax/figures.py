@@ -6,7 +6,6 @@ from typing import Dict
 import jax
 import numpy as np
 
-from evae_jax import elbo
 from evae_jax import evaluate
 from evae_jax import sampling
 from evae_jax import visualize
@@ -39,10 +38,9 @@ def write_sample_figures(params, model, masks, splits, config,
   generated = samples(params, model, masks, n, shape)
   visualize.save_grid(os.path.join(workdir, SAMPLES_PNG), generated)
   x = evaluate.eval_inputs(splits.test[:max(10, n // 2)], config.data)
-  terms = evaluate.encode_dataset(params, model, x, masks,
-                                  jax.random.PRNGKey(FIGURE_SEED)).terms
-  recon = sampling.reconstruct(model, params, masks, x,
-                               elbo.assign_epitomes(terms.elbo))
+  enc = evaluate.encode_dataset(params, model, x, masks,
+                                jax.random.PRNGKey(FIGURE_SEED))
+  recon = sampling.reconstruct(model, params, masks, x, enc.assignments)
   visualize.save_reconstructions(
       os.path.join(workdir, RECONSTRUCTIONS_PNG),
       np.asarray(x).reshape((-1,) + shape),

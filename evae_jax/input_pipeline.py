@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 BINARIZATIONS = ('none', 'dynamic', 'fixed')
+VALID_FROM = ('random', 'end')
 TFDS_NAMES = ('mnist', 'fashion_mnist', 'binarized_mnist')
 DATASET_NAMES = TFDS_NAMES + ('idx', 'tfd', 'digits')
 # tfds tries its mirror on Google Cloud Storage first for every dataset; if
@@ -252,14 +253,25 @@ def load_tfds(name: str, data_dir: str = '', timeout: float = 5.0
   return splits
 
 
-def _carve_valid(train: np.ndarray, num_valid: int, seed: int):
+def _carve_valid(train: np.ndarray, num_valid: int, seed: int,
+                 valid_from: str = 'random'):
+  """(train, valid): ``num_valid`` images at random (seeded), or the last
+  ``num_valid`` in file order (valid_from='end', Burda et al.'s split)."""
   if not 0 < num_valid < len(train):
     raise DataError(f'data.num_valid={num_valid} must be between 1 and '
                     f'{len(train) - 1} (the training split has {len(train)} '
                     f'images); e.g. --config.data.num_valid='
                     f'{max(1, len(train) // 10)}.')
+  if valid_from == 'end':
+    return train[:-num_valid], train[-num_valid:]
   order = np.random.RandomState(seed).permutation(len(train))
   return train[order[num_valid:]], train[order[:num_valid]]
+
+
+def pixel_mean(train: np.ndarray) -> np.ndarray:
+  """(N,) mean training pixel in [0, 1]: the probability that a dynamically
+  binarised pixel is on (for 'fixed', the mean of the binarised images)."""
+  return (train.reshape(len(train), -1).astype(np.float64).mean(0) / 255.0)
 
 
 def load(data_config) -> Splits:
@@ -296,7 +308,7 @@ def load(data_config) -> Splits:
     raise DataError(f'Unknown data.name={name!r}; use one of {DATASET_NAMES}.')
   if valid is None:
     train, valid = _carve_valid(train, data_config.num_valid,
-                                data_config.split_seed)
+                                data_config.split_seed, data_config.valid_from)
   splits = Splits(train=train, valid=valid, test=test)
   for split in ('train', 'valid', 'test'):
     if len(splits.split(split)) == 0:

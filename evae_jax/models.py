@@ -19,17 +19,27 @@ from evae_jax import epitomes
 from evae_jax import likelihoods
 
 LIKELIHOODS = ('bernoulli', 'gaussian')
+OUTPUT_BIAS_INITS = ('zeros', 'train_mean')
+
+
+ACTIVATIONS = {'relu': nn.relu, 'tanh': jnp.tanh}
+KERNEL_INITS = {'lecun_normal': nn.initializers.lecun_normal(),
+                'glorot_uniform': nn.initializers.glorot_uniform()}
 
 
 class MLP(nn.Module):
-  """num_layers Dense+ReLU layers of hidden_dim units."""
+  """num_layers Dense layers of hidden_dim units, each followed by the
+  activation ('relu', the paper; 'tanh', Burda et al.)."""
   hidden_dim: int
   num_layers: int
+  activation: str = 'relu'
+  kernel_init: str = 'lecun_normal'
 
   @nn.compact
   def __call__(self, x):
     for _ in range(self.num_layers):
-      x = nn.relu(nn.Dense(self.hidden_dim)(x))
+      x = ACTIVATIONS[self.activation](nn.Dense(
+          self.hidden_dim, kernel_init=KERNEL_INITS[self.kernel_init])(x))
     return x
 
 
@@ -54,15 +64,20 @@ class EVAE(nn.Module):
   likelihood: str = 'bernoulli'
   min_logvar: float = -7.0
   max_logvar: float = 2.0
+  activation: str = 'relu'
+  kernel_init: str = 'lecun_normal'
 
   def setup(self):
-    self.encoder = MLP(self.hidden_dim, self.num_layers)
-    self.mu_head = nn.Dense(self.latent_dim)
-    self.logvar_head = nn.Dense(self.latent_dim)
-    self.decoder = MLP(self.hidden_dim, self.num_layers)
-    self.out_head = nn.Dense(self.output_dim)
+    dense = lambda n: nn.Dense(n, kernel_init=KERNEL_INITS[self.kernel_init])
+    self.encoder = MLP(self.hidden_dim, self.num_layers, self.activation,
+                       self.kernel_init)
+    self.mu_head = dense(self.latent_dim)
+    self.logvar_head = dense(self.latent_dim)
+    self.decoder = MLP(self.hidden_dim, self.num_layers, self.activation,
+                       self.kernel_init)
+    self.out_head = dense(self.output_dim)
     if self.likelihood == 'gaussian':
-      self.out_logvar_head = nn.Dense(self.output_dim)
+      self.out_logvar_head = dense(self.output_dim)
 
   def encode(self, x: jax.Array) -> Tuple[jax.Array, jax.Array]:
     """(B, N) -> mu, logvar, each (B, D)."""
@@ -101,7 +116,9 @@ def _module(model_config, output_dim, latent_dim, hidden_dim) -> EVAE:
               hidden_dim=hidden_dim, num_layers=model_config.num_layers,
               likelihood=model_config.likelihood,
               min_logvar=model_config.min_logvar,
-              max_logvar=model_config.max_logvar)
+              max_logvar=model_config.max_logvar,
+              activation=model_config.activation,
+              kernel_init=model_config.kernel_init)
 
 
 def bind(apply_fn: Callable, params) -> Tuple[Callable, Callable]:
@@ -122,6 +139,23 @@ def bind(apply_fn: Callable, params) -> Tuple[Callable, Callable]:
 def init_params(module: EVAE, rng: jax.Array):
   """Initial parameters for a module with ``module.output_dim`` inputs."""
   return module.init(rng, jnp.zeros((1, module.output_dim), jnp.float32))['params']
+
+
+def init_output_bias(params, pixel_mean):
+  """Sets the decoder's output bias to logit(clip(pixel_mean, 1e-3, 1 - 1e-3)).
+
+  Burda et al.'s initialisation (yburda/iwae): a decoder that ignores z then
+  already predicts each pixel's training-set mean. Works for the eVAE/VAE
+  parameters and for the mVAE's stacked ones (every component).
+
+  Args:
+    params: parameters with ``out_head/bias`` of shape (..., N).
+    pixel_mean: (N,) mean of the training pixels in [0, 1].
+  """
+  p = jnp.clip(jnp.asarray(pixel_mean, jnp.float32).reshape(-1), 1e-3, 1 - 1e-3)
+  bias = params['out_head']['bias']
+  logit = jnp.broadcast_to(jnp.log(p) - jnp.log1p(-p), bias.shape)
+  return {**params, 'out_head': {**params['out_head'], 'bias': logit}}
 
 
 def count_params(params) -> int:
@@ -244,14 +278,21 @@ MODEL_KINDS = ('evae', 'vae', 'mvae')
 
 
 def epitome_shape(model_config) -> Tuple[int, int, int]:
-  """(D, K, s) of ``config.model``; kind 'vae' forces K = s = D and 'mvae'
-  uses non-overlapping blocks (s = K)."""
+  """(D, K, s) of the latent layout of ``config.model``.
+
+  Kind 'vae' forces K = s = D. Kind 'mvae' has one component per epitome
+  of the eVAE with the same (D, K) and non-overlapping epitomes, E =
+  `epitomes.num_epitomes` (D, K, K) components of K units each, laid out
+  side by side: E * K units, which is more than D when K does not divide D
+  (D = 8, K = 3: E = 3 components, 9 units).
+  """
   d = model_config.latent_dim
   if model_config.kind == 'vae':
     return d, d, d
   k = model_config.epitome_size
   if model_config.kind == 'mvae':
-    return d, k, k
+    epitomes.validate(d, k, k)
+    return epitomes.num_epitomes(d, k, k) * k, k, k
   return d, k, epitomes.resolve_stride(k, model_config.stride)
 
 
@@ -278,7 +319,7 @@ def mixture_hidden_dim(model_config, output_dim: int) -> int:
   count = lambda latent, h: param_count(output_dim, latent, h,
                                         model_config.num_layers,
                                         model_config.likelihood)
-  target = count(d, model_config.hidden_dim)
+  target = count(model_config.latent_dim, model_config.hidden_dim)
   return min(range(1, 4 * model_config.hidden_dim + 1),
              key=lambda h: abs(e * count(k, h) - target))
 

@@ -17,7 +17,6 @@ import numpy as np
 
 from evae_jax import checkpoints
 from evae_jax import configuration
-from evae_jax import elbo
 from evae_jax import evaluate
 from evae_jax import figures
 from evae_jax import input_pipeline
@@ -77,7 +76,8 @@ def compute_metrics(state, splits, masks, config) -> Dict[str, Any]:
   x = evaluate.eval_inputs(images, config.data)
   enc = evaluate.encode_dataset(params, model, x, masks,
                                 jax.random.fold_in(rng, 0), ec.batch_size)
-  assignments = elbo.assign_epitomes(enc.terms.elbo)
+  assignments = enc.assignments
+  bounds = evaluate.dataset_bounds(enc)
   activity, num_active = evaluate.active_units(
       enc.mu, assignments, masks, ec.active_threshold)
   unit_kl = evaluate.per_unit_kl(enc.mu, enc.logvar, assignments, masks)
@@ -110,8 +110,8 @@ def compute_metrics(state, splits, masks, config) -> Dict[str, Any]:
       'epitome_shape': dict(zip(('latent_dim', 'epitome_size', 'stride'),
                                 configuration.epitome_shape(config.model))),
       'step': int(state.step),
-      'bound': _mean_and_stderr(elbo.point_estimate_bound(enc.terms.elbo)),
-      'logsumexp_bound': _mean_and_stderr(elbo.logsumexp_bound(enc.terms.elbo)),
+      'bound': _mean_and_stderr(bounds['bound']),
+      'logsumexp_bound': _mean_and_stderr(bounds['logsumexp_bound']),
       'iw_log_likelihood': {
           'marginal': _mean_and_stderr(iw['marginal']),
           'assigned_epitome': _mean_and_stderr(iw['assigned']),

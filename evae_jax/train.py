@@ -31,6 +31,7 @@ from evae_jax import figures
 from evae_jax import input_pipeline
 from evae_jax import metric_writers
 from evae_jax import models
+from evae_jax import optimizers
 from evae_jax import schedules
 from evae_jax import sharding
 from evae_jax import workdirs
@@ -52,7 +53,8 @@ def create_train_state(config: ml_collections.ConfigDict, num_pixels: int,
                        rng: jax.Array, steps_per_epoch: int = 1) -> TrainState:
   """Initial parameters and Adam state for ``config.model`` / ``config.train``."""
   model = models.make_model(config.model, num_pixels)
-  tx = optax.adam(schedules.learning_rate(config.train, steps_per_epoch))
+  tx = optimizers.make_optimizer(
+      config.train, schedules.learning_rate(config.train, steps_per_epoch))
   return TrainState.create(apply_fn=model, params=model.init(rng), tx=tx)
 
 
@@ -67,12 +69,15 @@ class StepOptions:
     z_dropout_rate: dropout on z (dropout VAE); 0 disables it.
     per_epoch_assignment: Algorithm 1 (y* fixed for the epoch) instead of
       choosing y* at every step.
+    assignment_samples: noise draws averaged per example by Algorithm 1's
+      assignment (a less noisy argmax of ELBO_y).
   """
   batch_size: int
   binarization: str = 'none'
   objective: str = 'point'
   z_dropout_rate: float = 0.0
   per_epoch_assignment: bool = False
+  assignment_samples: int = 1
 
   @classmethod
   def from_config(cls, config):
@@ -80,7 +85,8 @@ class StepOptions:
                binarization=config.data.binarization,
                objective=config.train.objective,
                z_dropout_rate=config.train.z_dropout_rate,
-               per_epoch_assignment=config.train.assignment == 'epoch')
+               per_epoch_assignment=config.train.assignment == 'epoch',
+               assignment_samples=config.train.assignment_samples)
 
 
 @functools.partial(jax.jit, static_argnames=('objective', 'z_dropout_rate'))
@@ -91,9 +97,10 @@ def train_step(state: TrainState, batch: jax.Array, rng: jax.Array,
                z_dropout_rate: float = 0.0) -> tuple[TrainState, Dict]:
   """One Adam step on the negative bound of eq. 7.
 
-  The bound is computed for all epitomes at once, each example is assigned
-  y* = argmax_y ELBO_y, and only the chosen epitome is recomputed with
-  gradients (`evae_jax.elbo.epitome_loss`).
+  The bound is computed for all epitomes at once on one noise draw, each
+  example is assigned y* = argmax_y ELBO_y, and only the chosen epitome is
+  computed with gradients, on an independent draw
+  (`evae_jax.elbo.epitome_loss`).
 
   Args:
     state: parameters and optimizer state.
@@ -107,8 +114,9 @@ def train_step(state: TrainState, batch: jax.Array, rng: jax.Array,
     z_dropout_rate: dropout on z (dropout VAE); 0 disables it.
 
   Returns:
-    (new_state, metrics): scalar metrics 'loss', 'elbo', 'bound',
-    'logsumexp_bound', 'log_lik', 'kl' (batch means) and 'grad_norm'.
+    (new_state, metrics): scalar metrics 'loss', 'elbo', 'bound', 'log_lik',
+    'kl' (batch means, scored on a draw independent of y*), 'logsumexp_bound'
+    for that objective, and 'grad_norm'.
   """
   def loss_fn(params):
     return state.model.loss(params, batch, masks, rng, kl_weight=kl_weight,
@@ -116,8 +124,7 @@ def train_step(state: TrainState, batch: jax.Array, rng: jax.Array,
                             assignments=assignments)
 
   (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-  metrics = {k: jnp.mean(aux[k]) for k in
-             ('elbo', 'bound', 'logsumexp_bound', 'log_lik', 'kl')}
+  metrics = {k: jnp.mean(v) for k, v in aux.items() if k != 'assignments'}
   metrics['loss'] = loss
   metrics['grad_norm'] = optax.tree.norm(grads)
   return state.apply_gradients(grads=grads), metrics
@@ -224,8 +231,13 @@ def _assign(state, images, rng, masks, kl_weight, epoch, options):
     i, pixels = args
     bin_key, eps_key = jax.random.split(jax.random.fold_in(key, i))
     x = input_pipeline.preprocess(pixels, bin_key, options.binarization)
-    terms, _, _ = state.model.elbo_terms(state.params, x, masks, eps_key)
-    return elbo.assign_epitomes(terms.log_lik - kl_weight * terms.kl)
+
+    def weighted(draw):
+      terms, _, _ = state.model.elbo_terms(
+          state.params, x, masks, jax.random.fold_in(eps_key, draw))
+      return terms.log_lik - kl_weight * terms.kl
+    mean = jax.lax.map(weighted, jnp.arange(options.assignment_samples))
+    return elbo.assign_epitomes(jnp.mean(mean, axis=0))
 
   batches = padded.reshape((-1, b) + images.shape[1:])
   y = jax.lax.map(one, (jnp.arange(batches.shape[0]), batches))
@@ -251,6 +263,8 @@ def assign_dataset(states: TrainState, images: jax.Array, rngs: jax.Array,
   Returns:
     (M, n) int32 assignments.
   """
+  if masks.shape[0] == 1:  # a VAE: nothing to choose.
+    return jnp.zeros((rngs.shape[0], images.shape[0]), jnp.int32)
   return jax.vmap(lambda s, r, w: _assign(s, images, r, masks, w, epoch,
                                           options))(states, rngs, kl_weights)
 
@@ -371,7 +385,8 @@ def _member(tree, i):
   return jax.tree_util.tree_map(lambda a: a[i], tree)
 
 
-def _initial_states(team, ckpts, template: TrainState, num_train: int):
+def _initial_states(team, ckpts, template: TrainState, num_train: int,
+                    pixel_mean: np.ndarray):
   """Stacked states and Algorithm 1 assignments of every member, restored
   from the newest step that every member has saved, and that step.
 
@@ -384,6 +399,8 @@ def _initial_states(team, ckpts, template: TrainState, num_train: int):
   for (_, member), ckpt in zip(team, ckpts):
     params = template.model.init(
         jax.random.fold_in(jax.random.PRNGKey(member.seed), 0))
+    if member.model.output_bias_init == 'train_mean':
+      params = models.init_output_bias(params, pixel_mean)
     state = template.replace(params=params, opt_state=template.tx.init(params))
     member_assignments = jnp.full((num_train,), -1, jnp.int32)
     if resume_at is not None:
@@ -442,8 +459,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   ckpts = [checkpoints.Checkpoints(d, tc.keep_checkpoints) for d in dirs]
   template = create_train_state(config, splits.num_pixels,
                                 jax.random.PRNGKey(0), steps_per_epoch)
-  states, assignments, last_saved = _initial_states(team, ckpts, template,
-                                                    num_train)
+  states, assignments, last_saved = _initial_states(
+      team, ckpts, template, num_train, input_pipeline.pixel_mean(splits.train))
   rngs = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(m.seed), 1)
                     for _, m in team])
   eval_rngs = [jax.random.fold_in(jax.random.PRNGKey(m.seed), 2)

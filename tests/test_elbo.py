@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy.special import logsumexp
 
 from evae_jax import elbo
 from evae_jax import epitomes
@@ -101,18 +102,34 @@ def test_vae_case_is_the_textbook_elbo():
   want = np.asarray(dlp(z.astype(np.float32), x)) - kl
   np.testing.assert_allclose(terms.elbo[:, 0], want, rtol=1e-5, atol=1e-4)
   # The eq. 7 bound of a VAE has no log E term (log 1 = 0).
-  np.testing.assert_allclose(elbo.point_estimate_bound(terms.elbo), want,
-                             rtol=1e-5, atol=1e-4)
+  np.testing.assert_allclose(
+      elbo.point_estimate_bound(terms.elbo, terms.elbo), want,
+      rtol=1e-5, atol=1e-4)
 
 
 def test_bounds_order_and_log_e():
   values = jnp.array([[-10.0, -12.0, -11.0], [-3.0, -3.0, -3.0]])
-  point = elbo.point_estimate_bound(values)
-  lse = elbo.logsumexp_bound(values)
+  point = elbo.point_estimate_bound(values, values)
+  lse = elbo.logsumexp_bound(values, values)
   np.testing.assert_allclose(point, [-10 - math.log(3), -3 - math.log(3)],
                              rtol=1e-6)
   np.testing.assert_allclose(lse[1], -3.0, rtol=1e-6)  # equal ELBOs: no gap
+  # With exact ELBOs (select = score) it is logsumexp_y ELBO_y - log E.
+  np.testing.assert_allclose(lse, jax.nn.logsumexp(values, 1) - math.log(3),
+                             rtol=1e-6)
   assert (lse >= point).all()
+
+
+def test_bounds_choose_on_one_draw_and_score_on_the_other():
+  select = jnp.array([[-10.0, -12.0, -11.0]])
+  score = jnp.array([[-20.0, -5.0, -30.0]])
+  # y* = 0 from the selection draw, scored with the other draw's value.
+  np.testing.assert_allclose(elbo.point_estimate_bound(select, score),
+                             [-20 - math.log(3)], rtol=1e-6)
+  q = np.exp(select[0] - jax.nn.logsumexp(select[0]))
+  want = np.sum(q * (np.asarray(score[0]) - np.log(q))) - math.log(3)
+  np.testing.assert_allclose(elbo.logsumexp_bound(select, score), [want],
+                             rtol=1e-6)
 
 
 class TestEpitomeLoss:
@@ -130,19 +147,24 @@ class TestEpitomeLoss:
     return elbo.epitome_loss(encode, dlp, self.x, self.masks, self.rng,
                              kl_weight=kl_weight, objective=objective)
 
-  def _all_terms(self):
+  def _all_terms(self, draw='score'):
+    """All-epitome terms of the scoring draw B or the selection draw A."""
     encode, dlp = _jax_fns(self.p, 'bernoulli')
     eps_rng, _ = jax.random.split(self.rng)
+    if draw == 'select':
+      eps_rng, _ = jax.random.split(elbo.selection_key(self.rng))
     return elbo.elbo_fn(encode, dlp, self.x, self.masks, eps_rng)
 
-  def test_assigns_largest_elbo_and_includes_log_e(self):
+  def test_assigns_on_draw_a_scores_on_draw_b_and_includes_log_e(self):
     loss, aux = jax.jit(self._loss)(self.p)
-    terms = self._all_terms()
-    want_y = np.argmax(np.asarray(terms.elbo), axis=1)
+    select, score = self._all_terms('select'), self._all_terms('score')
+    want_y = np.argmax(np.asarray(select.elbo), axis=1)
     np.testing.assert_array_equal(aux['assignments'], want_y)
-    best = np.max(np.asarray(terms.elbo), axis=1)
-    np.testing.assert_allclose(aux['elbo'], best, rtol=1e-5)
-    np.testing.assert_allclose(loss, np.mean(-best + math.log(3)), rtol=1e-5)
+    chosen = np.asarray(score.elbo)[np.arange(B), want_y]
+    np.testing.assert_allclose(aux['elbo'], chosen, rtol=1e-5)
+    np.testing.assert_allclose(loss, np.mean(-chosen + math.log(3)), rtol=1e-5)
+    # The two draws differ, so the chosen score is not the selection's max.
+    assert not np.allclose(chosen, np.max(np.asarray(select.elbo), 1))
 
   def test_gradients_reach_only_the_chosen_epitome(self):
     """d loss / d (mu, logvar) is zero outside each example's epitome."""
@@ -178,7 +200,7 @@ class TestEpitomeLoss:
   def test_kl_weight_scales_only_the_kl(self):
     loss0, aux0 = self._loss(self.p, kl_weight=0.0)
     # With lambda = 0 the assignment maximises the log-likelihood alone.
-    terms = self._all_terms()
+    terms = self._all_terms('select')
     np.testing.assert_array_equal(aux0['assignments'],
                                   np.argmax(np.asarray(terms.log_lik), 1))
     np.testing.assert_allclose(loss0, np.mean(-aux0['log_lik'] + math.log(3)),
@@ -186,10 +208,13 @@ class TestEpitomeLoss:
 
   def test_logsumexp_objective(self):
     loss, aux = self._loss(self.p, objective='logsumexp')
-    terms = self._all_terms()
-    want = -np.mean(jax.nn.logsumexp(terms.elbo, 1) - math.log(3))
+    select = np.asarray(self._all_terms('select').elbo, np.float64)
+    score = np.asarray(self._all_terms('score').elbo, np.float64)
+    log_q = select - logsumexp(select, axis=1, keepdims=True)
+    want = -np.mean(np.sum(np.exp(log_q) * (score - log_q), 1) - math.log(3))
     np.testing.assert_allclose(loss, want, rtol=1e-5)
-    assert loss <= self._loss(self.p)[0] + 1e-5  # tighter bound, lower loss
+    np.testing.assert_allclose(-np.mean(aux['logsumexp_bound']), want,
+                               rtol=1e-5)
 
   def test_vmap_over_kl_weights(self):
     encode, dlp = _jax_fns(self.p, 'bernoulli')

@@ -1,4 +1,4 @@
-"""Masks of DESIGN.md §1 for the paper's settings, and their errors."""
+"""Masks (docs/maths.md) for the paper's settings, and their errors."""
 
 import numpy as np
 import pytest
