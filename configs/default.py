@@ -53,7 +53,9 @@ def get_config():
   config.train.num_seeds = 1  # >1: that many models at once under jax.vmap
   config.train.kl_weights = ()  # non-empty: one model per lambda, vmapped
   config.train.z_dropout_rate = 0.0  # dropout VAE of paper §3.2
-  config.train.objective = 'point'  # point (eq. 7) | logsumexp
+  config.train.objective = 'point'  # point (eq. 7) | logsumexp | iwae |
+  #   iwae_marginal (importance-weighted, k = train.num_samples)
+  config.train.num_samples = 1  # k of the iwae objectives
   config.train.assignment = 'step'  # step: y* every step | epoch: Algorithm 1
   config.train.assignment_samples = 1  # noise draws averaged by Algorithm 1's
   #   per-epoch assignment

@@ -90,6 +90,20 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if not 0.0 <= t[name] < 1.0:
       raise ConfigError(f'train.{name}={t[name]} must be in [0, 1).')
   _positive(t.adam_eps, 'train.adam_eps')
+  _positive(t.num_samples, 'train.num_samples')
+  if t.objective in elbo.IWAE_OBJECTIVES:
+    if m.kind == 'mvae':
+      raise ConfigError(f'train.objective={t.objective!r} is implemented for '
+                        "model.kind 'evae' and 'vae', not 'mvae'.")
+    if t.z_dropout_rate or t.kl_weight != 1.0 or len(t.kl_weights):
+      raise ConfigError(f'train.objective={t.objective!r} is a bound on log '
+                        'p(x): it takes no KL weight or z dropout; set '
+                        'train.kl_weight=1.0, train.kl_weights=() and '
+                        'train.z_dropout_rate=0.0.')
+  elif t.num_samples != 1:
+    raise ConfigError(f'train.num_samples={t.num_samples} is used only by the '
+                      "objectives 'iwae' and 'iwae_marginal'; set "
+                      "--config.train.objective=iwae or train.num_samples=1.")
   _choice(t.objective, elbo.OBJECTIVES, 'train.objective')
   _choice(t.assignment, schedules.ASSIGNMENTS, 'train.assignment')
   _choice(t.schedule, schedules.SCHEDULES, 'train.schedule')

@@ -22,7 +22,8 @@ from evae_jax import likelihoods
 Encode = Callable[[jax.Array], Tuple[jax.Array, jax.Array]]
 DecodeLogProb = Callable[[jax.Array, jax.Array], jax.Array]
 
-OBJECTIVES = ('point', 'logsumexp')
+OBJECTIVES = ('point', 'logsumexp', 'iwae', 'iwae_marginal')
+IWAE_OBJECTIVES = ('iwae', 'iwae_marginal')
 # fold_in constant of the selection draw A (the scoring draw B uses split).
 SELECTION_FOLD = 7
 
@@ -216,6 +217,21 @@ def _loss_from_terms(select, log_lik, kl, kl_weight, objective, assignments,
                            _pick(kl, assignments), assignments, log_e)
 
 
+def _selection_terms(mu, logvar, masks, decode_log_prob, x, rng,
+                     z_dropout_rate=0.0):
+  """(log_lik, kl), each (B, E), of the selection draw A, without gradients.
+
+  Draw A feeds only an argmax (or q_A), so its backward pass is dead code.
+  """
+  sel_rng, sel_drop_rng = jax.random.split(selection_key(rng))
+  mu, logvar = jax.lax.stop_gradient(mu), jax.lax.stop_gradient(logvar)
+  eps = jax.random.normal(sel_rng, mu.shape, mu.dtype)
+  z_scale = _z_scale(sel_drop_rng, mu.shape, mu.dtype, z_dropout_rate)
+  log_lik, kl = jax.vmap(lambda m: _masked_terms(
+      mu, logvar, eps, m, decode_log_prob, x, z_scale))(masks)
+  return jax.lax.stop_gradient((log_lik.T, kl.T))
+
+
 def _check_objective(objective):
   if objective not in OBJECTIVES:
     raise ValueError(f'objective must be one of {OBJECTIVES}, got {objective!r}')
@@ -226,7 +242,8 @@ def epitome_loss(encode: Encode, decode_log_prob: DecodeLogProb, x: jax.Array,
                  kl_weight: float | jax.Array = 1.0,
                  objective: str = 'point',
                  z_dropout_rate: float = 0.0,
-                 assignments: Optional[jax.Array] = None
+                 assignments: Optional[jax.Array] = None,
+                 num_samples: int = 1
                  ) -> Tuple[jax.Array, dict]:
   """Training loss: the negative bound of eq. 7, averaged over the batch.
 
@@ -246,6 +263,9 @@ def epitome_loss(encode: Encode, decode_log_prob: DecodeLogProb, x: jax.Array,
 
   which backpropagates through all E epitomes (see `logsumexp_bound`).
 
+  ``objective='iwae'`` / ``'iwae_marginal'``: `iwae_loss` with
+  ``num_samples`` importance samples (kl_weight must be 1).
+
   Since y* and q_A do not depend on B, both losses are unbiased estimates of
   valid (negative) bounds; scoring the selecting draw would not be. The log
   E term is KL(delta(y*) || uniform p(y)); it keeps eVAE bounds comparable
@@ -258,11 +278,12 @@ def epitome_loss(encode: Encode, decode_log_prob: DecodeLogProb, x: jax.Array,
     masks: (E, D) epitome masks.
     rng: PRNG key.
     kl_weight: lambda (scalar; may be traced, e.g. vmapped over models).
-    objective: 'point' or 'logsumexp'.
+    objective: 'point', 'logsumexp', 'iwae' or 'iwae_marginal'.
     z_dropout_rate: dropout rate on z (the dropout VAE of paper §3.2); 0 off.
     assignments: optional (B,) int epitome per example, fixed in advance
       (Algorithm 1) from data independent of ``rng``; by default y* is
       chosen here, per step, from draw A.
+    num_samples: k of the IWAE objectives (ignored by the others).
 
   Returns:
     (loss, aux): scalar loss and a dict of (B,)-shaped diagnostics, all on
@@ -271,6 +292,13 @@ def epitome_loss(encode: Encode, decode_log_prob: DecodeLogProb, x: jax.Array,
     the logsumexp objective, 'logsumexp_bound'.
   """
   _check_objective(objective)
+  if objective in IWAE_OBJECTIVES:
+    if z_dropout_rate:
+      raise ValueError('The IWAE objectives do not support z dropout.')
+    return iwae_loss(encode, decode_log_prob, x, masks, rng,
+                     num_samples=num_samples,
+                     marginal=objective == 'iwae_marginal',
+                     assignments=assignments)
   masks = jnp.asarray(masks)
   eps_rng, drop_rng = jax.random.split(rng)
   mu, logvar = encode(x)
@@ -287,13 +315,8 @@ def epitome_loss(encode: Encode, decode_log_prob: DecodeLogProb, x: jax.Array,
   needs_selection = masks.shape[0] > 1 and (assignments is None
                                             or objective == 'logsumexp')
   if needs_selection:
-    # Draw A feeds only the argmax (or q_A), so its backward pass is dead code.
-    sel_rng, sel_drop_rng = jax.random.split(selection_key(rng))
-    select = all_terms(
-        jax.lax.stop_gradient(mu), jax.lax.stop_gradient(logvar),
-        jax.random.normal(sel_rng, mu.shape, mu.dtype),
-        _z_scale(sel_drop_rng, mu.shape, mu.dtype, z_dropout_rate))
-    select = jax.lax.stop_gradient(select)
+    select = _selection_terms(mu, logvar, masks, decode_log_prob, x, rng,
+                              z_dropout_rate)
   if objective == 'logsumexp':
     log_lik, kl = all_terms(mu, logvar, eps, z_scale)
     if select is None:  # E = 1: q is a point mass, the bound is the ELBO.
@@ -380,6 +403,107 @@ def mixture_loss(encode_all: Encode, decode_log_prob_all: DecodeLogProb,
   return jnp.mean(per_example), aux
 
 
+def log_importance_weight(mu: jax.Array, logvar: jax.Array, eps: jax.Array,
+                          mask: jax.Array, decode_log_prob: DecodeLogProb,
+                          x: jax.Array) -> jax.Array:
+  """log w = log p(x | y, z) + log p(z^y) - log q(z^y | x, y) for one draw.
+
+  z = mu + exp(logvar / 2) * eps, and only the units of epitome y (``mask``)
+  enter p(z) and q(z | x, y): the decoder sees M_y * z, so the other units
+  integrate out exactly.
+
+  Args:
+    mu, logvar: (B, D) encoding.
+    eps: (B, D) standard-normal noise.
+    mask: (D,) one epitome's mask, or (B, D) one per example.
+    decode_log_prob: (z, x) -> (B,) log p(x | z).
+    x: (B, ...) data.
+
+  Returns:
+    (B,) log importance weights.
+  """
+  z = mu + jnp.exp(0.5 * logvar) * eps
+  log_prior = likelihoods.standard_normal_log_prob(z)
+  log_q = likelihoods.diag_normal_log_prob_elementwise(z, mu, logvar)
+  return (decode_log_prob(mask * z, x)
+          + jnp.sum(mask * (log_prior - log_q), axis=-1))
+
+
+def iwae_loss(encode: Encode, decode_log_prob: DecodeLogProb, x: jax.Array,
+              masks: jax.Array, rng: jax.Array, *, num_samples: int,
+              marginal: bool = False,
+              assignments: Optional[jax.Array] = None
+              ) -> Tuple[jax.Array, dict]:
+  """Importance-weighted epitomic objectives (Burda et al., 2015; the eVAE
+  paper's future work, §5.4), negated and averaged over the batch.
+
+  With w_{y,i} the importance weight of sample i of epitome y
+  (`log_importance_weight`), the k samples eps_i ~ N(0, I) drawn in one
+  batched pass (k, B, D) and shared by all epitomes:
+
+  - point (``marginal=False``): y* = argmax_y ELBO_y(x; A) from the
+    single-sample selection draw A of `epitome_loss` (independent of the
+    eps_i, or fixed by ``assignments``), then
+        L_k(x) = log (1/k) sum_i w_{y*,i} - log E,
+    Burda et al.'s IWAE bound for a VAE (E = 1). Only the chosen epitome is
+    evaluated with gradients: k decoder passes per example. k = 1 is the
+    eq. 7 loss itself (`epitome_loss`, with the closed-form KL).
+  - marginal: L_k(x) = log (1/E) sum_y (1/k) sum_i w_{y,i}, a bound on
+    log p(x) that is tighter than the point one for the same samples and
+    backpropagates through every epitome: E * k decoder passes.
+
+  Both are lower bounds on log p(x) in expectation and increase with k.
+
+  Args:
+    encode: x -> (mu, logvar), each (B, D).
+    decode_log_prob: (z, x) -> (B,) log p(x | z).
+    x: (B, ...) batch.
+    masks: (E, D) epitome masks.
+    rng: PRNG key (draw A from `selection_key`, the eps_i from the first
+      half of ``jax.random.split(rng)``, as in `epitome_loss`).
+    num_samples: k >= 1.
+    marginal: the marginal bound instead of the point one.
+    assignments: optional (B,) fixed epitomes (Algorithm 1), point only.
+
+  Returns:
+    (loss, aux): scalar loss; aux holds (B,) 'bound' (L_k, in nats, with
+    log E), 'elbo' (mean over i of log w of the chosen epitome, the k = 1
+    bound's estimate without log E) and 'assignments' (y*; for the marginal,
+    argmax_y of the per-epitome estimates).
+  """
+  masks = jnp.asarray(masks)
+  if num_samples == 1 and not marginal:
+    return epitome_loss(encode, decode_log_prob, x, masks, rng,
+                        assignments=assignments)
+  log_e, log_k = math.log(masks.shape[0]), math.log(num_samples)
+  eps_rng, _ = jax.random.split(rng)
+  mu, logvar = encode(x)
+  eps = jax.random.normal(eps_rng, (num_samples,) + mu.shape, mu.dtype)
+  if marginal:
+    lw = jax.vmap(lambda e: jax.vmap(lambda m: log_importance_weight(
+        mu, logvar, e, m, decode_log_prob, x))(masks))(eps)  # (k, E, B)
+    per_epitome = jax.nn.logsumexp(lw, axis=0) - log_k  # (E, B)
+    bound = jax.nn.logsumexp(per_epitome, axis=0) - log_e
+    y = assign_epitomes(per_epitome.T)
+    chosen = jnp.take_along_axis(jnp.mean(lw, 0).T, y[:, None], -1)[:, 0]
+  else:
+    if masks.shape[0] == 1:
+      y = jnp.zeros(mu.shape[:1], jnp.int32)
+    elif assignments is None:
+      sel_ll, sel_kl = _selection_terms(mu, logvar, masks, decode_log_prob, x,
+                                        rng)
+      y = assign_epitomes(sel_ll - sel_kl)
+    else:
+      y = assignments
+    lw = jax.vmap(lambda e: log_importance_weight(
+        mu, logvar, e, masks[y], decode_log_prob, x))(eps)  # (k, B)
+    bound = jax.nn.logsumexp(lw, axis=0) - log_k - log_e
+    chosen = jnp.mean(lw, 0)
+  aux = jax.lax.stop_gradient({'bound': bound, 'elbo': chosen,
+                               'assignments': y})
+  return -jnp.mean(bound), aux
+
+
 def iw_log_likelihood(encode: Encode, decode_log_prob: DecodeLogProb,
                       x: jax.Array, masks: jax.Array, rng: jax.Array,
                       num_samples: int, chunk_size: int = 100) -> jax.Array:
@@ -413,13 +537,8 @@ def iw_log_likelihood(encode: Encode, decode_log_prob: DecodeLogProb,
   num_chunks = -(-num_samples // chunk_size)
 
   def log_weights(eps):  # eps: (B, D) -> (E, B)
-    def one(mask):
-      z = mu + jnp.exp(0.5 * logvar) * eps
-      log_prior = likelihoods.standard_normal_log_prob(z)
-      log_q = likelihoods.diag_normal_log_prob_elementwise(z, mu, logvar)
-      return (decode_log_prob(mask * z, x)
-              + jnp.sum(mask * (log_prior - log_q), axis=-1))
-    return jax.vmap(one)(masks)
+    return jax.vmap(lambda m: log_importance_weight(
+        mu, logvar, eps, m, decode_log_prob, x))(masks)
 
   def body(carry, chunk_index):
     eps = jax.random.normal(jax.random.fold_in(rng, chunk_index),

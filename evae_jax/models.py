@@ -241,8 +241,8 @@ class MixtureModel:
     flat = lambda a: jnp.transpose(a, (1, 0, 2)).reshape(a.shape[1], -1)
     return flat(mu), flat(logvar)
 
-  def loss(self, params, x, masks, rng, **kwargs):  # pylint: disable=unused-argument
-    """`evae_jax.elbo.mixture_loss` for this model."""
+  def loss(self, params, x, masks, rng, num_samples=1, **kwargs):  # pylint: disable=unused-argument
+    """`evae_jax.elbo.mixture_loss` for this model (no IWAE objectives)."""
     return elbo.mixture_loss(*self._all(params), x, rng,
                              self.component.latent_dim, **kwargs)
 

@@ -71,6 +71,7 @@ class StepOptions:
       choosing y* at every step.
     assignment_samples: noise draws averaged per example by Algorithm 1's
       assignment (a less noisy argmax of ELBO_y).
+    num_samples: k of the IWAE objectives.
   """
   batch_size: int
   binarization: str = 'none'
@@ -78,6 +79,7 @@ class StepOptions:
   z_dropout_rate: float = 0.0
   per_epoch_assignment: bool = False
   assignment_samples: int = 1
+  num_samples: int = 1
 
   @classmethod
   def from_config(cls, config):
@@ -86,15 +88,18 @@ class StepOptions:
                objective=config.train.objective,
                z_dropout_rate=config.train.z_dropout_rate,
                per_epoch_assignment=config.train.assignment == 'epoch',
-               assignment_samples=config.train.assignment_samples)
+               assignment_samples=config.train.assignment_samples,
+               num_samples=config.train.num_samples)
 
 
-@functools.partial(jax.jit, static_argnames=('objective', 'z_dropout_rate'))
+@functools.partial(jax.jit, static_argnames=('objective', 'z_dropout_rate',
+                                             'num_samples'))
 def train_step(state: TrainState, batch: jax.Array, rng: jax.Array,
                masks: jax.Array, kl_weight: float | jax.Array = 1.0,
                assignments: Optional[jax.Array] = None, *,
                objective: str = 'point',
-               z_dropout_rate: float = 0.0) -> tuple[TrainState, Dict]:
+               z_dropout_rate: float = 0.0,
+               num_samples: int = 1) -> tuple[TrainState, Dict]:
   """One Adam step on the negative bound of eq. 7.
 
   The bound is computed for all epitomes at once on one noise draw, each
@@ -110,8 +115,9 @@ def train_step(state: TrainState, batch: jax.Array, rng: jax.Array,
     kl_weight: lambda of paper §3.1.
     assignments: optional (B,) epitome per example fixed in advance
       (Algorithm 1); by default y* is chosen in the step.
-    objective: 'point' (eq. 7) or 'logsumexp'.
+    objective: 'point' (eq. 7), 'logsumexp', 'iwae' or 'iwae_marginal'.
     z_dropout_rate: dropout on z (dropout VAE); 0 disables it.
+    num_samples: k of the IWAE objectives.
 
   Returns:
     (new_state, metrics): scalar metrics 'loss', 'elbo', 'bound', 'log_lik',
@@ -121,7 +127,7 @@ def train_step(state: TrainState, batch: jax.Array, rng: jax.Array,
   def loss_fn(params):
     return state.model.loss(params, batch, masks, rng, kl_weight=kl_weight,
                             objective=objective, z_dropout_rate=z_dropout_rate,
-                            assignments=assignments)
+                            assignments=assignments, num_samples=num_samples)
 
   (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   metrics = {k: jnp.mean(v) for k, v in aux.items() if k != 'assignments'}
@@ -155,7 +161,8 @@ def _chunk(state, images, assignments, rng, masks, kl_weight, epoch,
     fixed = assignments[idx] if options.per_epoch_assignment else None
     return train_step(state, x, key, masks, kl_weight, fixed,
                       objective=options.objective,
-                      z_dropout_rate=options.z_dropout_rate)
+                      z_dropout_rate=options.z_dropout_rate,
+                      num_samples=options.num_samples)
 
   return jax.lax.scan(body, state, indices)
 
