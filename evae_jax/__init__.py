@@ -10,6 +10,7 @@ from evae_jax.elbo import elbo_from_encoding
 from evae_jax.elbo import ElboTerms
 from evae_jax.elbo import epitome_loss
 from evae_jax.elbo import iw_log_likelihood
+from evae_jax.elbo import iwae_loss
 from evae_jax.elbo import logsumexp_bound
 from evae_jax.elbo import point_estimate_bound
 from evae_jax.epitomes import EpitomeConfigError
@@ -26,6 +27,6 @@ __all__ = [
     'ElboTerms', 'EpitomeConfigError', 'assign_epitomes',
     'bernoulli_log_prob', 'elbo_fn', 'elbo_from_encoding', 'epitome_loss',
     'epitome_starts', 'gaussian_kl_to_standard', 'gaussian_log_prob',
-    'iw_log_likelihood', 'logsumexp_bound', 'make_masks', 'num_epitomes',
+    'iw_log_likelihood', 'iwae_loss', 'logsumexp_bound', 'make_masks', 'num_epitomes',
     'point_estimate_bound',
 ]

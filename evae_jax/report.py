@@ -1,11 +1,13 @@
 """``--mode=evaluate`` and ``--mode=sample`` on a trained workdir.
 
 Evaluate writes ``eval.json`` (every figure, machine-readable),
+``eval_examples.npz`` (per-example values, for paired comparisons),
 ``report.md`` (the same for people, with the settings used) and the PNG
 figures; sample writes ``samples.npz`` and a PNG grid.
 """
 
 import json
+import logging
 import math
 import os
 import time
@@ -26,6 +28,9 @@ from evae_jax import train
 from evae_jax import visualize
 
 EVAL_JSON = 'eval.json'
+# Per-example values on the first n examples of the split, in split order
+# (IW on the first eval.iw_num_examples), for paired comparisons of models.
+EVAL_EXAMPLES_NPZ = 'eval_examples.npz'
 REPORT_MD = 'report.md'
 SAMPLES_NPZ = 'samples.npz'
 EVAL_SEED = 2017
@@ -95,14 +100,30 @@ def compute_metrics(state, splits, masks, config) -> Dict[str, Any]:
   generated = jax.random.fold_in(rng, 2)
   samples = sampling.generate(model, params, masks, generated,
                               ec.parzen_samples)
-  # Parzen scores real-valued pixels (the protocol of Table 3's baselines).
+  # Parzen scores the pixels as loaded: real-valued grey levels (the
+  # protocol of Table 3's baselines), or binary with binarization='fixed',
+  # which binarises at load time.
   gray = lambda a: input_pipeline.preprocess(jnp.asarray(a), None, 'none')
   parzen_valid = gray(splits.valid[:ec.parzen_valid])
   sigma, sigma_scores = evaluate.select_parzen_sigma(parzen_valid, samples,
                                                      sigmas)
   parzen = evaluate.parzen_log_density(gray(images), samples, sigma)
+  sigma_at_edge = sigma in (float(sigmas[0]), float(sigmas[-1]))
+  if sigma_at_edge:
+    logging.warning(
+        'Parzen sigma %.4g lies at an edge of the grid logspace(%g, %g, %d): '
+        'the best sigma may lie outside it; widen eval.parzen_sigma_min_log10 '
+        '/ eval.parzen_sigma_max_log10.', sigma, ec.parzen_sigma_min_log10,
+        ec.parzen_sigma_max_log10, ec.parzen_num_sigmas)
 
   return {
+      'per_example': {  # written to EVAL_EXAMPLES_NPZ, not to eval.json
+          'iw_marginal': np.asarray(iw['marginal'], np.float64),
+          'iw_assigned': np.asarray(iw['assigned'], np.float64),
+          'bound': np.asarray(bounds['bound'], np.float64),
+          'logsumexp_bound': np.asarray(bounds['logsumexp_bound'], np.float64),
+          'parzen': np.asarray(parzen, np.float64),
+          'assignments': np.asarray(assignments)},
       'split': ec.split,
       'num_examples': int(len(x)),
       'num_params': models.count_params(params),
@@ -127,6 +148,8 @@ def compute_metrics(state, splits, masks, config) -> Dict[str, Any]:
       'parzen': dict(_mean_and_stderr(parzen), sigma=sigma,
                      num_samples=ec.parzen_samples,
                      num_valid=int(len(parzen_valid)),
+                     sigma_at_edge=sigma_at_edge,
+                     pixels=_parzen_pixels(config.data.binarization),
                      sigma_grid=sigmas.tolist(),
                      valid_log_density=sigma_scores.tolist()),
   }
@@ -160,7 +183,9 @@ def _report_markdown(results: Dict[str, Any], config, workdir: str) -> str:
       f'`{config.data.binarization}`'
       + (' (bounds and IW on one fixed binarisation)'
          if config.data.binarization == 'dynamic' else ''),
-      '- bounds: single-sample ELBO per epitome with common noise',
+      '- bounds: single-sample ELBO per epitome with common noise; y* (and '
+      'q(y|x) for the logsumexp bound) chosen on one draw and scored on an '
+      'independent draw, so both are unbiased estimates of lower bounds',
       f'- IW: k = {r["iw_log_likelihood"]["num_samples"]} samples on the first '
       f'{r["iw_log_likelihood"]["num_examples"]} examples '
       f'({r["iw_log_likelihood"]["seconds"]:.1f} s)',
@@ -170,9 +195,12 @@ def _report_markdown(results: Dict[str, Any], config, workdir: str) -> str:
       f'means), sigma = {r["parzen"]["sigma"]:.4g} chosen from '
       f'logspace({config.eval.parzen_sigma_min_log10:g}, '
       f'{config.eval.parzen_sigma_max_log10:g}, {config.eval.parzen_num_sigmas})'
-      f' on {r["parzen"]["num_valid"]} validation images, scored on '
-      f'real-valued pixels; mean ± std/sqrt(n)', '',
-      '## Units and epitomes', '',
+      f' on {r["parzen"]["num_valid"]} validation images'
+      + (' (**at an edge of the grid: widen it**)'
+         if r['parzen']['sigma_at_edge'] else '')
+      + f', scored on {r["parzen"]["pixels"]} pixels; mean ± std/sqrt(n)',
+  ] + _dropout_note(config) + [
+      '', '## Units and epitomes', '',
       'Sorted activity: ' + ', '.join(
           f'{a:.3f}' for a in r['active_units']['sorted_activity']), '',
       'Per-unit KL (nats): ' + ', '.join(
@@ -187,6 +215,22 @@ def _report_markdown(results: Dict[str, Any], config, workdir: str) -> str:
   if os.path.exists(os.path.join(workdir, figures.MANIFOLDS_PNG)):
     lines.append(f'![manifolds]({figures.MANIFOLDS_PNG})')
   return '\n'.join(lines) + '\n'
+
+
+def _parzen_pixels(binarization: str) -> str:
+  return ('binary (data.binarization=fixed binarises at load time)'
+          if binarization == 'fixed' else 'real-valued (grey-level)')
+
+
+def _dropout_note(config):
+  rate = config.train.z_dropout_rate
+  if not rate:
+    return []
+  return [f'- dropout VAE: trained with dropout (rate {rate:g}) on z; '
+          'evaluated, as usual for dropout, as the same network without '
+          'dropout. The bounds, IW estimate and samples are those of that '
+          'dropout-free model, not the quantity training optimised (the '
+          'ELBO of a decoder that sees dropped-out z).']
 
 
 def _write_atomically(path: str, text: str) -> None:
@@ -230,7 +274,11 @@ def _evaluate_one(config, workdir: str) -> Dict[str, Any]:
       np.asarray(results['active_units']['per_unit_kl']),
       config.eval.active_threshold,
       title=f'{config.model.kind} D={config.model.latent_dim}')
+  per_example = results.pop('per_example')
   results['config'] = configuration.config_as_dict(config)
+  path = os.path.join(workdir, EVAL_EXAMPLES_NPZ)
+  np.savez(path + '.tmp.npz', **per_example)
+  os.replace(path + '.tmp.npz', path)
   _write_atomically(os.path.join(workdir, EVAL_JSON),
                     json.dumps(results, indent=1))
   _write_atomically(os.path.join(workdir, REPORT_MD),

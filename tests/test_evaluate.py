@@ -210,3 +210,32 @@ def test_evaluate_and_sample_modes_end_to_end(tmp_path):
   x = np.load(os.path.join(workdir, 'samples.npz'))['x']
   assert x.shape == (9, 8, 8) and x.dtype == np.float32
   assert 0.0 <= x.min() and x.max() <= 1.0
+
+
+def test_report_labels_match_what_was_computed(tmp_path):
+  """Parzen on binary pixels says so; a sigma at the grid's edge is flagged;
+  a dropout VAE's report says which model is evaluated."""
+  import configs.test as test_config
+  from evae_jax import configuration
+  from evae_jax import input_pipeline
+  from evae_jax import report
+  from evae_jax import train
+  config = test_config.get_config()
+  config.model.kind = 'vae'
+  config.data.binarization = 'fixed'
+  config.train.z_dropout_rate = 0.5
+  config.eval.parzen_sigma_min_log10 = -3.0  # far too narrow a grid
+  config.eval.parzen_sigma_max_log10 = -2.5
+  config.eval.parzen_num_sigmas = 2
+  splits = input_pipeline.load(config.data)
+  masks = jnp.asarray(configuration.masks_from_config(config.model))
+  state = train.create_train_state(config, splits.num_pixels,
+                                   jax.random.PRNGKey(0))
+  results = report.compute_metrics(state, splits, masks, config)
+  assert results['parzen']['sigma_at_edge']
+  assert results['parzen']['pixels'].startswith('binary')
+  text = report._report_markdown(results, config, str(tmp_path))  # pylint: disable=protected-access
+  assert 'scored on binary' in text and 'at an edge of the grid' in text
+  assert 'dropout-free model' in text
+  config.data.binarization = 'dynamic'
+  assert report._parzen_pixels('dynamic').startswith('real-valued')  # pylint: disable=protected-access

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from experiments import sweeps
@@ -105,3 +106,21 @@ def test_benchmark_flop_count_by_hand():
   assert benchmark.step_flops(config, 6) == {'per_step': 1840, 'num_epitomes': 2}
   config.model.kind = 'vae'
   assert benchmark.step_flops(config, 6) == {'per_step': 1440, 'num_epitomes': 1}
+
+
+def test_paired_difference_against_numpy(tmp_path):
+  from experiments import paired
+  rs = np.random.RandomState(0)
+  shared = rs.randn(500) * 5  # per-image difficulty, common to both models
+  a, b = shared + rs.randn(500) * 0.1, shared + 0.3 + rs.randn(500) * 0.1
+  d = paired.paired_difference(a, b)
+  np.testing.assert_allclose(d['mean'], np.mean(b - a))
+  np.testing.assert_allclose(d['stderr'], np.std(b - a, ddof=1) / np.sqrt(500))
+  # The paired error is far below the per-model one, which hides 0.3 nats.
+  assert d['stderr'] < 0.02 < np.std(a) / np.sqrt(500)
+  for name, values in (('m=a', a), ('m=b', b)):
+    os.makedirs(tmp_path / name)
+    np.savez(tmp_path / name / paired.EXAMPLES, iw_marginal=values)
+  got = paired.compare(str(tmp_path / 'm=a'), str(tmp_path / 'm=b'),
+                       ('iw_marginal',))
+  assert got['iw_marginal'] == d
