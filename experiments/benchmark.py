@@ -8,8 +8,9 @@ the VAE and the eVAE, examples/s, the analytic matmul FLOPs per step, the
 achieved FLOP/s as a fraction of a dense f32 matmul's FLOP/s measured in the
 same run, the eVAE/VAE step-time ratio beside the analytic FLOP ratio, the
 time of an on-device epoch (one lax.scan) against steps x isolated step
-time, M models trained at once with vmap against M sequential runs, and the
-IW-evaluation throughput.
+time, M models trained at once with vmap against M sequential runs, the
+IW-evaluation throughput, and the step time of the IWAE objectives (k = 5,
+50) beside the point objective (``--objectives_only`` for just those).
 """
 
 import json
@@ -38,6 +39,10 @@ flags.DEFINE_integer('epoch_steps', 200, 'Steps of the timed on-device epoch.')
 flags.DEFINE_integer('num_models', 8, 'Models trained at once with vmap.')
 flags.DEFINE_integer('iw_samples', 1000, 'k for the IW throughput.')
 flags.DEFINE_integer('matmul_size', 1024, 'Side of the reference matmul.')
+flags.DEFINE_list('objective_samples', ['5', '50'],
+                  'k of the IWAE objectives timed beside the point objective.')
+flags.DEFINE_bool('objectives_only', False,
+                  'Time only the training objectives (writes --out).')
 flags.DEFINE_string('out', 'experiments/benchmark.json', 'JSON output.')
 FLAGS = flags.FLAGS
 
@@ -84,9 +89,68 @@ def step_flops(config, num_pixels) -> dict:
           'num_epitomes': e}
 
 
+def objective_step_times(n, b, rng, repeats) -> dict:
+  """Median train-step seconds of each objective, VAE and eVAE.
+
+  Rounds of one call per variant, interleaved, so that load from other
+  processes affects every variant alike; ratios are to the point objective.
+  """
+  batch = (jax.random.uniform(rng, (b, n)) > 0.5).astype(jnp.float32)
+  variants = [('point', 1)] + [(o, int(k)) for o in ('iwae', 'iwae_marginal')
+                               for k in FLAGS.objective_samples]
+  calls = {}
+  for kind in ('vae', 'evae'):
+    config = _config(kind)
+    masks = jnp.asarray(configuration.masks_from_config(config.model))
+    state = train.create_train_state(config, n, rng)
+    for objective, k in variants:
+      if kind == 'vae' and objective == 'iwae_marginal':
+        continue  # one epitome: the same as 'iwae'
+      call = (lambda s=state, o=objective, k=k, m=masks: train.train_step(
+          s, batch, rng, m, objective=o, num_samples=k)[1]['loss'])
+      jax.block_until_ready(call())
+      calls[(kind, objective, k)] = call
+  times = {key: [] for key in calls}
+  for _ in range(repeats):
+    for key, call in calls.items():
+      start = time.perf_counter()
+      jax.block_until_ready(call())
+      times[key].append(time.perf_counter() - start)
+  out = {}
+  for (kind, objective, k), ts in times.items():
+    t = statistics.median(ts)
+    point = statistics.median(times[(kind, 'point', 1)])
+    out[f'{kind}/{objective}/k={k}'] = {'step_seconds': t,
+                                        'over_point': t / point}
+  return out
+
+
+def format_objectives(r) -> str:
+  lines = ['| objective | k | VAE step (ms) | VAE / point | eVAE step (ms) '
+           '| eVAE / point |', '| --- | --- | --- | --- | --- | --- |']
+  keys = sorted({tuple(k.split('/')[1:]) for k in r},
+                key=lambda ok: (ok[0] != 'point', ok[0], int(ok[1][2:])))
+  for objective, k in keys:
+    cells = []
+    for kind in ('vae', 'evae'):
+      v = r.get(f'{kind}/{objective}/{k}')
+      cells += ([f'{1e3 * v["step_seconds"]:.2f}', f'{v["over_point"]:.2f}']
+                if v else ['(= iwae)', ''])
+    lines.append(f'| {objective} | {k[2:]} | ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines)
+
+
 def main(argv):
   del argv
   rng = jax.random.PRNGKey(0)
+  if FLAGS.objectives_only:
+    r = objective_step_times(FLAGS.num_pixels, FLAGS.batch_size, rng,
+                             FLAGS.repeats)
+    with open(FLAGS.out, 'w') as f:
+      json.dump({'device': str(jax.devices()[0]), 'objectives': r}, f,
+                indent=1)
+    print(format_objectives(r))
+    return
   n, b = FLAGS.num_pixels, FLAGS.batch_size
   results = {'device': str(jax.devices()[0]), 'backend': jax.default_backend(),
              'architecture': dict(L=FLAGS.num_layers, H=FLAGS.hidden_dim,
@@ -175,9 +239,13 @@ def main(argv):
   results['iw'] = {'num_samples': k, 'examples_per_sec': b / t,
                    'samples_per_sec': b * k / t}
 
+  results['objectives'] = objective_step_times(n, b, rng, FLAGS.repeats)
+
   with open(FLAGS.out, 'w') as f:
     json.dump(results, f, indent=1)
   print(format_table(results))
+  print()
+  print(format_objectives(results['objectives']))
 
 
 def format_table(r) -> str:

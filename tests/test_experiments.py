@@ -92,6 +92,13 @@ def test_benchmark_runs_and_reports_every_target(tmp_path):
   assert r['evae']['num_epitomes'] == 4 and r['vae']['num_epitomes'] == 1
   assert r['evae_over_vae_flops'] > 1
   assert '| median train step (ms) |' in result.stdout
+  objectives = r['objectives']
+  assert set(objectives) == {'vae/point/k=1', 'vae/iwae/k=5', 'vae/iwae/k=50',
+                             'evae/point/k=1', 'evae/iwae/k=5',
+                             'evae/iwae/k=50', 'evae/iwae_marginal/k=5',
+                             'evae/iwae_marginal/k=50'}
+  assert objectives['evae/point/k=1']['over_point'] == 1.0
+  assert '| iwae_marginal | 50 |' in result.stdout
 
 
 def test_benchmark_flop_count_by_hand():
