@@ -6,13 +6,29 @@ checkpoint that is unreadable all the same (disk fault, manual damage) is
 moved aside, not deleted, and the previous one is used with a warning.
 """
 
+import hashlib
+import json
 import logging
 import os
 import time
 from typing import Any, Optional, Tuple
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
+
+CHECKSUMS_FILE = 'checksums.json'
+_ITEM = 'default'  # the item folder of a single-item orbax checkpoint
+
+
+def tree_checksum(tree: Any) -> str:
+  """sha256 over the shapes, dtypes and bytes of every leaf, in tree order."""
+  digest = hashlib.sha256()
+  for leaf in jax.tree_util.tree_leaves(tree):
+    array = np.asarray(leaf)
+    digest.update(f'{array.dtype}{array.shape}'.encode())
+    digest.update(np.ascontiguousarray(array).tobytes())
+  return digest.hexdigest()
 
 
 class CheckpointError(RuntimeError):
@@ -26,6 +42,7 @@ class Checkpoints:
     self.directory = os.path.abspath(os.path.join(workdir, 'checkpoints'))
     self._keep = keep
     self._manager = self._open()
+    self._checksums_path = os.path.join(self.directory, CHECKSUMS_FILE)
 
   def _open(self):
     return ocp.CheckpointManager(
@@ -46,12 +63,46 @@ class Checkpoints:
     try:
       self._manager.save(step, args=ocp.args.StandardSave(tree), force=True)
       self._manager.wait_until_finished()
-    except OSError as e:
+      self._write_checksum(step, tree_checksum(tree))
+    except (OSError, ValueError) as e:  # tensorstore reports ENOSPC as ValueError
       raise CheckpointError(
           f'Could not write the checkpoint of step {step} to {self.directory} '
-          f'({e.strerror or e}). Earlier checkpoints are intact ({self.steps()}'
-          '); free disk space (or fix permissions) and rerun the same command '
-          'to resume.') from e
+          f'({getattr(e, "strerror", None) or e}). Earlier checkpoints are '
+          f'intact ({self.steps()}); free disk space (or fix permissions) and '
+          'rerun the same command to resume.') from e
+
+  def _read_checksums(self) -> dict:
+    try:
+      with open(self._checksums_path) as f:
+        sums = json.load(f)
+      return sums if isinstance(sums, dict) else {}
+    except (OSError, ValueError):
+      return {}
+
+  def _write_checksum(self, step: int, checksum: str) -> None:
+    """Records the step's checksum and forgets those of deleted steps."""
+    kept = {str(s) for s in self.steps()}
+    sums = {k: v for k, v in self._read_checksums().items() if k in kept}
+    sums[str(step)] = checksum
+    tmp = self._checksums_path + '.tmp'
+    with open(tmp, 'w') as f:
+      json.dump(sums, f)
+    os.replace(tmp, self._checksums_path)
+
+  def _restore_step(self, step: int, abstract: Any) -> Any:
+    """One step, read by path (a stray or empty step folder cannot confuse
+    orbax's manager about the others), verified against its checksum."""
+    path = os.path.join(self.directory, str(step))
+    if not os.path.isfile(os.path.join(path, _ITEM, 'manifest.ocdbt')) and \
+        not os.path.isfile(os.path.join(path, _ITEM, '_METADATA')):
+      raise CheckpointError(f'{path} holds no complete checkpoint')
+    with ocp.StandardCheckpointer() as checkpointer:
+      tree = checkpointer.restore(os.path.join(path, _ITEM), abstract)
+    expected = self._read_checksums().get(str(step))
+    if expected is not None and tree_checksum(tree) != expected:
+      raise CheckpointError('its arrays do not match the checksum saved with '
+                            'them (bit flips or partial overwrite)')
+    return tree
 
   def restore_latest(self, target: Any, max_step: Optional[int] = None
                      ) -> Tuple[Optional[Any], Optional[int]]:
@@ -74,8 +125,7 @@ class Checkpoints:
     failures = []
     for step in reversed(steps):
       try:
-        tree = self._manager.restore(step,
-                                     args=ocp.args.StandardRestore(abstract))
+        tree = self._restore_step(step, abstract)
       except Exception as e:  # orbax/tensorstore raise many types.
         failures.append((step, f'{type(e).__name__}: {e}'[:300]))
         logging.warning('Checkpoint at step %d is unreadable (%s); trying '
@@ -96,10 +146,20 @@ class Checkpoints:
         'Nothing was changed: move the checkpoints folder away (or use a new '
         '--workdir) to start afresh, or restore it from a backup.')
 
-  def _move_aside(self, step: int) -> str:
+  def set_aside_after(self, step: Optional[int]) -> None:
+    """Moves steps newer than ``step`` (None: all) out of the way, renamed,
+    never deleted: a team of models resumes from a step every member holds,
+    and those members that saved later steps will write them again."""
+    for later in [s for s in self.steps() if step is None or s > step]:
+      logging.warning('Set aside the checkpoint of step %d (newer than the '
+                      'step every model holds) as %s.', later,
+                      self._move_aside(later, 'superseded'))
+
+  def _move_aside(self, step: int, why: str = 'corrupt') -> str:
     source = os.path.join(self.directory, str(step))
-    target = f'{source}.corrupt-{int(time.time())}'
+    target = f'{source}.{why}-{time.time_ns()}'
     os.rename(source, target)
+    self._manager.close()
     self._manager = self._open()
     return target
 

@@ -55,8 +55,8 @@ def masks_from_config(model_config) -> np.ndarray:
 def _check_fields(config: ml_collections.ConfigDict) -> None:
   """Every field of configs/default.py is present with a compatible type."""
   from configs import default  # pylint: disable=g-import-not-at-top
-  given = _flatten(config_as_dict(config))
-  for field, expected in _flatten(config_as_dict(default.get_config())).items():
+  given = flatten(config_as_dict(config))
+  for field, expected in flatten(config_as_dict(default.get_config())).items():
     if field not in given:
       raise ConfigError(f'The config lacks {field}; build configs from '
                         'configs/default.py get_config() and override fields.')
@@ -126,7 +126,16 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _positive(config[section][name], f'{section}.{name}')
   _positive(t.kl_weight, 'train.kl_weight', allow_zero=True)
   for weight in t.kl_weights:
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+      raise ConfigError(f'train.kl_weights={tuple(t.kl_weights)!r} must hold '
+                        "numbers, e.g. --config.train.kl_weights='(1.0, 0.5)'.")
     _positive(weight, 'train.kl_weights', allow_zero=True)
+  for field, value in (('seed', config.seed), ('data.split_seed', d.split_seed)):
+    if not 0 <= value < 2 ** 31:
+      raise ConfigError(f'{field}={value} must be in [0, 2**31); seeds are '
+                        'non-negative 31-bit integers (numpy and JAX keys).')
+  _positive(t.eval_every_epochs, 'train.eval_every_epochs')
+  _positive(e.num_image_samples, 'eval.num_image_samples')
   _positive(t.num_seeds, 'train.num_seeds')
   _positive(t.max_chunk_steps, 'train.max_chunk_steps', allow_zero=True)
   _positive(t.num_devices, 'train.num_devices', allow_zero=True)
@@ -143,11 +152,35 @@ def validate(config: ml_collections.ConfigDict) -> None:
                       "model.likelihood='bernoulli' for binarised data).")
 
 
-def _flatten(d: Dict[str, Any], prefix: str = '') -> Dict[str, Any]:
+def check_memory(config: ml_collections.ConfigDict, num_pixels: int) -> None:
+  """Refuses a model whose parameters and Adam state alone would not fit in
+  this machine's memory, before anything is allocated.
+
+  Raises:
+    ConfigError: naming the size and the fields to lower.
+  """
+  m = config.model
+  count = models.param_count(num_pixels, m.latent_dim, m.hidden_dim,
+                             m.num_layers, m.likelihood)
+  team = config.train.num_seeds * max(1, len(config.train.kl_weights))
+  needed = 4 * 4 * count * team  # params, gradients, two Adam moments; f32
+  try:
+    available = os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
+  except (ValueError, OSError):
+    return
+  if needed > available:
+    raise ConfigError(
+        f'The model has {count:,} parameters per model ({team} model(s)): its '
+        f'parameters and optimizer state need {needed / 2 ** 30:,.1f} GiB, more '
+        f'than this machine\'s {available / 2 ** 30:,.1f} GiB. Lower '
+        'model.hidden_dim, model.num_layers or model.latent_dim.')
+
+
+def flatten(d: Dict[str, Any], prefix: str = '') -> Dict[str, Any]:
   flat = {}
   for key, value in d.items():
     if isinstance(value, dict):
-      flat.update(_flatten(value, f'{prefix}{key}.'))
+      flat.update(flatten(value, f'{prefix}{key}.'))
     else:
       flat[f'{prefix}{key}'] = value
   return flat
@@ -155,7 +188,7 @@ def _flatten(d: Dict[str, Any], prefix: str = '') -> Dict[str, Any]:
 
 def config_changes(saved: Dict[str, Any], requested: Dict[str, Any]):
   """The flattened fields that differ, except those in RESUMABLE_CHANGES."""
-  a, b = _flatten(saved), _flatten(requested)
+  a, b = flatten(saved), flatten(requested)
   return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and
                 not any(k == r or (r.endswith('.') and k.startswith(r))
                         for r in RESUMABLE_CHANGES))
@@ -164,10 +197,24 @@ def config_changes(saved: Dict[str, Any], requested: Dict[str, Any]):
 def load_saved_config(workdir: str):
   """The config a workdir was trained with, or None for a fresh workdir."""
   path = os.path.join(workdir, CONFIG_FILE)
-  if not os.path.exists(path):
+  if not os.path.lexists(path):
     return None
-  with open(path) as f:
-    return json.load(f)
+  try:
+    with open(path) as f:
+      saved = json.load(f)
+  except (OSError, ValueError) as e:
+    raise ConfigError(
+        f'{path} is damaged or unreadable ({e}). It records the config this '
+        'workdir was trained with; restore it from a backup or rewrite it '
+        'from the training command, or start afresh in a new --workdir. '
+        'Nothing was changed.') from e
+  if not isinstance(saved, dict) or not all(
+      isinstance(saved.get(k), dict) for k in ('data', 'model', 'train')):
+    raise ConfigError(
+        f'{path} does not hold a config (a JSON object with data, model and '
+        'train sections). Restore it from a backup, or start afresh in a new '
+        '--workdir. Nothing was changed.')
+  return saved
 
 
 def config_as_dict(config: ml_collections.ConfigDict) -> Dict[str, Any]:

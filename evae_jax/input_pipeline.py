@@ -12,6 +12,7 @@ import gzip
 import logging
 import os
 import socket
+import zlib
 from typing import Dict, Optional, Tuple
 
 import jax
@@ -102,7 +103,7 @@ def read_idx(path: str) -> np.ndarray:
       raw = f.read()
     if raw[:2] == b'\x1f\x8b':
       raw = gzip.decompress(raw)
-  except (OSError, EOFError) as e:
+  except (OSError, EOFError, zlib.error) as e:  # zlib: bad deflate stream
     raise DataError(f'Cannot read {path} ({e}); the file looks truncated or '
                     'corrupt: download it again.') from e
   if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
@@ -111,6 +112,10 @@ def read_idx(path: str) -> np.ndarray:
                     'train-images-idx3-ubyte.gz.')
   ndim = raw[3]
   header = 4 + 4 * ndim
+  if not 1 <= ndim <= 4 or len(raw) < header:
+    raise DataError(f'{path} has an IDX header with {ndim} dimensions (MNIST '
+                    'images have 3, labels 1) or is cut short inside its '
+                    'header: the file is corrupt; download it again.')
   shape = tuple(int(d) for d in np.frombuffer(raw[4:header], '>u4'))
   dtype = np.dtype(_IDX_DTYPES[raw[2]])
   expected = header + int(np.prod(shape)) * dtype.itemsize
@@ -314,6 +319,11 @@ def load(data_config) -> Splits:
     if len(splits.split(split)) == 0:
       raise DataError(f'The {split} split of data.name={name!r} is empty; check '
                       'data.path (and data.tfd_fold for TFD).')
+    if splits.split(split).shape[1:] != train.shape[1:]:
+      raise DataError(f'The {split} images of data.name={name!r} are '
+                      f'{splits.split(split).shape[1:]} but the training images '
+                      f'are {train.shape[1:]}: the files in data.path come '
+                      'from different datasets. Use one dataset\'s files.')
   if data_config.binarization == 'fixed':
     splits = Splits(*(binarize_once(a, data_config.split_seed + i)
                       for i, a in enumerate((train, valid, test))))

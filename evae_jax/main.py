@@ -4,8 +4,9 @@
     python -m evae_jax.main --config=configs/tfd.py --workdir=DIR --mode=evaluate
     python -m evae_jax.main --config=... --workdir=DIR --mode=sample --num_samples=64
 
-Configuration mistakes and unusable data print one paragraph and exit with
-status 2 (no traceback).
+Exit status: 0 done; 2 a configuration, data, workdir or checkpoint problem
+(one paragraph, no traceback); 3 the loss became NaN/inf; 75 interrupted by
+SIGTERM / Ctrl-C (a checkpoint was saved: rerun to resume).
 """
 
 import logging as std_logging
@@ -32,6 +33,9 @@ config_flags.DEFINE_config_file('config', None, 'Config file (get_config()).',
                                 lock_config=True)
 flags.mark_flags_as_required(['config', 'workdir'])
 
+# A run stopped by SIGTERM / SIGINT (a checkpoint was saved): not finished,
+# not failed; rerun to resume (EX_TEMPFAIL of sysexits.h).
+EXIT_INTERRUPTED = 75
 USER_ERRORS = (configuration.ConfigError, input_pipeline.DataError,
                workdirs.WorkdirError, checkpoints.CheckpointError)
 
@@ -64,6 +68,14 @@ def main(argv):
   except train.NonFiniteLossError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(3)
+  except train.Interrupted as e:
+    print(f'interrupted: {e}', file=sys.stderr)
+    sys.exit(EXIT_INTERRUPTED)
+  except KeyboardInterrupt:
+    print(f'interrupted: Ctrl-C during --mode={FLAGS.mode}; files already '
+          'written are complete (each is written to a temporary name and '
+          'renamed). Rerun the same command.', file=sys.stderr)
+    sys.exit(EXIT_INTERRUPTED)
 
 
 def parse_flags(argv):

@@ -26,6 +26,7 @@ from evae_jax import models
 from evae_jax import sampling
 from evae_jax import train
 from evae_jax import visualize
+from evae_jax import workdirs
 
 EVAL_JSON = 'eval.json'
 # Per-example values on the first n examples of the split, in split order
@@ -33,6 +34,8 @@ EVAL_JSON = 'eval.json'
 EVAL_EXAMPLES_NPZ = 'eval_examples.npz'
 REPORT_MD = 'report.md'
 SAMPLES_NPZ = 'samples.npz'
+# --mode=sample's grid; training and --mode=evaluate write figures.SAMPLES_PNG.
+SAMPLES_PNG = 'sample_mode.png'
 EVAL_SEED = 2017
 
 
@@ -48,6 +51,7 @@ def load_trained(config, workdir: str):
         f'{workdir} has no checkpoints/: train first with the same --config '
         f'and --workdir={workdir} (without --mode).')
   splits = input_pipeline.load(config.data)
+  configuration.check_memory(config, splits.num_pixels)
   masks = jnp.asarray(configuration.masks_from_config(config.model))
   state = train.create_train_state(config, splits.num_pixels,
                                    jax.random.PRNGKey(0))
@@ -240,11 +244,23 @@ def _write_atomically(path: str, text: str) -> None:
 
 
 def _per_member(fn, config, workdir, *args):
+  """fn on the workdir of each trained model, holding the workdir's lock and
+  after checking that ``config`` is the config it was trained with."""
+  configuration.validate(config)
+  if not os.path.isdir(workdir):
+    raise configuration.ConfigError(
+        f'{workdir} does not exist: train first with the same --config and '
+        f'--workdir={workdir} (without --mode).')
   team = train.members(config)
-  if len(team) == 1:
-    return fn(config, workdir, *args)
-  return {name: fn(member, os.path.join(workdir, name), *args)
-          for name, member in team}
+  with workdirs.locked(workdir):
+    if len(team) == 1:
+      workdirs.check_evaluation_config(config, workdir)
+      return fn(config, workdir, *args)
+    out = {}
+    for name, member in team:
+      workdirs.check_evaluation_config(member, os.path.join(workdir, name))
+      out[name] = fn(member, os.path.join(workdir, name), *args)
+    return out
 
 
 def evaluate_workdir(config, workdir: str) -> Dict[str, Any]:
@@ -256,7 +272,8 @@ def evaluate_workdir(config, workdir: str) -> Dict[str, Any]:
 
 def sample_workdir(config, workdir: str, num_samples: int):
   """Writes ``samples.npz`` (key x: (n, H, W) float32 decoder means in
-  [0, 1]) and ``samples.png``; returns the samples (per subdirectory when
+  [0, 1]) and its grid ``sample_mode.png`` (so that the ``samples.png``
+  which report.md shows is not replaced); returns the samples (per subdirectory when
   the config trains several models)."""
   if num_samples < 1:
     raise configuration.ConfigError(f'--num_samples={num_samples} must be >= 1.')
@@ -295,6 +312,6 @@ def _sample_one(config, workdir: str, num_samples: int) -> np.ndarray:
   path = os.path.join(workdir, SAMPLES_NPZ)
   np.savez(path + '.tmp.npz', x=x)
   os.replace(path + '.tmp.npz', path)
-  visualize.save_grid(os.path.join(workdir, figures.SAMPLES_PNG), x)
+  visualize.save_grid(os.path.join(workdir, SAMPLES_PNG), x)
   print(f'Wrote {path}', flush=True)
   return x

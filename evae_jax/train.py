@@ -41,6 +41,20 @@ class NonFiniteLossError(RuntimeError):
   """The loss or the gradients became NaN or infinite."""
 
 
+class Interrupted(Exception):
+  """SIGTERM or SIGINT stopped training after a checkpoint was saved.
+
+  Attributes:
+    step: the step of that checkpoint.
+    metrics: the last validation metrics, as `train_and_evaluate` returns.
+  """
+
+  def __init__(self, signal_name: str, step: int, metrics):
+    super().__init__(f'Received {signal_name}: saved a checkpoint at step '
+                     f'{step} and stopped. Rerun the same command to resume.')
+    self.step, self.metrics = step, metrics
+
+
 class TrainState(train_state.TrainState):
   """Flax's TrainState; ``apply_fn`` holds the `evae_jax.models.Model`."""
 
@@ -281,7 +295,7 @@ def state_tree(state: TrainState,
   """What a checkpoint holds: parameters, optimizer state, step, and the
   epoch's assignments of Algorithm 1 (apply_fn and tx are code)."""
   tree = {'params': state.params, 'opt_state': state.opt_state,
-          'step': state.step}
+          'step': jnp.asarray(state.step, jnp.int32)}
   if assignments is not None:
     tree['assignments'] = assignments
   return tree
@@ -402,6 +416,9 @@ def _initial_states(team, ckpts, template: TrainState, num_train: int,
   """
   common = set.intersection(*(set(c.steps()) for c in ckpts))
   resume_at = max(common) if common else None
+  if len(ckpts) > 1:
+    for ckpt in ckpts:
+      ckpt.set_aside_after(resume_at)
   states, assignments, last_saved = [], [], None
   for (_, member), ckpt in zip(team, ckpts):
     params = template.model.init(
@@ -435,11 +452,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   Returns:
     The last validation metrics ('valid_bound', 'valid_logsumexp_bound',
     ...); with several models, a dict of those per subdirectory.
+
+  Raises:
+    workdirs.WorkdirError: another process is using ``workdir`` (process 0
+      holds an exclusive lock on it for the whole run).
   """
   configuration.validate(config)
-  tc = config.train
-  if tc.distributed:
+  if config.train.distributed:
     sharding.initialize_distributed()
+  lock = (workdirs.locked(workdir) if jax.process_index() == 0
+          else contextlib.nullcontext())
+  with lock:
+    return _train_and_evaluate(config, workdir)
+
+
+def _train_and_evaluate(config, workdir):
+  tc = config.train
   workdirs.prepare(config, workdir)
   team = members(config)
   dirs = [os.path.join(workdir, name) if name else workdir for name, _ in team]
@@ -447,6 +475,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     if name:
       workdirs.prepare(member, member_dir)
   splits = input_pipeline.load(config.data)
+  configuration.check_memory(config, splits.num_pixels)
   options = StepOptions.from_config(config)
   num_train = len(splits.train)
   steps_per_epoch = num_train // tc.batch_size
@@ -463,7 +492,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   masks = jnp.asarray(configuration.masks_from_config(config.model))
   lead = jax.process_index() == 0
 
-  ckpts = [checkpoints.Checkpoints(d, tc.keep_checkpoints) for d in dirs]
+  # Several members save one after another: keep one more step each, so
+  # that a kill between two members' saves leaves a step they all hold.
+  keep = tc.keep_checkpoints + (len(team) > 1)
+  ckpts = [checkpoints.Checkpoints(d, keep) for d in dirs]
   template = create_train_state(config, splits.num_pixels,
                                 jax.random.PRNGKey(0), steps_per_epoch)
   states, assignments, last_saved = _initial_states(
@@ -481,7 +513,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   valid = evaluate.eval_inputs(splits.valid, config.data)
   step = int(states.step[0])
 
-  writers = [metric_writers.MetricWriter(d) if lead else None for d in dirs]
+  # Records past the restored step (written before a kill) are dropped, so
+  # that every step appears once in metrics.jsonl and TensorBoard.
+  writers = [metric_writers.MetricWriter(d, resume_step=step) if lead else None
+             for d in dirs]
   bar = tqdm(total=total_steps, initial=step,
              disable=not (tc.progress_bar and lead), unit='step',
              dynamic_ncols=True)
@@ -540,10 +575,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         if save_now:
           last_saved = step
         if stop['signal']:
-          logging.warning('Received %s: saved a checkpoint at step %d and '
-                          'stopped. Rerun the same command to resume.',
-                          stop['signal'], step)
-          return _result(team, valid_metrics)
+          raise Interrupted(stop['signal'], step, _result(team, valid_metrics))
   finally:
     bar.close()
     for writer in writers:

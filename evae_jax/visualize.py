@@ -1,10 +1,17 @@
 """Image grids and plots written as PNG files."""
 
 import math
+import os
 from typing import Optional, Sequence
 
 import numpy as np
 from PIL import Image
+
+
+def _partial(path: str) -> str:
+  """Where a figure is written before being renamed into place, so that a
+  kill mid-write never leaves a truncated PNG under the final name."""
+  return path + '.partial'
 
 
 def image_grid(images: np.ndarray, num_cols: Optional[int] = None,
@@ -29,7 +36,8 @@ def save_grid(path: str, images: np.ndarray, num_cols: Optional[int] = None,
   grid = image_grid(images, num_cols)
   scale = max(1, math.ceil(min_size / max(grid.shape)))
   Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale),
-                               Image.NEAREST).save(path)
+                               Image.NEAREST).save(_partial(path), format='PNG')
+  os.replace(_partial(path), path)
 
 
 def save_reconstructions(path: str, originals: np.ndarray,
@@ -62,7 +70,8 @@ def save_activity_plot(path: str, activity: np.ndarray, unit_kl: np.ndarray,
   ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc='upper right')
   ax.set_title(title)
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
+  fig.savefig(_partial(path), dpi=100, format='png')
+  os.replace(_partial(path), path)
   plt.close(fig)
 
 
@@ -75,5 +84,6 @@ def save_manifolds(path: str, manifolds: Sequence[np.ndarray],
   row = np.concatenate(sum(([t, gap] for t in tiles), [])[:-1], axis=1)
   scale = max(1, math.ceil(200 / height))
   Image.fromarray(row).resize((row.shape[1] * scale, row.shape[0] * scale),
-                              Image.NEAREST).save(path)
+                              Image.NEAREST).save(_partial(path), format='PNG')
+  os.replace(_partial(path), path)
 

@@ -1,17 +1,106 @@
 """A run's workdir: writable, tied to one config, earlier results never lost."""
 
+import contextlib
+import fcntl
 import logging
 import os
 import shutil
+import socket
 import time
 
 import ml_collections
 
 from evae_jax import configuration
 
+LOCK_FILE = '.lock'
+# Fields that decide which model a checkpoint holds and what it is scored on:
+# evaluating or sampling with another value would score a different model.
+EVALUATION_PINNED = ('model.', 'data.name', 'data.binarization',
+                     'data.valid_from', 'train.num_seeds', 'train.kl_weights')
+_HELD = {}  # realpath -> [fd, depth]: the locks this process holds
+
 
 class WorkdirError(RuntimeError):
-  """The workdir cannot be written."""
+  """The workdir cannot be written, or another process is using it."""
+
+
+@contextlib.contextmanager
+def locked(workdir: str):
+  """Holds an exclusive OS lock (``flock``) on ``workdir/.lock``.
+
+  One process at a time may train, evaluate or sample in a workdir. The lock
+  dies with its process, so a SIGKILLed owner never blocks a rerun. The same
+  process may re-enter (nested calls share one lock).
+
+  Raises:
+    WorkdirError: another process holds the lock, or the workdir cannot be
+      created or written.
+  """
+  key = os.path.realpath(workdir)
+  if key in _HELD:
+    _HELD[key][1] += 1
+    try:
+      yield
+    finally:
+      _HELD[key][1] -= 1
+    return
+  path = os.path.join(workdir, LOCK_FILE)
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+  except OSError as e:
+    raise WorkdirError(
+        f'Cannot write to workdir {workdir!r} ({e.strerror or e}). Choose a '
+        'directory on a writable disk with free space (--workdir=DIR), or '
+        'fix its permissions.') from e
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except OSError as e:
+    owner = os.pread(fd, 200, 0).decode(errors='replace').strip() or 'unknown'
+    os.close(fd)
+    raise WorkdirError(
+        f'Another evae_jax process (pid, host: {owner}) is using workdir '
+        f'{workdir!r}. Wait for it to finish (or stop it), or use another '
+        '--workdir; two processes writing one workdir would mix their '
+        'checkpoints and metrics.') from e
+  os.ftruncate(fd, 0)
+  os.pwrite(fd, f'{os.getpid()} {socket.gethostname()}\n'.encode(), 0)
+  _HELD[key] = [fd, 1]
+  try:
+    yield
+  finally:
+    del _HELD[key]
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+
+
+def check_evaluation_config(config: ml_collections.ConfigDict,
+                            workdir: str) -> None:
+  """Refuses to evaluate or sample a workdir as a model it was not trained as.
+
+  Raises:
+    configuration.ConfigError: a field of `EVALUATION_PINNED` differs from
+      the workdir's config.json (evaluation-only fields may differ).
+  """
+  saved = configuration.load_saved_config(workdir)
+  if saved is None:
+    logging.warning('%s has no %s: cannot check that --config describes the '
+                    'trained model.', workdir, configuration.CONFIG_FILE)
+    return
+  flat_saved = configuration.flatten(saved)
+  flat = configuration.flatten(configuration.config_as_dict(config))
+  changed = sorted(k for k in set(flat) | set(flat_saved)
+                   if any(k.startswith(p) for p in EVALUATION_PINNED)
+                   and flat.get(k) != flat_saved.get(k))
+  if changed:
+    raise configuration.ConfigError(
+        f'--config describes a different model from the one trained in '
+        f'{workdir}: ' + ', '.join(f'{k}={flat.get(k)!r} (trained: '
+                                   f'{flat_saved.get(k)!r})' for k in changed)
+        + '. Evaluating would score the checkpoint as another model. Pass '
+        f'the same --config and overrides as for training (they are in '
+        f'{os.path.join(workdir, configuration.CONFIG_FILE)}); evaluation '
+        'fields (eval.*) may differ.')
 
 
 def prepare(config: ml_collections.ConfigDict, workdir: str) -> None:
@@ -53,9 +142,11 @@ def prepare(config: ml_collections.ConfigDict, workdir: str) -> None:
     if changes:
       backup = os.path.join(workdir,
                             f'previous-{time.strftime("%Y%m%d-%H%M%S")}')
+      while os.path.exists(backup):  # two overwrites within one second
+        backup += '-'
       os.makedirs(backup)
       for name in os.listdir(workdir):
-        if not name.startswith('previous-'):
+        if not name.startswith('previous-') and name != LOCK_FILE:
           shutil.move(os.path.join(workdir, name), backup)
       logging.warning('Config changed (%s): moved the earlier run to %s.',
                       ', '.join(changes), backup)

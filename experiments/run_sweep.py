@@ -4,7 +4,8 @@
         --set=train.num_epochs=10 --set=data.path=/data/mnist
 
 Finished points (with eval.json) are skipped, failed points are recorded in
-ROOT/sweep_status.json and the others go on. Exits 1 if any point failed.
+ROOT/sweep_status.json and the others go on. Exits 1 if any point failed,
+75 if none failed but some were interrupted (SIGTERM: rerun to resume).
 """
 
 import sys
@@ -32,10 +33,12 @@ def main(argv):
   where = dict(item.split('=', 1) for item in FLAGS.where)
   points = sweeps.run_sweep(FLAGS.sweep, FLAGS.root, extra, FLAGS.workers,
                             FLAGS.devices, where)
-  failed = [name for name, r in points.items() if r['status'] != 'done']
-  print(f'{len(points) - len(failed)} done, {len(failed)} failed'
-        + (f': {", ".join(failed)}' if failed else ''))
-  sys.exit(1 if failed else 0)
+  failed = [n for n, r in points.items() if r['status'] == 'failed']
+  interrupted = [n for n, r in points.items() if r['status'] == 'interrupted']
+  done = len(points) - len(failed) - len(interrupted)
+  print(f'{done} done, {len(interrupted)} interrupted (rerun to resume), '
+        f'{len(failed)} failed' + (f': {", ".join(failed)}' if failed else ''))
+  sys.exit(1 if failed else (sweeps.EXIT_INTERRUPTED if interrupted else 0))
 
 
 if __name__ == '__main__':

@@ -22,6 +22,8 @@ import time
 from typing import Dict, List, Sequence
 
 STATUS_FILE = 'sweep_status.json'
+# evae_jax.main's status for a run stopped by SIGTERM/SIGINT after saving.
+EXIT_INTERRUPTED = 75
 
 
 def load_points(sweep_path: str) -> List[Dict]:
@@ -111,6 +113,10 @@ def run_point(sweep_path: str, root: str, overrides: Dict,
       command = base + [f'--mode={mode}']
       proc = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT,
                             env={**os.environ, **env}, text=True)
+      if proc.returncode == EXIT_INTERRUPTED:  # preempted: resume later
+        return {'status': 'interrupted', 'mode': mode,
+                'returncode': proc.returncode,
+                'seconds': time.time() - start, 'command': command}
       if proc.returncode != 0:
         with open(log_path) as f:
           tail = f.read()[-3000:]

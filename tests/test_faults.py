@@ -112,7 +112,7 @@ def test_sigterm_and_sigint_save_a_checkpoint_before_exiting(tmp_path, sig):
   steps = checkpoints.Checkpoints(workdir, 3).steps()
   if 'saved a checkpoint at step' not in out:
     pytest.skip('the run finished before the signal arrived')
-  assert proc.returncode == 0
+  assert proc.returncode == 75  # interrupted, not finished: resume later
   stopped_at = int(re.search(r'saved a checkpoint at step (\d+)', out)[1])
   assert steps[-1] == stopped_at < 6 * STEPS_PER_EPOCH
   result = _run(workdir, *LONG_FLAGS)
