@@ -61,6 +61,12 @@ class Checkpoints:
         are untouched (orbax only renames a complete checkpoint into place).
     """
     try:
+      # A folder that cannot be written fails here, before orbax starts
+      # background threads that would wait forever for the failed save.
+      probe = os.path.join(self.directory, f'.write_test-{os.getpid()}')
+      with open(probe, 'w'):
+        pass
+      os.remove(probe)
       self._manager.save(step, args=ocp.args.StandardSave(tree), force=True)
       self._manager.wait_until_finished()
       self._write_checksum(step, tree_checksum(tree))

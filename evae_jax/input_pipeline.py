@@ -262,6 +262,11 @@ def _carve_valid(train: np.ndarray, num_valid: int, seed: int,
                  valid_from: str = 'random'):
   """(train, valid): ``num_valid`` images at random (seeded), or the last
   ``num_valid`` in file order (valid_from='end', Burda et al.'s split)."""
+  if len(train) < 2:
+    count = 'no images' if not len(train) else 'only 1 image'
+    raise DataError(f'The training split has {count}: check that data.path points to the '
+                    'complete dataset (the train-images file is empty or '
+                    'holds another split).')
   if not 0 < num_valid < len(train):
     raise DataError(f'data.num_valid={num_valid} must be between 1 and '
                     f'{len(train) - 1} (the training split has {len(train)} '

@@ -9,8 +9,11 @@ Exit status: 0 done; 2 a configuration, data, workdir or checkpoint problem
 SIGTERM / Ctrl-C (a checkpoint was saved: rerun to resume).
 """
 
+import ast
 import logging as std_logging
+import os
 import sys
+import traceback
 
 from absl import app
 from absl import flags
@@ -48,8 +51,7 @@ class _QuietLibraries(std_logging.Filter):
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  del argv  # parse_flags refused any positional argument.
   logging.get_absl_handler().addFilter(_QuietLibraries())
   logging.info('JAX process %d/%d, devices: %s', jax.process_index(),
                jax.process_count(), jax.devices())
@@ -64,7 +66,7 @@ def main(argv):
         report.sample_workdir(FLAGS.config, FLAGS.workdir, FLAGS.num_samples)
   except USER_ERRORS as e:
     print(f'error: {e}', file=sys.stderr)
-    sys.exit(2)
+    _exit_now(2)
   except train.NonFiniteLossError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(3)
@@ -78,20 +80,82 @@ def main(argv):
     sys.exit(EXIT_INTERRUPTED)
 
 
+def _exit_now(status: int) -> None:
+  """Exits without waiting for library threads: after a failed save,
+  orbax's signalling threads wait forever for a signal that never comes,
+  and a normal exit would wait for them. Our own files are already closed
+  (train and report close them in ``finally``) and every result file is
+  written atomically."""
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(status)  # pylint: disable=protected-access
+
+
+def _innermost_message(error: BaseException) -> str:
+  """The message of the innermost exception wrapped in ``error``'s args
+  (ml_collections wraps a KeyError in an AttributeError), unquoted."""
+  while error.args and isinstance(error.args[0], BaseException):
+    error = error.args[0]
+  message = str(error.args[0]) if error.args else str(error)
+  if len(message) > 1 and message[0] == message[-1] and message[0] in '"\'':
+    try:  # a repr() of the real message (ml_collections' KeyError)
+      message = str(ast.literal_eval(message))
+    except (ValueError, SyntaxError):
+      pass
+  return ' '.join(message.split())
+
+
+def _sentence(text: str) -> str:
+  return text if text.endswith(('.', '?', '!')) else text + '.'
+
+
+def _config_path(argv) -> str:
+  for arg in argv[1:]:
+    if arg.startswith('--config='):
+      return os.path.abspath(arg.split('=', 1)[1])
+  return ''
+
+
+def _bad_command_line(argv, error: BaseException) -> str:
+  """One paragraph for a command line that does not parse: a bug inside the
+  user's config file is reported as such (file and line), not as a typo."""
+  path = _config_path(argv)
+  frames = [f for f in traceback.extract_tb(error.__traceback__)
+            if path and os.path.abspath(f.filename) == path]
+  message = _innermost_message(error)
+  if frames:
+    return (f'the config file {path} raised {type(error).__name__} at line '
+            f'{frames[-1].lineno}: {_sentence(message)} Fix that file: the '
+            'error is inside it, not in the command line.')
+  if path and not os.path.isfile(path):
+    return (f'the config file {path} does not exist. Pass --config=PATH to '
+            'an existing file with get_config() (e.g. configs/default.py).')
+  fields = [a[2:].split('=', 1)[0] for a in argv[1:]
+            if a.startswith('--config.')]
+  named = [f for f in fields if f.rsplit('.', 1)[-1] in message]
+  subject = f'--{named[0]}' if named else 'the command line'
+  return (f'bad value or unknown field in {subject}: {_sentence(message)} '
+          'Fields and their types are listed in configs/default.py; check '
+          'the spelling of --config.SECTION.FIELD=VALUE.')
+
+
 def parse_flags(argv):
-  """absl's parser, but a mistyped or unknown config field exits with status
-  2 and one line naming it instead of a traceback."""
+  """absl's parser, but every mistake (an unknown or mistyped config field,
+  a bug in the config file, a stray argument) exits with status 2 and one
+  paragraph instead of a traceback or the full flag help."""
   try:
-    argv = FLAGS(argv)
+    rest = FLAGS(argv)
     FLAGS.config.keys()  # config files load lazily: surface their errors here.
-    return argv
   except (flags.Error, AttributeError, KeyError, TypeError, ValueError,
-          OSError) as e:
-    message = ' '.join(str(e).replace('\\n', ' ').split()).strip('"\'\\')
-    print(f'error: bad command line: {message}. Fields and their types are '
-          'listed in configs/default.py; check the spelling of '
-          '--config.SECTION.FIELD=VALUE.', file=sys.stderr)
+          OSError, NameError, ImportError, SyntaxError) as e:
+    print(f'error: {_bad_command_line(argv, e)}', file=sys.stderr)
     sys.exit(2)
+  if len(rest) > 1:
+    print(f'error: unexpected arguments {rest[1:]}: every option is a flag '
+          '(--workdir=DIR, --mode=..., --config.SECTION.FIELD=VALUE); quote '
+          'values that hold spaces.', file=sys.stderr)
+    sys.exit(2)
+  return rest
 
 
 if __name__ == '__main__':

@@ -333,24 +333,55 @@ def _stop_on_signals():
       signal.signal(sig, old)
 
 
+# A learning rate above this is "high" for Adam on these models (the
+# paper's and Burda et al.'s runs use 1e-3 and below).
+_HIGH_LEARNING_RATE = 3e-3
+
+
+def _all_finite(tree) -> np.ndarray:
+  """(M,) whether every parameter of each of the M stacked members is finite."""
+  leaves = [jnp.all(jnp.isfinite(leaf.reshape(leaf.shape[0], -1)), axis=1)
+            for leaf in jax.tree_util.tree_leaves(tree)]
+  return np.asarray(jnp.all(jnp.stack(leaves), axis=0))
+
+
 def _check_finite(metrics: Dict[str, np.ndarray], first_step: int,
-                  config, last_checkpoint, name: str = '') -> None:
+                  config, last_checkpoint, name: str = '', *,
+                  params_finite: bool = True,
+                  checkpoint_finite: bool = True) -> None:
+  """Raises `NonFiniteLossError` if a step's loss or gradient norm, or the
+  parameters after the chunk, are NaN/inf; the message names the step, a
+  cause that fits the config, and whether the last checkpoint is usable."""
   bad = ~(np.isfinite(metrics['loss']) & np.isfinite(metrics['grad_norm']))
-  if not bad.any():
+  if not bad.any() and params_finite:
     return
-  step = first_step + int(np.argmax(bad)) + 1
-  hint = (f'the learning rate (train.learning_rate={config.train.learning_rate}'
-          ') is too high for this model')
+  if bad.any():
+    step, what = first_step + int(np.argmax(bad)) + 1, 'The loss or gradients'
+  else:
+    step, what = first_step + len(bad), 'The parameters'
+  lr = config.train.learning_rate
+  if lr > _HIGH_LEARNING_RATE:
+    hint = (f'the learning rate (train.learning_rate={lr}) is too high for '
+            'this model; try 1e-3 or lower')
+  else:
+    hint = (f'not the learning rate alone (train.learning_rate={lr} is in the '
+            'usual range): check that the data suit model.likelihood (pixels '
+            'in [0, 1] for bernoulli) and try a smaller learning rate or '
+            'another seed')
   if config.model.likelihood == 'gaussian':
-    hint += (', or the Gaussian decoder variance is too small for the data '
+    hint += ('; or the Gaussian decoder variance is too small for the data '
              f'(raise model.min_logvar={config.model.min_logvar})')
+  if not last_checkpoint:
+    saved = 'No checkpoint had been saved yet. '
+  elif checkpoint_finite:
+    saved = (f'The last good checkpoint (step {last_checkpoint}) is intact '
+             'and its parameters are finite. ')
+  else:
+    saved = (f'The checkpoint this run resumed from (step {last_checkpoint}) '
+             'already holds NaN/inf parameters: do not resume from it. ')
   raise NonFiniteLossError(
-      f'The loss or gradients{" of " + name if name else ""} became NaN/inf '
-      f'at step {step}. Likely cause: '
-      f'{hint}. ' + (f'The last good checkpoint (step {last_checkpoint}) is '
-                     'intact. ' if last_checkpoint else 'No checkpoint had '
-                     'been saved yet. ') +
-      'Rerun with a lower learning rate in a new workdir (or here with '
+      f'{what}{" of " + name if name else ""} became NaN/inf at step {step}. '
+      f'Likely cause: {hint}. {saved}Rerun in a new workdir (or here with '
       '--config.train.overwrite=True, which keeps the earlier files).')
 
 
@@ -506,6 +537,9 @@ def _train_and_evaluate(config, workdir):
                for _, m in team]
   if last_saved is not None:
     logging.info('Resumed from the checkpoint at step %d.', last_saved)
+  # Checkpoints this run writes are finite (checked before saving); the one
+  # it resumed from may not be (an older version wrote it).
+  saved_finite = _all_finite(states.params)
   states = sharding.replicate(states, mesh)
   assignments = sharding.replicate(assignments, mesh)
   kl_weights = jnp.asarray([m.train.kl_weight for _, m in team], jnp.float32)
@@ -539,8 +573,11 @@ def _train_and_evaluate(config, workdir):
             offset, num_steps=end - step, options=options, mesh=mesh)
         metrics = jax.device_get(metrics)
         elapsed = time.perf_counter() - start_time
+        params_finite = _all_finite(states.params)  # never save NaN/inf
         for i, (name, member) in enumerate(team):
-          _check_finite(_member(metrics, i), step, member, last_saved, name)
+          _check_finite(_member(metrics, i), step, member, last_saved, name,
+                        params_finite=bool(params_finite[i]),
+                        checkpoint_finite=bool(saved_finite[i]))
         lr = float(schedules.learning_rate(tc, steps_per_epoch)(end - 1))
         num_steps, step = end - step, end
         bar.update(num_steps)
@@ -573,7 +610,7 @@ def _train_and_evaluate(config, workdir):
             ckpts[i].save(step, state_tree(_member(states, i),
                                            assignments[i]))
         if save_now:
-          last_saved = step
+          last_saved, saved_finite = step, params_finite
         if stop['signal']:
           raise Interrupted(stop['signal'], step, _result(team, valid_metrics))
   finally:

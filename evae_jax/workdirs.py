@@ -74,6 +74,33 @@ def locked(workdir: str):
     os.close(fd)
 
 
+def check_writable(workdir: str, names=('.', 'checkpoints', 'metrics.jsonl',
+                                         'tensorboard')) -> None:
+  """Checks, before anything is written, that each existing ``name`` under
+  ``workdir`` can be written (a folder: a probe file is created and
+  removed; a file: opened for appending, unchanged).
+
+  Raises:
+    WorkdirError: naming the first path that cannot be written.
+  """
+  for name in names:
+    path = os.path.normpath(os.path.join(workdir, name))
+    try:
+      if os.path.isdir(path):
+        probe = os.path.join(path, f'.write_test-{os.getpid()}')
+        with open(probe, 'w'):
+          pass
+        os.remove(probe)
+      elif os.path.exists(path):
+        with open(path, 'a'):
+          pass
+    except OSError as e:
+      raise WorkdirError(
+          f'Cannot write to {path} ({e.strerror or e}); evae_jax must write '
+          'there to continue. Make it writable (permissions, or a read-write '
+          'mount) and rerun the same command; nothing was changed.') from e
+
+
 def check_evaluation_config(config: ml_collections.ConfigDict,
                             workdir: str) -> None:
   """Refuses to evaluate or sample a workdir as a model it was not trained as.
@@ -129,6 +156,7 @@ def prepare(config: ml_collections.ConfigDict, workdir: str) -> None:
     raise WorkdirError(
         f'Cannot write to workdir {workdir!r} ({e.strerror or e}). Choose a '
         'directory on a writable disk with free space (--workdir=DIR).') from e
+  check_writable(workdir)
   requested = configuration.config_as_dict(config)
   saved = configuration.load_saved_config(workdir)
   if saved is not None:

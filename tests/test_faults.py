@@ -6,6 +6,7 @@ and checks both the behaviour and that earlier results were not modified.
 
 import glob
 import hashlib
+import json
 import os
 import random
 import re
@@ -132,10 +133,14 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous(tmp_path):
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'unreadable' in result.stderr and 'falling back' in result.stderr
   assert f'Resumed from the checkpoint at step {STEPS_PER_EPOCH}' in result.stderr
-  # The damaged checkpoint was moved aside, not deleted; the log only grew.
+  # The damaged checkpoint was moved aside, not deleted; the log keeps the
+  # records up to the restored step and holds every step once (issue 11).
   assert glob.glob(latest + '.corrupt-*')
-  assert open(os.path.join(workdir, 'metrics.jsonl')).read().startswith(
-      metrics_before)
+  first_epoch = metrics_before.splitlines(keepends=True)[0]
+  after = open(os.path.join(workdir, 'metrics.jsonl')).read()
+  assert after.startswith(first_epoch)
+  steps = [json.loads(line)['step'] for line in after.splitlines()]
+  assert steps == [STEPS_PER_EPOCH * i for i in (1, 2, 3)]
   assert checkpoints.Checkpoints(workdir, 3).steps()[-1] == 3 * STEPS_PER_EPOCH
 
 

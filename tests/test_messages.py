@@ -1,0 +1,130 @@
+"""One paragraph, the right words, exit 2 (issue 11, "Messages and exit
+codes"; issue 12, item 7): what the command line says when the user got
+something wrong, and that a NaN stop tells the truth about the checkpoint
+and the learning rate."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import configs.test as test_config
+from evae_jax import input_pipeline
+from evae_jax import train
+from tests.conftest import ROOT
+from tests.test_input_pipeline import write_idx
+from tests.test_input_pipeline import write_idx_dir
+
+
+def _cli(*args):
+  return subprocess.run([sys.executable, '-m', 'evae_jax.main', *args],
+                        cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def _one_paragraph(stderr: str) -> str:
+  assert 'Traceback' not in stderr
+  lines = [l for l in stderr.strip().splitlines() if l.startswith('error:')]
+  assert len(lines) == 1, stderr[-3000:]
+  return lines[0]
+
+
+def test_stray_positional_argument_is_one_line_exit_2(tmp_path):
+  result = _cli('--config=configs/test.py', f'--workdir={tmp_path}/w', 'stray')
+  assert result.returncode == 2, result.stderr[-2000:]
+  line = _one_paragraph(result.stderr)
+  assert "'stray'" in line
+  assert '--workdir: Directory' not in result.stderr  # no full flag help
+  assert not os.path.exists(tmp_path / 'w')
+
+
+def test_unknown_field_message_is_not_mangled(tmp_path):
+  result = _cli('--config=configs/test.py', f'--workdir={tmp_path}/w',
+                '--config.model.hiden_dim=3')
+  assert result.returncode == 2
+  line = _one_paragraph(result.stderr)
+  assert 'model.hiden_dim' in line and 'Did you mean "hidden_dim"' in line
+  assert '\\' not in line and '?.' not in line
+
+
+def test_a_bug_inside_a_config_file_is_not_called_a_typo(tmp_path):
+  path = tmp_path / 'my_config.py'
+  path.write_text('import ml_collections\n\n\ndef get_config():\n'
+                  '  config = ml_collections.ConfigDict()\n'
+                  '  return config.no_such_field\n')
+  result = _cli(f'--config={path}', f'--workdir={tmp_path}/w')
+  assert result.returncode == 2
+  line = _one_paragraph(result.stderr)
+  assert str(path) in line and 'line 6' in line and 'no_such_field' in line
+  assert 'spelling' not in line
+
+
+def test_a_missing_config_file_is_named(tmp_path):
+  result = _cli(f'--config={tmp_path}/nope.py', f'--workdir={tmp_path}/w')
+  assert result.returncode == 2
+  assert 'nope.py' in _one_paragraph(result.stderr)
+
+
+def test_zero_training_images_says_so(tmp_path):
+  write_idx_dir(str(tmp_path), num_train=0, num_test=10)
+  config = test_config.get_config()
+  config.data.name, config.data.path, config.data.num_valid = (
+      'idx', str(tmp_path), 5)
+  with pytest.raises(input_pipeline.DataError) as info:
+    input_pipeline.load(config.data)
+  assert 'no images' in str(info.value) and '-1' not in str(info.value)
+
+
+def _nan_message(learning_rate, checkpoint_finite):
+  config = test_config.get_config()
+  config.train.learning_rate = learning_rate
+  metrics = {'loss': np.array([1.0, np.nan]), 'grad_norm': np.ones(2)}
+  with pytest.raises(train.NonFiniteLossError) as info:
+    train._check_finite(metrics, 10, config, 5,
+                        checkpoint_finite=checkpoint_finite)
+  return str(info.value)
+
+
+def test_nan_stop_blames_the_learning_rate_only_when_it_is_high():
+  assert 'step 12' in _nan_message(1.0, True)
+  assert 'too high' in _nan_message(1.0, True)
+  usual = _nan_message(1e-3, True)
+  assert 'too high' not in usual and 'usual range' in usual
+
+
+def test_nan_stop_calls_a_checkpoint_good_only_when_its_parameters_are():
+  assert 'good checkpoint (step 5)' in _nan_message(1e-3, True)
+  message = _nan_message(1e-3, False)
+  assert 'good' not in message and 'NaN/inf parameters' in message
+
+
+def test_parameters_that_became_nan_are_never_saved(tmp_path, monkeypatch):
+  """Finite losses but non-finite parameters after the chunk's last update:
+  training stops before a checkpoint would hold them."""
+  import jax
+  from evae_jax import checkpoints
+  original, calls = train.train_chunks, []
+
+  def poisoned(*args, **kwargs):
+    states, metrics = original(*args, **kwargs)
+    calls.append(1)
+    if len(calls) == 2:  # the second epoch ends with NaN parameters
+      states = states.replace(params=jax.tree_util.tree_map(
+          lambda a: a * np.nan, states.params))
+    return states, metrics
+
+  monkeypatch.setattr(train, 'train_chunks', poisoned)
+  config = test_config.get_config()
+  config.train.num_epochs = 3
+  workdir = str(tmp_path / 'run')
+  with pytest.raises(train.NonFiniteLossError, match='The parameters'):
+    train.train_and_evaluate(config, workdir)
+  ckpts = checkpoints.Checkpoints(workdir, 3)
+  steps = ckpts.steps()
+  template = train.create_train_state(config, 64, jax.random.PRNGKey(0))
+  restored, _, step = train.restore(ckpts, template, 1300)
+  ckpts.close()
+  assert steps == [step] == [26]
+  assert all(np.isfinite(np.asarray(leaf)).all()
+             for leaf in jax.tree_util.tree_leaves(restored.params))
