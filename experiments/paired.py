@@ -24,10 +24,6 @@ import numpy as np
 EXAMPLES = 'eval_examples.npz'
 KEYS = ('iw_marginal', 'iw_assigned', 'bound', 'logsumexp_bound', 'parzen')
 
-flags.DEFINE_string('root', None, 'Directory of workdirs (a sweep root).')
-flags.DEFINE_string('base', None, 'Substring naming the baseline workdirs.')
-flags.DEFINE_string('other', None, 'What replaces it in the compared workdirs.')
-flags.DEFINE_list('keys', list(KEYS), 'Per-example quantities to compare.')
 FLAGS = flags.FLAGS
 
 
@@ -71,5 +67,11 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  # Defined here, not at import: tables.py imports this module.
+  flags.DEFINE_string('root', None, 'Directory of workdirs (a sweep root).')
+  flags.DEFINE_string('base', None, 'Substring naming the baseline workdirs.')
+  flags.DEFINE_string('other', None,
+                      'What replaces it in the compared workdirs.')
+  flags.DEFINE_list('keys', list(KEYS), 'Per-example quantities to compare.')
   flags.mark_flags_as_required(['root', 'base', 'other'])
   app.run(main)

@@ -73,20 +73,42 @@ def _grid_table(runs, paper_rows, columns) -> str:
   return '\n'.join(lines)
 
 
-def _table2(runs, paper_rows) -> str:
-  lines = ['| D | VAE ours / paper | eVAE ours / paper |', '| --- | --- | --- |']
+def _table2(runs, paper_rows, root) -> str:
+  """-log p(x) (IW, marginal over epitomes) beside the paper's, the eVAE's
+  y*-only estimate, active units, and the paired eVAE - VAE difference in
+  log p(x) on the same test images (positive: the eVAE is better)."""
+  from experiments import paired  # pylint: disable=g-import-not-at-top
+  lines = ['| D | VAE ours / paper | eVAE ours / paper | eVAE y*-only | '
+           'active units VAE / eVAE | eVAE - VAE, paired (n) |',
+           '|' + ' --- |' * 6]
   dims = sorted({_model(r)['latent_dim'] for r in runs}
                 | {p['latent_dim'] for p in paper_rows})
   for d in dims:
-    cells = []
+    cells, found = [], {}
     for kind in ('vae', 'evae'):
       ours = [r for r in runs if _model(r)['latent_dim'] == d
               and _label(r) == kind]
       paper = [p for p in paper_rows if p['latent_dim'] == d
                and p['kind'] == kind]
+      found[kind] = ours[0] if ours else None
       text = (f'**{-ours[0]["iw_log_likelihood"]["marginal"]["mean"]:.2f}**'
               if ours else '–')
       cells.append(text + (f' / {paper[0]["nll"]:.2f}' if paper else ''))
+    vae, evae = found['vae'], found['evae']
+    cells.append(f'{-evae["iw_log_likelihood"]["assigned_epitome"]["mean"]:.2f}'
+                 if evae else '–')
+    cells.append(' / '.join(str(r['active_units']['count']) if r else '–'
+                            for r in (vae, evae)))
+    diff = '–'
+    if vae and evae:
+      try:
+        c = paired.compare(os.path.join(root, vae['name']),
+                           os.path.join(root, evae['name']), ('iw_marginal',))
+        c = c['iw_marginal']
+        diff = f'{c["mean"]:+.2f} ± {c["stderr"]:.2f} ({c["n"]})'
+      except (OSError, KeyError):
+        pass  # evaluated before per-example values were saved
+    cells.append(diff)
     lines.append(f'| {d} | ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines)
 
@@ -124,12 +146,16 @@ def _summary(runs) -> str:
 
 
 def _budget(runs) -> str:
+  def epochs(train):
+    if train['schedule'] == 'burda':  # stages 1..n of 3^(i-1) epochs
+      return (f'{sum(3 ** i for i in range(train["burda_stages"]))} epochs '
+              f'(Burda stages 1-{train["burda_stages"]})')
+    return f'{train["num_epochs"]} epochs ({train["schedule"]})'
+
   budgets = sorted({(r['config']['data']['name'], r['config']['data']['path'],
-                     r['config']['train']['num_epochs'],
-                     r['config']['train']['schedule'], r['step'])
-                    for r in runs})
-  return '; '.join(f'data `{n}` {p or ""}, {e} epochs ({s}), {st} steps'
-                   for n, p, e, s, st in budgets)
+                     epochs(r['config']['train']), r['step']) for r in runs})
+  return '; '.join(f'data `{n}` {p or ""}, {e}, {st} steps'
+                   for n, p, e, st in budgets)
 
 
 def render(root: str, table: str) -> str:
@@ -146,7 +172,7 @@ def render(root: str, table: str) -> str:
     body = _grid_table(runs, paper['table4'],
                        [(h, l) for h in (500, 1000) for l in (1, 2, 3)])
   elif table == 'table2':
-    body = _table2(runs, paper['table2'])
+    body = _table2(runs, paper['table2'], root)
   else:
     body = _table3(runs, paper['table3'])
   note = ('Cells: **ours** / paper; Parzen log-density in nats with active '
