@@ -4,22 +4,35 @@ The public, framework-agnostic API: epitome masks and the per-epitome bound.
 Everything here is a pure function, safe under jit, vmap, grad and sharding.
 """
 
-from evae_jax.elbo import assign_epitomes
-from evae_jax.elbo import elbo_fn
-from evae_jax.elbo import elbo_from_encoding
-from evae_jax.elbo import ElboTerms
-from evae_jax.elbo import epitome_loss
-from evae_jax.elbo import iw_log_likelihood
-from evae_jax.elbo import iwae_loss
-from evae_jax.elbo import logsumexp_bound
-from evae_jax.elbo import point_estimate_bound
-from evae_jax.epitomes import EpitomeConfigError
-from evae_jax.epitomes import epitome_starts
-from evae_jax.epitomes import make_masks
-from evae_jax.epitomes import num_epitomes
-from evae_jax.likelihoods import bernoulli_log_prob
-from evae_jax.likelihoods import gaussian_kl_to_standard
-from evae_jax.likelihoods import gaussian_log_prob
+import importlib
+
+# Imported on first use (PEP 562), so that `import evae_jax` is instant and
+# the command line can handle Ctrl-C before JAX loads.
+_EXPORTS = {
+    'assign_epitomes': 'elbo', 'elbo_fn': 'elbo',
+    'elbo_from_encoding': 'elbo', 'ElboTerms': 'elbo',
+    'epitome_loss': 'elbo', 'iw_log_likelihood': 'elbo', 'iwae_loss': 'elbo',
+    'logsumexp_bound': 'elbo', 'point_estimate_bound': 'elbo',
+    'EpitomeConfigError': 'epitomes', 'epitome_starts': 'epitomes',
+    'make_masks': 'epitomes', 'num_epitomes': 'epitomes',
+    'bernoulli_log_prob': 'likelihoods',
+    'gaussian_kl_to_standard': 'likelihoods',
+    'gaussian_log_prob': 'likelihoods',
+}
+
+
+def __getattr__(name):
+  if name in _EXPORTS:
+    value = getattr(importlib.import_module(f'evae_jax.{_EXPORTS[name]}'),
+                    name)
+    globals()[name] = value
+    return value
+  raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
+def __dir__():
+  return sorted(set(globals()) | set(_EXPORTS))
+
 
 __version__ = '0.1.0'
 

@@ -9,10 +9,25 @@ Exit status: 0 done; 2 a configuration, data, workdir or checkpoint problem
 SIGTERM / Ctrl-C (a checkpoint was saved: rerun to resume).
 """
 
+import os
+import signal
+import sys
+
+
+def _interrupted_at_start_up(signum, frame):
+  del signum, frame
+  sys.stderr.write('interrupted: Ctrl-C during start-up; nothing was written. '
+                   'Rerun the same command.\n')
+  os._exit(75)  # EXIT_INTERRUPTED, before anything is imported
+
+
+# Before the heavy imports below (JAX takes seconds to load): a Ctrl-C there
+# is one line, not a traceback. main() restores Python's default handler.
+signal.signal(signal.SIGINT, _interrupted_at_start_up)
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
 import ast
 import logging as std_logging
-import os
-import sys
 import traceback
 
 from absl import app
@@ -52,6 +67,7 @@ class _QuietLibraries(std_logging.Filter):
 
 def main(argv):
   del argv  # parse_flags refused any positional argument.
+  signal.signal(signal.SIGINT, signal.default_int_handler)
   logging.get_absl_handler().addFilter(_QuietLibraries())
   logging.info('JAX process %d/%d, devices: %s', jax.process_index(),
                jax.process_count(), jax.devices())

@@ -128,3 +128,53 @@ def test_parameters_that_became_nan_are_never_saved(tmp_path, monkeypatch):
   assert steps == [step] == [26]
   assert all(np.isfinite(np.asarray(leaf)).all()
              for leaf in jax.tree_util.tree_leaves(restored.params))
+
+
+@pytest.fixture(scope='module')
+def trained_workdir(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp('ctrl_c') / 'run')
+  config = test_config.get_config()
+  config.train.num_epochs = 1
+  train.train_and_evaluate(config, workdir)
+  return workdir
+
+
+@pytest.mark.parametrize('mode,delay', [('evaluate', 1.0), ('evaluate', 4.0),
+                                        ('sample', 4.0), ('train', 1.0)])
+def test_ctrl_c_at_any_moment_is_one_line_and_exit_75(trained_workdir, mode,
+                                                      delay):
+  """Ctrl-C during start-up (JAX still importing) or in the middle of
+  evaluate / sample: one line, status 75 (interrupted), no traceback."""
+  import signal
+  import time
+  proc = subprocess.Popen(
+      [sys.executable, '-m', 'evae_jax.main', '--config=configs/test.py',
+       f'--workdir={trained_workdir}', f'--mode={mode}',
+       '--config.train.num_epochs=1'],
+      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  time.sleep(delay)
+  proc.send_signal(signal.SIGINT)
+  _, stderr = proc.communicate(timeout=120)
+  if proc.returncode == 0:
+    pytest.skip(f'{mode} finished within {delay} s, before the Ctrl-C')
+  assert proc.returncode == 75, stderr[-3000:]
+  assert 'Traceback' not in stderr and 'KeyboardInterrupt' not in stderr
+  assert stderr.strip().splitlines()[-1].startswith('interrupted:')
+
+
+def test_two_overwrites_in_the_same_second_keep_both_earlier_runs(
+    tmp_path, monkeypatch):
+  from evae_jax import workdirs
+  monkeypatch.setattr(workdirs.time, 'strftime', lambda *a: '20260101-000000')
+  workdir = str(tmp_path / 'run')
+  for latent_dim in (6, 8, 10):  # three configs: two overwrites, one second
+    config = test_config.get_config()
+    config.model.latent_dim = latent_dim
+    config.train.overwrite = True
+    workdirs.prepare(config, workdir)
+    with open(os.path.join(workdir, 'marker'), 'w') as f:
+      f.write(str(latent_dim))
+  backups = sorted(n for n in os.listdir(workdir) if n.startswith('previous-'))
+  assert len(backups) == 2
+  assert sorted(open(os.path.join(workdir, b, 'marker')).read()
+                for b in backups) == ['6', '8']
