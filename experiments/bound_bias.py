@@ -11,7 +11,6 @@ differences are paired.
 """
 
 import json
-import math
 import os
 
 from absl import app

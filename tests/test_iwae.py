@@ -12,7 +12,7 @@ from scipy.special import logsumexp
 from evae_jax import elbo
 from evae_jax import epitomes
 from tests.test_bounds import _data, _mean_and_stderr
-from tests.test_evaluate import LinearGaussian, N, D, SIGMA
+from tests.test_evaluate import LinearGaussian, D, SIGMA
 
 MASKS = epitomes.make_masks(D, 2, 1)  # E = 3 overlapping epitomes
 

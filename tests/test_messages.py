@@ -14,7 +14,6 @@ import configs.test as test_config
 from evae_jax import input_pipeline
 from evae_jax import train
 from tests.conftest import ROOT
-from tests.test_input_pipeline import write_idx
 from tests.test_input_pipeline import write_idx_dir
 
 
@@ -130,18 +129,9 @@ def test_parameters_that_became_nan_are_never_saved(tmp_path, monkeypatch):
              for leaf in jax.tree_util.tree_leaves(restored.params))
 
 
-@pytest.fixture(scope='module')
-def trained_workdir(tmp_path_factory):
-  workdir = str(tmp_path_factory.mktemp('ctrl_c') / 'run')
-  config = test_config.get_config()
-  config.train.num_epochs = 1
-  train.train_and_evaluate(config, workdir)
-  return workdir
-
-
 @pytest.mark.parametrize('mode,delay', [('evaluate', 1.0), ('evaluate', 4.0),
                                         ('sample', 4.0), ('train', 1.0)])
-def test_ctrl_c_at_any_moment_is_one_line_and_exit_75(trained_workdir, mode,
+def test_ctrl_c_at_any_moment_is_one_line_and_exit_75(one_epoch_workdir, mode,
                                                       delay):
   """Ctrl-C during start-up (JAX still importing) or in the middle of
   evaluate / sample: one line, status 75 (interrupted), no traceback."""
@@ -149,7 +139,7 @@ def test_ctrl_c_at_any_moment_is_one_line_and_exit_75(trained_workdir, mode,
   import time
   proc = subprocess.Popen(
       [sys.executable, '-m', 'evae_jax.main', '--config=configs/test.py',
-       f'--workdir={trained_workdir}', f'--mode={mode}',
+       f'--workdir={one_epoch_workdir}', f'--mode={mode}',
        '--config.train.num_epochs=1'],
       cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   time.sleep(delay)

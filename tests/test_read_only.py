@@ -8,13 +8,10 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
 
 import pytest
 
-import configs.test as test_config
-from evae_jax import train
-from tests.conftest import ROOT
+from tests.conftest import cli
 
 
 @contextlib.contextmanager
@@ -51,41 +48,26 @@ def _digest(directory):
   return out
 
 
-def _cli(workdir, *flags, mode='train'):
-  return subprocess.run(
-      [sys.executable, '-m', 'evae_jax.main', '--config=configs/test.py',
-       f'--workdir={workdir}', f'--mode={mode}', *flags], cwd=ROOT,
-      capture_output=True, text=True, timeout=150)
-
-
-@pytest.fixture(scope='module')
-def one_epoch(tmp_path_factory):
-  workdir = str(tmp_path_factory.mktemp('ro') / 'run')
-  config = test_config.get_config()
-  config.train.num_epochs = 1
-  train.train_and_evaluate(config, workdir)
-  return workdir
-
-
 @pytest.mark.parametrize('target', ['checkpoints', 'metrics.jsonl',
                                     'tensorboard'])
 def test_training_with_a_read_only_part_fails_in_one_paragraph(
-    one_epoch, target):
-  before = _digest(one_epoch)
-  with read_only(os.path.join(one_epoch, target)):
-    result = _cli(one_epoch, '--config.train.num_epochs=2')
+    one_epoch_workdir, target):
+  before = _digest(one_epoch_workdir)
+  with read_only(os.path.join(one_epoch_workdir, target)):
+    result = cli(one_epoch_workdir, '--config.train.num_epochs=2', timeout=150)
   assert result.returncode == 2, result.stderr[-3000:]
   assert target in result.stderr.strip().splitlines()[-1]
   assert 'Traceback' not in result.stderr
-  assert _digest(one_epoch) == before
+  assert _digest(one_epoch_workdir) == before
 
 
 @pytest.mark.parametrize('mode', ['evaluate', 'sample'])
-def test_evaluate_and_sample_in_a_read_only_workdir(one_epoch, mode):
-  before = _digest(one_epoch)
-  with read_only(one_epoch):
-    result = _cli(one_epoch, '--config.train.num_epochs=1', mode=mode)
+def test_evaluate_and_sample_in_a_read_only_workdir(one_epoch_workdir, mode):
+  before = _digest(one_epoch_workdir)
+  with read_only(one_epoch_workdir):
+    result = cli(one_epoch_workdir, '--config.train.num_epochs=1', mode=mode,
+                 timeout=150)
   assert result.returncode == 2, result.stderr[-3000:]
   assert 'Traceback' not in result.stderr
   assert 'writ' in result.stderr.strip().splitlines()[-1]
-  assert _digest(one_epoch) == before
+  assert _digest(one_epoch_workdir) == before

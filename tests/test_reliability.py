@@ -22,15 +22,9 @@ from evae_jax import train
 from evae_jax import visualize
 from evae_jax import workdirs
 from tests.conftest import ROOT
+from tests.conftest import cli
 
 STEPS = 26  # steps per epoch of configs/test.py
-
-
-def _cli(workdir, *flags, mode='train'):
-  return subprocess.run(
-      [sys.executable, '-m', 'evae_jax.main', '--config=configs/test.py',
-       f'--workdir={workdir}', f'--mode={mode}', *flags], cwd=ROOT,
-      capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope='module')
@@ -44,7 +38,7 @@ def trained(tmp_path_factory):
                                       '--config.model.stride=1'])
 def test_evaluate_refuses_a_different_model(trained, override):
   before = sorted(os.listdir(trained))
-  result = _cli(trained, override, mode='evaluate')
+  result = cli(trained, override, mode='evaluate')
   assert result.returncode == 2, result.stderr[-2000:]
   assert 'different model' in result.stderr and 'Traceback' not in result.stderr
   assert sorted(os.listdir(trained)) == before  # no eval.json written
@@ -52,7 +46,7 @@ def test_evaluate_refuses_a_different_model(trained, override):
 
 def test_a_second_process_is_refused_while_the_lock_is_held(trained):
   with workdirs.locked(trained):
-    result = _cli(trained, mode='sample')
+    result = cli(trained, mode='sample')
   assert result.returncode == 2, result.stderr[-2000:]
   assert 'Another evae_jax process' in result.stderr
   assert 'Traceback' not in result.stderr
