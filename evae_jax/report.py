@@ -292,6 +292,10 @@ def _evaluate_one(config, workdir: str) -> Dict[str, Any]:
       config.eval.active_threshold,
       title=f'{config.model.kind} D={config.model.latent_dim}')
   per_example = results.pop('per_example')
+  # Which checkpoint was measured ('step' is its step): a run stopped early
+  # (SIGTERM, a time limit) is evaluated where it stopped, not at the budget.
+  results['checkpoint_epochs'] = int(state.step) / (
+      len(splits.train) // config.train.batch_size)
   results['config'] = configuration.config_as_dict(config)
   path = os.path.join(workdir, EVAL_EXAMPLES_NPZ)
   np.savez(path + '.tmp.npz', **per_example)

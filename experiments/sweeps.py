@@ -53,11 +53,25 @@ def _flag(key, value) -> str:
   return f'--config.{key}={value}'
 
 
-def device_env(devices: str, slot: int) -> Dict[str, str]:
-  """Environment that pins a worker to one accelerator."""
+def device_env(devices: str, slot: int, workers: int = 1,
+               count: int = 1) -> Dict[str, str]:
+  """Environment that pins worker ``slot`` (of ``workers``) to one of the
+  ``count`` local accelerators.
+
+  GPUs are shared round robin when there are more workers than GPUs (small
+  models leave a GPU mostly idle); sharing processes then allocate GPU
+  memory as they need it instead of preallocating most of it. A TPU chip
+  belongs to one process, so TPU workers may not outnumber chips.
+  """
   if devices == 'gpu':
-    return {'CUDA_VISIBLE_DEVICES': str(slot)}
+    env = {'CUDA_VISIBLE_DEVICES': str(slot % count)}
+    if workers > count:
+      env['XLA_PYTHON_CLIENT_PREALLOCATE'] = 'false'
+    return env
   if devices == 'tpu':  # one chip per process on a TPU VM
+    if workers > count:
+      raise ValueError(f'{workers} workers for {count} TPU chips: a chip '
+                       f'serves one process; use --workers={count}.')
     return {'TPU_VISIBLE_CHIPS': str(slot),
             'TPU_CHIPS_PER_PROCESS_BOUNDS': '1,1,1',
             'TPU_PROCESS_BOUNDS': '1,1,1',
@@ -144,8 +158,11 @@ def run_sweep(sweep_path: str, root: str, extra: Sequence[str] = (),
   """
   os.makedirs(root, exist_ok=True)
   points = select(load_points(sweep_path), where or {})
-  kind, count = detect_devices() if devices == 'auto' else (devices, workers or 1)
+  detected_kind, detected = detect_devices()
+  kind = detected_kind if devices == 'auto' else devices
+  count = detected if kind == detected_kind else (workers or 1)
   workers = workers or count
+  device_env(kind, workers - 1, workers, count)  # refuse before any point runs
   status = _Status(root)
   slots = queue.Queue()
   for slot in range(workers):
@@ -161,7 +178,7 @@ def run_sweep(sweep_path: str, root: str, extra: Sequence[str] = (),
     try:
       print(f'[{time.strftime("%H:%M:%S")}] start {name}', flush=True)
       record = run_point(sweep_path, root, overrides, extra,
-                         device_env(kind, slot))
+                         device_env(kind, slot, workers, count))
     except Exception as e:  # keep going: record and move on.
       record = {'status': 'failed', 'error': repr(e)}
     finally:

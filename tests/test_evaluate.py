@@ -199,6 +199,11 @@ def test_evaluate_and_sample_modes_end_to_end(tmp_path):
     assert key in report
   assert report['logsumexp_bound']['mean'] >= report['bound']['mean']
   assert sum(report['epitome_usage']) == report['num_examples'] == 100
+  from configs import test as test_config  # pylint: disable=g-import-not-at-top
+  # eval.json names the checkpoint it measured: the last epoch here.
+  assert report['checkpoint_epochs'] == test_config.get_config().train.num_epochs
+  last = json.loads(open(os.path.join(workdir, 'metrics.jsonl')).readlines()[-1])
+  assert report['step'] == last['step']
   assert len(report['active_units']['activity']) == 6
   text = open(os.path.join(workdir, 'report.md')).read()
   assert 'Parzen' in text and 'active units' in text and 'k = 8' in text

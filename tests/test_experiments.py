@@ -131,3 +131,21 @@ def test_paired_difference_against_numpy(tmp_path):
   got = paired.compare(str(tmp_path / 'm=a'), str(tmp_path / 'm=b'),
                        ('iw_marginal',))
   assert got['iw_marginal'] == d
+
+
+def test_workers_share_the_accelerators_they_have():
+  """More workers than GPUs: each worker gets a GPU that exists (round
+  robin) and does not grab most of its memory; one worker per GPU keeps
+  JAX's default allocator. TPU chips cannot be shared between processes."""
+  envs = [sweeps.device_env('gpu', slot, workers=3, count=1)
+          for slot in range(3)]
+  assert [e['CUDA_VISIBLE_DEVICES'] for e in envs] == ['0', '0', '0']
+  assert all(e['XLA_PYTHON_CLIENT_PREALLOCATE'] == 'false' for e in envs)
+  envs = [sweeps.device_env('gpu', slot, workers=4, count=2)
+          for slot in range(4)]
+  assert [e['CUDA_VISIBLE_DEVICES'] for e in envs] == ['0', '1', '0', '1']
+  alone = sweeps.device_env('gpu', 1, workers=2, count=2)
+  assert alone == {'CUDA_VISIBLE_DEVICES': '1'}
+  with pytest.raises(ValueError, match='--workers=2'):
+    sweeps.device_env('tpu', 0, workers=3, count=2)
+  assert sweeps.device_env('cpu', 5, workers=6, count=1) == {}
