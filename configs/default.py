@@ -65,7 +65,14 @@ def get_config():
   config.train.max_chunk_steps = 0  # steps per jitted scan; 0 = to the next
   #   epoch end or checkpoint, 1 = the step-by-step path (debugging)
   config.train.num_devices = 0  # data-parallel mesh size; 0 = all devices
-  config.train.distributed = False  # multi-host: jax.distributed.initialize()
+  config.train.distributed = False  # several processes: jax.distributed.initialize()
+  # An explicit launch (every process runs the same command, each with its
+  # own id); empty/0/-1 = the JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and
+  # JAX_PROCESS_ID environment variables, or else JAX's detection (TPU pod,
+  # SLURM). See experiments/README.md, "Several processes".
+  config.train.coordinator_address = ''  # host:port of process 0
+  config.train.num_processes = 0
+  config.train.process_id = -1
   config.train.keep_checkpoints = 3
   config.train.eval_every_epochs = 1
   config.train.progress_bar = True

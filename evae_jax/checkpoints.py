@@ -17,6 +17,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from evae_jax import sharding
+
 CHECKSUMS_FILE = 'checksums.json'
 _ITEM = 'default'  # the item folder of a single-item orbax checkpoint
 
@@ -69,7 +71,8 @@ class Checkpoints:
       os.remove(probe)
       self._manager.save(step, args=ocp.args.StandardSave(tree), force=True)
       self._manager.wait_until_finished()
-      self._write_checksum(step, tree_checksum(tree))
+      if sharding.is_lead():  # one writer; every process saved its part
+        self._write_checksum(step, tree_checksum(sharding.local_copy(tree)))
     except (OSError, ValueError) as e:  # tensorstore reports ENOSPC as ValueError
       raise CheckpointError(
           f'Could not write the checkpoint of step {step} to {self.directory} '
@@ -164,7 +167,8 @@ class Checkpoints:
   def _move_aside(self, step: int, why: str = 'corrupt') -> str:
     source = os.path.join(self.directory, str(step))
     target = f'{source}.{why}-{time.time_ns()}'
-    os.rename(source, target)
+    if sharding.is_lead():  # the others skip the step as process 0 does
+      os.rename(source, target)
     self._manager.close()
     self._manager = self._open()
     return target

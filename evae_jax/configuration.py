@@ -13,6 +13,7 @@ import ml_collections
 import numpy as np
 
 from evae_jax import elbo
+from evae_jax import errors
 from evae_jax import epitomes
 from evae_jax import input_pipeline
 from evae_jax import models
@@ -25,11 +26,11 @@ CONFIG_FILE = 'config.json'
 RESUMABLE_CHANGES = ('train.num_epochs', 'train.burda_stages', 'train.progress_bar',
                      'train.overwrite', 'train.keep_checkpoints',
                      'train.eval_every_epochs', 'train.max_chunk_steps',
-                     'eval.')
+                     'train.distributed', 'train.coordinator_address',
+                     'train.num_processes', 'train.process_id', 'eval.')
 
 
-class ConfigError(ValueError):
-  """A configuration that cannot run; the message names the fix."""
+ConfigError = errors.ConfigError  # raised here and in the other modules
 
 
 def _choice(value, allowed, field):

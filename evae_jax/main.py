@@ -39,6 +39,7 @@ from ml_collections import config_flags
 from evae_jax import checkpoints
 from evae_jax import configuration
 from evae_jax import input_pipeline
+from evae_jax import sharding
 from evae_jax import train
 from evae_jax import workdirs
 
@@ -69,9 +70,13 @@ def main(argv):
   del argv  # parse_flags refused any positional argument.
   signal.signal(signal.SIGINT, signal.default_int_handler)
   logging.get_absl_handler().addFilter(_QuietLibraries())
-  logging.info('JAX process %d/%d, devices: %s', jax.process_index(),
-               jax.process_count(), jax.devices())
   try:
+    tc = FLAGS.config.train
+    if tc.distributed:  # before anything touches a device
+      sharding.initialize_distributed(tc.coordinator_address, tc.num_processes,
+                                      tc.process_id)
+    logging.info('JAX process %d/%d, devices: %s', jax.process_index(),
+                 jax.process_count(), jax.devices())
     if FLAGS.mode == 'train':
       train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
     else:

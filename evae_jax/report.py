@@ -6,6 +6,7 @@ Evaluate writes ``eval.json`` (every figure, machine-readable),
 figures; sample writes ``samples.npz`` and a PNG grid.
 """
 
+import contextlib
 import json
 import logging
 import math
@@ -24,6 +25,7 @@ from evae_jax import figures
 from evae_jax import input_pipeline
 from evae_jax import models
 from evae_jax import sampling
+from evae_jax import sharding
 from evae_jax import train
 from evae_jax import visualize
 from evae_jax import workdirs
@@ -252,7 +254,11 @@ def _per_member(fn, config, workdir, *args):
         f'{workdir} does not exist: train first with the same --config and '
         f'--workdir={workdir} (without --mode).')
   team = train.members(config)
-  with workdirs.locked(workdir):
+  # With several processes each computes the same (local) evaluation and
+  # process 0 alone holds the lock and writes the files.
+  lock = (workdirs.locked(workdir) if sharding.is_lead()
+          else contextlib.nullcontext())
+  with lock:
     if len(team) == 1:
       workdirs.check_evaluation_config(config, workdir)
       return fn(config, workdir, *args)
@@ -283,6 +289,14 @@ def sample_workdir(config, workdir: str, num_samples: int):
 def _evaluate_one(config, workdir: str) -> Dict[str, Any]:
   state, splits, masks = load_trained(config, workdir)
   results = compute_metrics(state, splits, masks, config)
+  # Which checkpoint was measured ('step' is its step): a run stopped early
+  # (SIGTERM, a time limit) is evaluated where it stopped, not at the budget.
+  results['checkpoint_epochs'] = int(state.step) / (
+      len(splits.train) // config.train.batch_size)
+  results['config'] = configuration.config_as_dict(config)
+  per_example = results.pop('per_example')
+  if not sharding.is_lead():
+    return results
   figures.write_sample_figures(state.params, state.model, masks, splits,
                                config, workdir)
   visualize.save_activity_plot(
@@ -291,12 +305,6 @@ def _evaluate_one(config, workdir: str) -> Dict[str, Any]:
       np.asarray(results['active_units']['per_unit_kl']),
       config.eval.active_threshold,
       title=f'{config.model.kind} D={config.model.latent_dim}')
-  per_example = results.pop('per_example')
-  # Which checkpoint was measured ('step' is its step): a run stopped early
-  # (SIGTERM, a time limit) is evaluated where it stopped, not at the budget.
-  results['checkpoint_epochs'] = int(state.step) / (
-      len(splits.train) // config.train.batch_size)
-  results['config'] = configuration.config_as_dict(config)
   path = os.path.join(workdir, EVAL_EXAMPLES_NPZ)
   np.savez(path + '.tmp.npz', **per_example)
   os.replace(path + '.tmp.npz', path)
@@ -313,6 +321,8 @@ def _sample_one(config, workdir: str, num_samples: int) -> np.ndarray:
   x = figures.samples(state.params, state.model, masks, num_samples,
                       splits.image_shape, seed=config.seed)
   x = np.clip(x, 0.0, 1.0).astype(np.float32)
+  if not sharding.is_lead():
+    return x
   path = os.path.join(workdir, SAMPLES_NPZ)
   np.savez(path + '.tmp.npz', x=x)
   os.replace(path + '.tmp.npz', path)

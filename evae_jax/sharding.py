@@ -6,6 +6,7 @@ The same code runs on one CPU, 8 TPU cores, or a multi-host pod (call
 `initialize_distributed` first there; every host then loads the same data).
 """
 
+import os
 from typing import Optional
 
 import jax
@@ -14,14 +15,70 @@ from jax.sharding import Mesh
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from evae_jax import configuration
+from evae_jax.errors import ConfigError
 
 DATA_AXIS = 'data'
 
 
-def initialize_distributed() -> None:
-  """Connects the processes of a multi-host run (TPU pods: no arguments)."""
-  jax.distributed.initialize()
+# The environment variables that stand in for the config fields below.
+COORDINATOR_ENV = 'JAX_COORDINATOR_ADDRESS'  # also read by JAX itself
+NUM_PROCESSES_ENV = 'JAX_NUM_PROCESSES'
+PROCESS_ID_ENV = 'JAX_PROCESS_ID'
+
+
+def distributed_args(coordinator_address: str = '', num_processes: int = 0,
+                     process_id: int = -1, environ=None) -> dict:
+  """The arguments of ``jax.distributed.initialize`` for this process.
+
+  Each value comes from its argument (a config field) or else from its
+  environment variable (``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``,
+  ``JAX_PROCESS_ID``). With none set, JAX detects the cluster itself (TPU
+  pods, SLURM, Open MPI, Kubernetes): ``{}``.
+
+  Raises:
+    ConfigError: only some of the three are set, or they disagree.
+  """
+  environ = os.environ if environ is None else environ
+  address = coordinator_address or environ.get(COORDINATOR_ENV, '')
+  try:
+    count = num_processes or int(environ.get(NUM_PROCESSES_ENV, 0))
+    index = (process_id if process_id >= 0
+             else int(environ.get(PROCESS_ID_ENV, -1)))
+  except ValueError as e:
+    raise ConfigError(f'{NUM_PROCESSES_ENV} and {PROCESS_ID_ENV} must be '
+                      f'integers: {e}.') from e
+  given = {'train.coordinator_address': bool(address),
+           'train.num_processes': count > 0, 'train.process_id': index >= 0}
+  if not any(given.values()):
+    return {}
+  if not all(given.values()):
+    missing = ', '.join(k for k, v in given.items() if not v)
+    raise ConfigError(
+        f'an explicit multi-process launch needs the coordinator address, '
+        f'the number of processes and this process\'s id; {missing} (or '
+        f'{COORDINATOR_ENV}, {NUM_PROCESSES_ENV}, {PROCESS_ID_ENV}) is not '
+        f'set. Set all three, or none to let JAX detect a TPU pod or SLURM.')
+  if not 0 <= index < count:
+    raise ConfigError(f'process id {index} is not in [0, {count}); ids run '
+                      f'from 0 to num_processes - 1.')
+  return {'coordinator_address': address, 'num_processes': count,
+          'process_id': index}
+
+
+def initialize_distributed(coordinator_address: str = '',
+                           num_processes: int = 0,
+                           process_id: int = -1) -> None:
+  """Connects the processes of a multi-process run (see `distributed_args`).
+
+  Every process runs the same command; process 0 also serves as the
+  coordinator. On CPU the processes exchange collectives through gloo (so
+  the same code runs as several processes on one machine, as the tests do).
+  """
+  if jax.distributed.is_initialized():
+    return
+  jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+  jax.distributed.initialize(**distributed_args(
+      coordinator_address, num_processes, process_id))
 
 
 def make_mesh(num_devices: int = 0) -> Mesh:
@@ -29,7 +86,7 @@ def make_mesh(num_devices: int = 0) -> Mesh:
   devices = jax.devices()
   if num_devices:
     if num_devices > len(devices):
-      raise configuration.ConfigError(
+      raise ConfigError(
           f'train.num_devices={num_devices} but only {len(devices)} devices '
           f'are visible; use --config.train.num_devices=0 (all of them).')
     devices = devices[:num_devices]
@@ -52,3 +109,46 @@ def shard_batch(x: jax.Array, mesh: Optional[Mesh]) -> jax.Array:
     return x
   spec = P(DATA_AXIS, *([None] * (x.ndim - 1)))
   return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, spec))
+
+
+def is_lead() -> bool:
+  """Whether this is process 0, the one that writes every shared file."""
+  return jax.process_index() == 0
+
+
+def _local(leaf):
+  if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+    return leaf.addressable_data(0)  # replicated: every copy is the whole
+  return leaf
+
+
+def local_copy(tree):
+  """This process's copy of replicated arrays, as single-device arrays.
+
+  With several processes, an array replicated over the global mesh cannot be
+  read on the host or passed to a computation that only this process runs
+  (validation, figures); its local copy can. A no-op in one process.
+  """
+  return jax.tree_util.tree_map(_local, tree)
+
+
+def to_host(tree):
+  """``jax.device_get`` of replicated values, in one or several processes."""
+  return jax.device_get(local_copy(tree))
+
+
+def any_process(flag: bool) -> bool:
+  """Whether ``flag`` is set in any process (a collective: every process
+  must call it at the same point). Used so that all processes stop and save
+  together when only some of them received SIGTERM."""
+  if jax.process_count() == 1:
+    return bool(flag)
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  return bool(np.any(multihost_utils.process_allgather(np.int32(flag))))
+
+
+def barrier(name: str) -> None:
+  """Waits until every process reaches the barrier ``name`` (no-op alone)."""
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    multihost_utils.sync_global_devices(name)

@@ -342,7 +342,7 @@ def _all_finite(tree) -> np.ndarray:
   """(M,) whether every parameter of each of the M stacked members is finite."""
   leaves = [jnp.all(jnp.isfinite(leaf.reshape(leaf.shape[0], -1)), axis=1)
             for leaf in jax.tree_util.tree_leaves(tree)]
-  return np.asarray(jnp.all(jnp.stack(leaves), axis=0))
+  return sharding.to_host(jnp.all(jnp.stack(leaves), axis=0))
 
 
 def _check_finite(metrics: Dict[str, np.ndarray], first_step: int,
@@ -489,8 +489,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       holds an exclusive lock on it for the whole run).
   """
   configuration.validate(config)
-  if config.train.distributed:
-    sharding.initialize_distributed()
   lock = (workdirs.locked(workdir) if jax.process_index() == 0
           else contextlib.nullcontext())
   with lock:
@@ -505,6 +503,10 @@ def _train_and_evaluate(config, workdir):
   for (name, member), member_dir in zip(team, dirs):
     if name:
       workdirs.prepare(member, member_dir)
+  sharding.barrier('workdirs prepared')  # process 0 wrote config.json
+  # Every process loads the whole training set: each epoch's shuffle (and
+  # Algorithm 1's assignment) is computed on the device over all of it, and
+  # each step gathers its batch there, split over the devices of the mesh.
   splits = input_pipeline.load(config.data)
   configuration.check_memory(config, splits.num_pixels)
   options = StepOptions.from_config(config)
@@ -545,7 +547,7 @@ def _train_and_evaluate(config, workdir):
   kl_weights = jnp.asarray([m.train.kl_weight for _, m in team], jnp.float32)
   images = sharding.replicate(splits.train.reshape(num_train, -1), mesh)
   valid = evaluate.eval_inputs(splits.valid, config.data)
-  step = int(states.step[0])
+  step = int(sharding.to_host(states.step)[0])
 
   # Records past the restored step (written before a kill) are dropped, so
   # that every step appears once in metrics.jsonl and TensorBoard.
@@ -566,12 +568,12 @@ def _train_and_evaluate(config, workdir):
           previous = assignments
           assignments = assign_dataset(states, images, rngs, masks,
                                        kl_weights, epoch, options=options)
-          changes = np.asarray(jnp.mean(assignments != previous, axis=1))
+          changes = sharding.to_host(jnp.mean(assignments != previous, axis=1))
         start_time = time.perf_counter()
         states, metrics = train_chunks(
             states, images, assignments, rngs, masks, kl_weights, epoch,
             offset, num_steps=end - step, options=options, mesh=mesh)
-        metrics = jax.device_get(metrics)
+        metrics = sharding.to_host(metrics)
         elapsed = time.perf_counter() - start_time
         params_finite = _all_finite(states.params)  # never save NaN/inf
         for i, (name, member) in enumerate(team):
@@ -587,9 +589,11 @@ def _train_and_evaluate(config, workdir):
         evaluate_now = step % steps_per_epoch == 0 and (
             (step // steps_per_epoch) % tc.eval_every_epochs == 0
             or step == total_steps)
+        # Every process stops (and saves) if any received the signal.
+        stopping = sharding.any_process(stop['signal'] is not None)
         save_now = (_is_boundary(step, steps_per_epoch,
                                  tc.checkpoint_every_steps)
-                    or step == total_steps or stop['signal'])
+                    or step == total_steps or stopping)
         for i, (name, member) in enumerate(team):
           summary = {f'train_{k}': float(np.mean(v))
                      for k, v in _member(metrics, i).items()}
@@ -598,12 +602,14 @@ def _train_and_evaluate(config, workdir):
           if changes is not None:
             summary['assignment_changes'] = float(changes[i])
           if evaluate_now:
-            valid_metrics[i] = _valid_metrics(_member(states, i), valid, masks,
-                                              eval_rngs[i], member)
+            valid_metrics[i] = _valid_metrics(
+                sharding.local_copy(_member(states, i)), valid, masks,
+                eval_rngs[i], member)
             summary.update(valid_metrics[i])
-            bar.write(f'{name + ": " if name else ""}epoch '
-                      f'{step // steps_per_epoch}: valid bound '
-                      f'{valid_metrics[i]["valid_bound"]:.3f} nats')
+            if lead:
+              bar.write(f'{name + ": " if name else ""}epoch '
+                        f'{step // steps_per_epoch}: valid bound '
+                        f'{valid_metrics[i]["valid_bound"]:.3f} nats')
           if writers[i]:
             writers[i].write(step, summary)
           if save_now:
@@ -611,8 +617,9 @@ def _train_and_evaluate(config, workdir):
                                            assignments[i]))
         if save_now:
           last_saved, saved_finite = step, params_finite
-        if stop['signal']:
-          raise Interrupted(stop['signal'], step, _result(team, valid_metrics))
+        if stopping:
+          raise Interrupted(stop['signal'] or 'SIGTERM (in another process)',
+                            step, _result(team, valid_metrics))
   finally:
     bar.close()
     for writer in writers:
@@ -621,7 +628,7 @@ def _train_and_evaluate(config, workdir):
     for ckpt in ckpts:
       ckpt.close()
   for i, ((_, member), member_dir) in enumerate(zip(team, dirs)):
-    state = _member(states, i)
+    state = sharding.local_copy(_member(states, i))
     if not valid_metrics[i]:  # the run had already finished before this call.
       valid_metrics[i] = _valid_metrics(state, valid, masks, eval_rngs[i],
                                         member)

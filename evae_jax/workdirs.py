@@ -11,6 +11,7 @@ import time
 import ml_collections
 
 from evae_jax import configuration
+from evae_jax import sharding
 
 LOCK_FILE = '.lock'
 # Fields that decide which model a checkpoint holds and what it is scored on:
@@ -130,6 +131,28 @@ def check_evaluation_config(config: ml_collections.ConfigDict,
         'fields (eval.*) may differ.')
 
 
+def _check_config_unchanged(config: ml_collections.ConfigDict,
+                            workdir: str) -> list:
+  """The fields in which ``config`` differs from the workdir's saved config
+  (none if there is none yet), unless resumable.
+
+  Raises:
+    configuration.ConfigError: they differ and ``train.overwrite`` is off.
+  """
+  saved = configuration.load_saved_config(workdir)
+  if saved is None:
+    return []
+  changes = configuration.config_changes(
+      saved, configuration.config_as_dict(config))
+  if changes and not config.train.overwrite:
+    raise configuration.ConfigError(
+        f'Workdir {workdir} holds a run with a different config '
+        f'(changed: {", ".join(changes)}). Use a new --workdir, or pass '
+        '--config.train.overwrite=True to move the earlier run into '
+        f'{workdir}/previous-<time>/ and start afresh.')
+  return changes
+
+
 def prepare(config: ml_collections.ConfigDict, workdir: str) -> None:
   """Creates ``workdir``, checks it is writable, and records the config.
 
@@ -144,6 +167,9 @@ def prepare(config: ml_collections.ConfigDict, workdir: str) -> None:
       full disk).
     configuration.ConfigError: the saved config differs.
   """
+  if not sharding.is_lead():
+    _check_config_unchanged(config, workdir)  # process 0 writes; others read
+    return
   try:
     os.makedirs(workdir, exist_ok=True)
     probe = os.path.join(workdir, '.write_test')
@@ -157,27 +183,18 @@ def prepare(config: ml_collections.ConfigDict, workdir: str) -> None:
         f'Cannot write to workdir {workdir!r} ({e.strerror or e}). Choose a '
         'directory on a writable disk with free space (--workdir=DIR).') from e
   check_writable(workdir)
-  requested = configuration.config_as_dict(config)
-  saved = configuration.load_saved_config(workdir)
-  if saved is not None:
-    changes = configuration.config_changes(saved, requested)
-    if changes and not config.train.overwrite:
-      raise configuration.ConfigError(
-          f'Workdir {workdir} holds a run with a different config '
-          f'(changed: {", ".join(changes)}). Use a new --workdir, or pass '
-          '--config.train.overwrite=True to move the earlier run into '
-          f'{workdir}/previous-<time>/ and start afresh.')
-    if changes:
-      backup = os.path.join(workdir,
-                            f'previous-{time.strftime("%Y%m%d-%H%M%S")}')
-      while os.path.exists(backup):  # two overwrites within one second
-        backup += '-'
-      os.makedirs(backup)
-      for name in os.listdir(workdir):
-        if not name.startswith('previous-') and name != LOCK_FILE:
-          shutil.move(os.path.join(workdir, name), backup)
-      logging.warning('Config changed (%s): moved the earlier run to %s.',
-                      ', '.join(changes), backup)
+  changes = _check_config_unchanged(config, workdir)
+  if changes:
+    backup = os.path.join(workdir,
+                          f'previous-{time.strftime("%Y%m%d-%H%M%S")}')
+    while os.path.exists(backup):  # two overwrites within one second
+      backup += '-'
+    os.makedirs(backup)
+    for name in os.listdir(workdir):
+      if not name.startswith('previous-') and name != LOCK_FILE:
+        shutil.move(os.path.join(workdir, name), backup)
+    logging.warning('Config changed (%s): moved the earlier run to %s.',
+                    ', '.join(changes), backup)
   tmp = os.path.join(workdir, configuration.CONFIG_FILE + '.tmp')
   with open(tmp, 'w') as f:
     f.write(config.to_json(indent=2))
