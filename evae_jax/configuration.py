@@ -12,6 +12,7 @@ from typing import Any, Dict
 import ml_collections
 import numpy as np
 
+from evae_jax import defaults
 from evae_jax import elbo
 from evae_jax import errors
 from evae_jax import epitomes
@@ -54,13 +55,12 @@ def masks_from_config(model_config) -> np.ndarray:
 
 
 def _check_fields(config: ml_collections.ConfigDict) -> None:
-  """Every field of configs/default.py is present with a compatible type."""
-  from configs import default  # pylint: disable=g-import-not-at-top
+  """Every field of evae_jax/defaults.py is present with a compatible type."""
   given = flatten(config_as_dict(config))
-  for field, expected in flatten(config_as_dict(default.get_config())).items():
+  for field, expected in flatten(config_as_dict(defaults.get_config())).items():
     if field not in given:
       raise ConfigError(f'The config lacks {field}; build configs from '
-                        'configs/default.py get_config() and override fields.')
+                        'evae_jax/defaults.py (configs/default.py) and override fields.')
     value = given[field]
     numeric = (int, float)
     ok = (isinstance(value, type(expected))

@@ -17,6 +17,7 @@ from typing import Callable, NamedTuple, Optional, Tuple
 import jax
 import jax.numpy as jnp
 
+from evae_jax import epitomes
 from evae_jax import likelihoods
 
 Encode = Callable[[jax.Array], Tuple[jax.Array, jax.Array]]
@@ -304,7 +305,7 @@ def epitome_loss(encode: Encode, decode_log_prob: DecodeLogProb, x: jax.Array,
   mu, logvar = encode(x)
   eps = jax.random.normal(eps_rng, mu.shape, mu.dtype)
   z_scale = _z_scale(drop_rng, mu.shape, mu.dtype, z_dropout_rate)
-  log_e = math.log(masks.shape[0])
+  log_e = epitomes.log_num_epitomes(masks)
 
   def all_terms(mu_, logvar_, eps_, z_scale_):
     log_lik, kl = jax.vmap(lambda m: _masked_terms(
@@ -475,7 +476,7 @@ def iwae_loss(encode: Encode, decode_log_prob: DecodeLogProb, x: jax.Array,
   if num_samples == 1 and not marginal:
     return epitome_loss(encode, decode_log_prob, x, masks, rng,
                         assignments=assignments)
-  log_e, log_k = math.log(masks.shape[0]), math.log(num_samples)
+  log_e, log_k = epitomes.log_num_epitomes(masks), math.log(num_samples)
   eps_rng, _ = jax.random.split(rng)
   mu, logvar = encode(x)
   eps = jax.random.normal(eps_rng, (num_samples,) + mu.shape, mu.dtype)

@@ -15,6 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from evae_jax import elbo
+from evae_jax import epitomes
 from evae_jax import input_pipeline
 from evae_jax import likelihoods
 from evae_jax import models
@@ -163,7 +164,7 @@ def iw_log_likelihood(params, model, x, masks, rng, num_samples: int,
                                     jax.random.fold_in(rng, i), num_samples,
                                     chunk_size)))
   per_epitome = np.concatenate(out)[:n]
-  log_e = math.log(masks.shape[0])
+  log_e = epitomes.log_num_epitomes(masks)
   if assignments is None:
     assignments = np.argmax(per_epitome, axis=-1)
   assigned = np.take_along_axis(per_epitome,

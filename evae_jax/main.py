@@ -156,7 +156,7 @@ def _bad_command_line(argv, error: BaseException) -> str:
   named = [f for f in fields if f.rsplit('.', 1)[-1] in message]
   subject = f'--{named[0]}' if named else 'the command line'
   return (f'bad value or unknown field in {subject}: {_sentence(message)} '
-          'Fields and their types are listed in configs/default.py; check '
+          'Fields and their types are listed in evae_jax/defaults.py; check '
           'the spelling of --config.SECTION.FIELD=VALUE.')
 
 

@@ -26,7 +26,7 @@ from evae_jax import input_pipeline
 from evae_jax import models
 from evae_jax import sampling
 from evae_jax import sharding
-from evae_jax import train
+from evae_jax import state as state_lib
 from evae_jax import visualize
 from evae_jax import workdirs
 
@@ -55,11 +55,11 @@ def load_trained(config, workdir: str):
   splits = input_pipeline.load(config.data)
   configuration.check_memory(config, splits.num_pixels)
   masks = jnp.asarray(configuration.masks_from_config(config.model))
-  state = train.create_train_state(config, splits.num_pixels,
+  state = state_lib.create_train_state(config, splits.num_pixels,
                                    jax.random.PRNGKey(0))
   ckpts = checkpoints.Checkpoints(workdir, config.train.keep_checkpoints)
   try:
-    state, _, step = train.restore(ckpts, state, len(splits.train))
+    state, _, step = state_lib.restore(ckpts, state, len(splits.train))
   finally:
     ckpts.close()
   if step is None:
@@ -253,7 +253,7 @@ def _per_member(fn, config, workdir, *args):
     raise configuration.ConfigError(
         f'{workdir} does not exist: train first with the same --config and '
         f'--workdir={workdir} (without --mode).')
-  team = train.members(config)
+  team = state_lib.members(config)
   # With several processes each computes the same (local) evaluation and
   # process 0 alone holds the lock and writes the files.
   lock = (workdirs.locked(workdir) if sharding.is_lead()

@@ -12,14 +12,13 @@ import logging
 import os
 import signal
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Dict, Optional
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from flax.training import train_state
 from jax.sharding import Mesh
 from tqdm import tqdm
 
@@ -31,9 +30,15 @@ from evae_jax import figures
 from evae_jax import input_pipeline
 from evae_jax import metric_writers
 from evae_jax import models
-from evae_jax import optimizers
 from evae_jax import schedules
 from evae_jax import sharding
+# The train state and its checkpoint layout live in evae_jax.state (shared
+# with evaluation); re-exported here, where earlier code found them.
+from evae_jax.state import TrainState  # pylint: disable=unused-import
+from evae_jax.state import create_train_state
+from evae_jax.state import members
+from evae_jax.state import restore
+from evae_jax.state import state_tree
 from evae_jax import workdirs
 
 
@@ -53,23 +58,6 @@ class Interrupted(Exception):
     super().__init__(f'Received {signal_name}: saved a checkpoint at step '
                      f'{step} and stopped. Rerun the same command to resume.')
     self.step, self.metrics = step, metrics
-
-
-class TrainState(train_state.TrainState):
-  """Flax's TrainState; ``apply_fn`` holds the `evae_jax.models.Model`."""
-
-  @property
-  def model(self) -> models.Model:
-    return self.apply_fn
-
-
-def create_train_state(config: ml_collections.ConfigDict, num_pixels: int,
-                       rng: jax.Array, steps_per_epoch: int = 1) -> TrainState:
-  """Initial parameters and Adam state for ``config.model`` / ``config.train``."""
-  model = models.make_model(config.model, num_pixels)
-  tx = optimizers.make_optimizer(
-      config.train, schedules.learning_rate(config.train, steps_per_epoch))
-  return TrainState.create(apply_fn=model, params=model.init(rng), tx=tx)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -290,30 +278,6 @@ def assign_dataset(states: TrainState, images: jax.Array, rngs: jax.Array,
                                           options))(states, rngs, kl_weights)
 
 
-def state_tree(state: TrainState,
-               assignments: Optional[jax.Array] = None) -> Dict[str, Any]:
-  """What a checkpoint holds: parameters, optimizer state, step, and the
-  epoch's assignments of Algorithm 1 (apply_fn and tx are code)."""
-  tree = {'params': state.params, 'opt_state': state.opt_state,
-          'step': jnp.asarray(state.step, jnp.int32)}
-  if assignments is not None:
-    tree['assignments'] = assignments
-  return tree
-
-
-def restore(ckpts: checkpoints.Checkpoints, state: TrainState,
-            num_train: int, max_step: Optional[int] = None):
-  """(state, assignments, step) from the newest readable checkpoint (at most
-  ``max_step``), or the given state, unassigned examples (-1) and None if
-  there is none yet."""
-  assignments = jnp.full((num_train,), -1, jnp.int32)
-  tree, step = ckpts.restore_latest(state_tree(state, assignments), max_step)
-  if tree is None:
-    return state, assignments, None
-  assignments = tree.pop('assignments')
-  return state.replace(**tree), assignments, step
-
-
 @contextlib.contextmanager
 def _stop_on_signals():
   """Yields a dict whose 'signal' is set when SIGTERM or SIGINT arrives."""
@@ -401,34 +365,6 @@ def _next_boundary(step: int, steps_per_epoch: int, every: int,
   return end
 
 
-def members(config: ml_collections.ConfigDict
-            ) -> List[Tuple[str, ml_collections.ConfigDict]]:
-  """The models one program trains: (subdirectory, config) of each.
-
-  ``train.num_seeds`` seeds times ``train.kl_weights`` (or the single
-  ``train.kl_weight``). A single model trains in the workdir itself ('');
-  several train side by side under ``jax.vmap``, each in its own
-  subdirectory with its own config, checkpoints, metrics and figures, so
-  each can be evaluated like any other workdir.
-  """
-  tc = config.train
-  weights = list(tc.kl_weights) or [tc.kl_weight]
-  if tc.num_seeds == 1 and len(weights) == 1:
-    return [('', config)]
-  team = []
-  for i in range(tc.num_seeds):
-    for weight in weights:
-      member = ml_collections.ConfigDict(config.to_dict())
-      member.seed = config.seed + i
-      member.train.kl_weight = float(weight)
-      member.train.num_seeds = 1
-      member.train.kl_weights = ()
-      name = f'seed={member.seed}' + (f',kl_weight={weight:g}'
-                                      if len(weights) > 1 else '')
-      team.append((name, member))
-  return team
-
-
 def _stack(trees):
   return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
 
@@ -477,7 +413,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   these in its own subdirectory.
 
   Args:
-    config: the configuration (see ``configs/default.py``).
+    config: the configuration (see ``evae_jax/defaults.py``).
     workdir: output directory.
 
   Returns:

@@ -1,0 +1,99 @@
+"""Every config field, its default and its meaning: an eVAE on
+scikit-learn's bundled 8x8 digits (runs anywhere).
+
+Every config starts from this one (``configs/default.py`` re-exports it) and
+overrides a few fields. It lives in the library, not in ``configs/``, so that
+the library checks configs without importing the top-level ``configs``
+folder, which is not installed with the package.
+"""
+
+import ml_collections
+
+
+def get_config():
+  """Returns the default configuration."""
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+
+  config.data = ml_collections.ConfigDict()
+  config.data.name = 'digits'  # digits | idx | tfd | mnist | fashion_mnist | binarized_mnist
+  config.data.path = ''  # IDX directory (name=idx) or TFD_48x48.mat (name=tfd)
+  config.data.data_dir = ''  # tfds data_dir; '' = tfds default
+  config.data.binarization = 'dynamic'  # none | dynamic | fixed
+  config.data.num_valid = 200  # carved out of the training split
+  config.data.split_seed = 0  # fixed, so seeds of one sweep share splits
+  config.data.valid_from = 'random'  # random (seeded by split_seed) | end (the
+  #   last num_valid training images, unshuffled: Burda et al.'s split)
+  config.data.tfd_fold = 0
+  config.data.tfd_include_unlabeled = True
+  config.data.download_timeout = 5.0
+
+  config.model = ml_collections.ConfigDict()
+  config.model.kind = 'evae'  # evae | vae (D = K = s) | mvae (E VAEs of K units)
+  config.model.latent_dim = 16  # D
+  config.model.epitome_size = 4  # K
+  config.model.stride = 0  # s; 0 = K (non-overlapping)
+  config.model.num_layers = 1  # L
+  config.model.hidden_dim = 200  # H
+  config.model.likelihood = 'bernoulli'  # bernoulli | gaussian
+  config.model.min_logvar = -7.0  # Gaussian decoder log-variance bounds
+  config.model.max_logvar = 2.0
+  config.model.mvae_hidden_dim = 0  # 0 = match the eVAE's parameter count
+  config.model.activation = 'relu'  # relu (the paper) | tanh (Burda et al.)
+  config.model.kernel_init = 'lecun_normal'  # lecun_normal (Flax) | glorot_uniform
+  config.model.output_bias_init = 'zeros'  # zeros | train_mean: logit of the
+  #   per-pixel training mean, clipped to [0.001, 0.999] (Burda et al.)
+
+  config.train = ml_collections.ConfigDict()
+  config.train.num_epochs = 100
+  config.train.batch_size = 100
+  config.train.learning_rate = 1e-3
+  config.train.optimizer = 'adam'  # adam (optax) | burda_adam (Burda et al.:
+  #   second moments start at 1, eps added to sqrt(v); see evae_jax/optimizers.py)
+  config.train.adam_b1 = 0.9
+  config.train.adam_b2 = 0.999
+  config.train.adam_eps = 1e-8
+  config.train.kl_weight = 1.0  # lambda of paper §3.1
+  config.train.num_seeds = 1  # >1: that many models at once under jax.vmap
+  config.train.kl_weights = ()  # non-empty: one model per lambda, vmapped
+  config.train.z_dropout_rate = 0.0  # dropout VAE of paper §3.2
+  config.train.objective = 'point'  # point (eq. 7) | logsumexp | iwae |
+  #   iwae_marginal (importance-weighted, k = train.num_samples)
+  config.train.num_samples = 1  # k of the iwae objectives
+  config.train.assignment = 'step'  # step: y* every step | epoch: Algorithm 1
+  config.train.assignment_samples = 1  # noise draws averaged by Algorithm 1's
+  #   per-epoch assignment
+  config.train.schedule = 'constant'  # constant | burda (Table 2)
+  config.train.burda_stages = 8  # burda: stage i has 3^i epochs
+  config.train.checkpoint_every_steps = 0  # 0 = at the end of every epoch
+  config.train.max_chunk_steps = 0  # steps per jitted scan; 0 = to the next
+  #   epoch end or checkpoint, 1 = the step-by-step path (debugging)
+  config.train.num_devices = 0  # data-parallel mesh size; 0 = all devices
+  config.train.distributed = False  # several processes: jax.distributed.initialize()
+  # An explicit launch (every process runs the same command, each with its
+  # own id); empty/0/-1 = the JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and
+  # JAX_PROCESS_ID environment variables, or else JAX's detection (TPU pod,
+  # SLURM). See experiments/README.md, "Several processes".
+  config.train.coordinator_address = ''  # host:port of process 0
+  config.train.num_processes = 0
+  config.train.process_id = -1
+  config.train.keep_checkpoints = 3
+  config.train.eval_every_epochs = 1
+  config.train.progress_bar = True
+  config.train.overwrite = False  # allow a different config in a used workdir
+
+  config.eval = ml_collections.ConfigDict()
+  config.eval.split = 'test'
+  config.eval.batch_size = 100
+  config.eval.num_examples = 0  # 0 = the whole split
+  config.eval.iw_samples = 5000  # k of L_k (paper Table 2)
+  config.eval.iw_chunk = 100
+  config.eval.iw_num_examples = 0  # 0 = the whole split
+  config.eval.active_threshold = 0.02  # A_u > threshold (paper §3)
+  config.eval.parzen_samples = 10000
+  config.eval.parzen_valid = 1000
+  config.eval.parzen_sigma_min_log10 = -1.0
+  config.eval.parzen_sigma_max_log10 = 0.0
+  config.eval.parzen_num_sigmas = 10
+  config.eval.num_image_samples = 100  # images in the PNG grids
+  return config
