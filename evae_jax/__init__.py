@@ -11,7 +11,8 @@ import importlib
 _EXPORTS = {
     'assign_epitomes': 'elbo', 'elbo_fn': 'elbo',
     'elbo_from_encoding': 'elbo', 'ElboTerms': 'elbo',
-    'epitome_loss': 'elbo', 'iw_log_likelihood': 'elbo', 'iwae_loss': 'elbo',
+    'epitome_loss': 'elbo', 'iw_log_likelihood': 'elbo',
+    'iw_log_likelihood_per_epitome': 'elbo', 'iwae_loss': 'elbo',
     'logsumexp_bound': 'elbo', 'point_estimate_bound': 'elbo',
     'EpitomeConfigError': 'epitomes', 'epitome_starts': 'epitomes',
     'make_masks': 'epitomes', 'num_epitomes': 'epitomes',
@@ -40,6 +41,7 @@ __all__ = [
     'ElboTerms', 'EpitomeConfigError', 'assign_epitomes',
     'bernoulli_log_prob', 'elbo_fn', 'elbo_from_encoding', 'epitome_loss',
     'epitome_starts', 'gaussian_kl_to_standard', 'gaussian_log_prob',
-    'iw_log_likelihood', 'iwae_loss', 'logsumexp_bound', 'make_masks', 'num_epitomes',
+    'iw_log_likelihood', 'iw_log_likelihood_per_epitome', 'iwae_loss',
+    'logsumexp_bound', 'make_masks', 'num_epitomes',
     'point_estimate_bound',
 ]

@@ -505,9 +505,10 @@ def iwae_loss(encode: Encode, decode_log_prob: DecodeLogProb, x: jax.Array,
   return -jnp.mean(bound), aux
 
 
-def iw_log_likelihood(encode: Encode, decode_log_prob: DecodeLogProb,
-                      x: jax.Array, masks: jax.Array, rng: jax.Array,
-                      num_samples: int, chunk_size: int = 100) -> jax.Array:
+def iw_log_likelihood_per_epitome(
+    encode: Encode, decode_log_prob: DecodeLogProb, x: jax.Array,
+    masks: jax.Array, rng: jax.Array, num_samples: int,
+    chunk_size: int = 100) -> jax.Array:
   """Importance-weighted estimate of log p(x | y) for every epitome (Burda et al.).
 
       log p(x | y) ~= logsumexp_k [log p(x | y, z_k) + log p(z_k^y) - log q(z_k^y | x, y)] - log k
@@ -552,3 +553,7 @@ def iw_log_likelihood(encode: Encode, decode_log_prob: DecodeLogProb,
   init = jnp.full((masks.shape[0], mu.shape[0]), -jnp.inf, mu.dtype)
   total, _ = jax.lax.scan(body, init, jnp.arange(num_chunks))
   return total.T - math.log(num_samples)
+
+
+# The name the public API has always had (``evae_jax.iw_log_likelihood``).
+iw_log_likelihood = iw_log_likelihood_per_epitome

@@ -129,11 +129,10 @@ def mean_bounds(params, model, x, masks, rng, batch_size=100
 
 @functools.partial(jax.jit, static_argnums=(1, 5, 6))
 def _iw_batch(params, model, x, masks, rng, num_samples, chunk_size):
-  return model.iw_log_likelihood(params, x, masks, rng, num_samples,
-                                 chunk_size)
+  return model.iw_per_epitome(params, x, masks, rng, num_samples, chunk_size)
 
 
-def iw_log_likelihood(params, model, x, masks, rng, num_samples: int,
+def iw_estimates(params, model, x, masks, rng, num_samples: int,
                       chunk_size: int = 100, batch_size: int = 100,
                       assignments: Optional[jax.Array] = None,
                       progress: bool = False) -> Dict[str, np.ndarray]:

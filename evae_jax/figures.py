@@ -7,6 +7,7 @@ import jax
 import numpy as np
 
 from evae_jax import evaluate
+from evae_jax import seeds
 from evae_jax import sampling
 from evae_jax import visualize
 
@@ -14,11 +15,13 @@ SAMPLES_PNG = 'samples.png'
 RECONSTRUCTIONS_PNG = 'reconstructions.png'
 MANIFOLDS_PNG = 'manifolds.png'
 ACTIVITY_PNG = 'activity.png'
-FIGURE_SEED = 12345
+# --mode=sample's grid: not samples.png, which training and evaluation write
+# (a fixed seed and count) and report.md shows.
+SAMPLE_MODE_PNG = 'sample_mode.png'
 
 
 def samples(params, model, masks, num_samples: int, image_shape,
-            seed: int = FIGURE_SEED) -> np.ndarray:
+            seed: int = seeds.FIGURE_SEED) -> np.ndarray:
   """(num_samples, H, W) decoder means of fresh samples (y uniform, z ~ N(0, I))."""
   x = sampling.generate(model, params, masks, jax.random.PRNGKey(seed),
                         num_samples)
@@ -39,7 +42,7 @@ def write_sample_figures(params, model, masks, splits, config,
   visualize.save_grid(os.path.join(workdir, SAMPLES_PNG), generated)
   x = evaluate.eval_inputs(splits.test[:max(10, n // 2)], config.data)
   enc = evaluate.encode_dataset(params, model, x, masks,
-                                jax.random.PRNGKey(FIGURE_SEED))
+                                jax.random.PRNGKey(seeds.FIGURE_SEED))
   recon = sampling.reconstruct(model, params, masks, x, enc.assignments)
   visualize.save_reconstructions(
       os.path.join(workdir, RECONSTRUCTIONS_PNG),
@@ -58,3 +61,19 @@ def write_sample_figures(params, model, masks, splits, config,
           'reconstructions': visualize.image_grid(np.concatenate(
               [originals, np.asarray(recon).reshape((-1,) + shape)]),
                                                   num_cols=len(originals))}
+
+
+def write_activity_figure(active_units, config, workdir: str) -> None:
+  """Writes ``activity.png``: each unit's activity and KL (paper Fig. 1),
+  from the 'active_units' entry of the evaluation's results."""
+  visualize.save_activity_plot(
+      os.path.join(workdir, ACTIVITY_PNG),
+      np.asarray(active_units['activity']),
+      np.asarray(active_units['per_unit_kl']),
+      config.eval.active_threshold,
+      title=f'{config.model.kind} D={config.model.latent_dim}')
+
+
+def write_sample_mode_figure(x: np.ndarray, workdir: str) -> None:
+  """Writes ``sample_mode.png``, the grid of ``--mode=sample``'s images."""
+  visualize.save_grid(os.path.join(workdir, SAMPLE_MODE_PNG), x)

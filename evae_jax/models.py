@@ -8,7 +8,7 @@ methods, which the training loop and the evaluation call.
 """
 
 import dataclasses
-from typing import Callable, Tuple, Union
+from typing import Any, Callable, Protocol, Tuple
 
 import flax.linen as nn
 import jax
@@ -43,8 +43,10 @@ class MLP(nn.Module):
     return x
 
 
-class EVAE(nn.Module):
-  """Encoder h(x) -> (mu, logvar) and decoder f(z) -> p(x | z).
+class VAENetwork(nn.Module):
+  """The Flax network of one VAE: encoder h(x) -> (mu, logvar) and decoder
+  f(z) -> p(x | z). The eVAE and the VAE use one (`SharedModel`); the mVAE
+  one per component (`MixtureModel`).
 
   Attributes:
     latent_dim: D.
@@ -111,8 +113,8 @@ class EVAE(nn.Module):
     return self.log_prob(mu, x)
 
 
-def _module(model_config, output_dim, latent_dim, hidden_dim) -> EVAE:
-  return EVAE(latent_dim=latent_dim, output_dim=output_dim,
+def _module(model_config, output_dim, latent_dim, hidden_dim) -> VAENetwork:
+  return VAENetwork(latent_dim=latent_dim, output_dim=output_dim,
               hidden_dim=hidden_dim, num_layers=model_config.num_layers,
               likelihood=model_config.likelihood,
               min_logvar=model_config.min_logvar,
@@ -125,18 +127,18 @@ def bind(apply_fn: Callable, params) -> Tuple[Callable, Callable]:
   """The (encode, decode_log_prob) callables that `evae_jax.elbo` expects.
 
   Args:
-    apply_fn: ``module.apply`` of an `EVAE`.
+    apply_fn: ``module.apply`` of an `VAENetwork`.
     params: its parameters.
   """
   def encode(x):
-    return apply_fn({'params': params}, x, method=EVAE.encode)
+    return apply_fn({'params': params}, x, method=VAENetwork.encode)
 
   def decode_log_prob(z, x):
-    return apply_fn({'params': params}, z, x, method=EVAE.log_prob)
+    return apply_fn({'params': params}, z, x, method=VAENetwork.log_prob)
   return encode, decode_log_prob
 
 
-def init_params(module: EVAE, rng: jax.Array):
+def init_params(module: VAENetwork, rng: jax.Array):
   """Initial parameters for a module with ``module.output_dim`` inputs."""
   return module.init(rng, jnp.zeros((1, module.output_dim), jnp.float32))['params']
 
@@ -170,7 +172,7 @@ class SharedModel:
   Latent codes use the flat (B, D) layout; epitome y uses the units of
   ``masks[y]``.
   """
-  module: EVAE
+  module: VAENetwork
 
   @property
   def output_dim(self) -> int:
@@ -196,15 +198,15 @@ class SharedModel:
     return (elbo.elbo_from_encoding(mu, logvar, eps, decode_log_prob, x,
                                     masks), mu, logvar)
 
-  def iw_log_likelihood(self, params, x, masks, rng, num_samples, chunk_size):
+  def iw_per_epitome(self, params, x, masks, rng, num_samples, chunk_size):
     """(B, E) importance-weighted log p(x | y)."""
     encode, decode_log_prob = bind(self.module.apply, params)
-    return elbo.iw_log_likelihood(encode, decode_log_prob, x, masks, rng,
+    return elbo.iw_log_likelihood_per_epitome(encode, decode_log_prob, x, masks, rng,
                                   num_samples, chunk_size)
 
   def decode_mean(self, params, z, assignments):  # pylint: disable=unused-argument
     """(B, N) decoder mean for masked z (B, D); the decoder is shared."""
-    return self.module.apply({'params': params}, z, method=EVAE.mean)
+    return self.module.apply({'params': params}, z, method=VAENetwork.mean)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,7 +218,7 @@ class MixtureModel:
   layout of an eVAE with D = E * K and non-overlapping blocks: component e
   owns units [e K, (e + 1) K).
   """
-  component: EVAE
+  component: VAENetwork
   num_components: int
 
   @property
@@ -253,13 +255,13 @@ class MixtureModel:
     mu, logvar = self.encode(params, x)
     return elbo.ElboTerms(log_lik - kl, log_lik, kl), mu, logvar
 
-  def iw_log_likelihood(self, params, x, masks, rng, num_samples, chunk_size):  # pylint: disable=unused-argument
+  def iw_per_epitome(self, params, x, masks, rng, num_samples, chunk_size):  # pylint: disable=unused-argument
     """(B, E) importance-weighted log p_e(x), the same noise for every e."""
     ones = jnp.ones((1, self.component.latent_dim))
     def one(p):
       encode, decode_log_prob = bind(self.component.apply, p)
-      return elbo.iw_log_likelihood(encode, decode_log_prob, x, ones, rng,
-                                    num_samples, chunk_size)[:, 0]
+      return elbo.iw_log_likelihood_per_epitome(
+          encode, decode_log_prob, x, ones, rng, num_samples, chunk_size)[:, 0]
     return jax.vmap(one)(params).T
 
   def decode_mean(self, params, z, assignments):
@@ -267,11 +269,48 @@ class MixtureModel:
     batch, k = z.shape[0], self.component.latent_dim
     blocks = jnp.transpose(z.reshape(batch, self.num_components, k), (1, 0, 2))
     means = jax.vmap(lambda p, z_e: self.component.apply(
-        {'params': p}, z_e, method=EVAE.mean))(params, blocks)
+        {'params': p}, z_e, method=VAENetwork.mean))(params, blocks)
     return means[assignments, jnp.arange(batch)]
 
 
-Model = Union[SharedModel, MixtureModel]
+class Model(Protocol):
+  """What training, evaluation and sampling use of a model kind
+  (`SharedModel`: eVAE and VAE; `MixtureModel`: mVAE). Shapes: x (B, N),
+  masks (E, D), z (B, D) in the eVAE's flat layout.
+
+  Every method is pure and jittable; the model itself is a static value
+  (a frozen dataclass) that lives in the train state's ``apply_fn``.
+  """
+
+  @property
+  def output_dim(self) -> int:
+    """N, pixels per example."""
+
+  def init(self, rng: jax.Array) -> Any:
+    """Fresh parameters."""
+
+  def encode(self, params, x) -> Tuple[jax.Array, jax.Array]:
+    """(mu, logvar), each (B, D)."""
+
+  def loss(self, params, x, masks, rng, **options) -> Tuple[jax.Array, dict]:
+    """(scalar training loss, aux metrics); options as in
+    `evae_jax.train.train_step` (objective, kl_weight, assignments, ...). The
+    mVAE's components are its epitomes, so it ignores ``masks``."""
+
+  def elbo_terms(self, params, x, masks, rng):
+    """(`evae_jax.elbo.ElboTerms` each (B, E), mu, logvar) on one draw."""
+
+  def iw_per_epitome(self, params, x, masks, rng, num_samples: int,
+                     chunk_size: int) -> jax.Array:
+    """(B, E) importance-weighted estimates of log p(x | y)."""
+
+  def decode_mean(self, params, z, assignments) -> jax.Array:
+    """(B, N) decoder means for codes z of epitomes ``assignments`` (B,)
+    (the shared decoder of the eVAE ignores ``assignments``)."""
+
+
+# The network's earlier name, kept for code that imports it.
+EVAE = VAENetwork
 
 
 MODEL_KINDS = ('evae', 'vae', 'mvae')
@@ -298,7 +337,7 @@ def epitome_shape(model_config) -> Tuple[int, int, int]:
 
 def param_count(output_dim: int, latent_dim: int, hidden_dim: int,
                 num_layers: int, likelihood: str) -> int:
-  """Number of parameters of an `EVAE`, in closed form."""
+  """Number of parameters of an `VAENetwork`, in closed form."""
   def mlp(n_in):
     if num_layers == 0:
       return 0, n_in

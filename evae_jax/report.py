@@ -24,10 +24,10 @@ from evae_jax import evaluate
 from evae_jax import figures
 from evae_jax import input_pipeline
 from evae_jax import models
+from evae_jax import seeds
 from evae_jax import sampling
 from evae_jax import sharding
 from evae_jax import state as state_lib
-from evae_jax import visualize
 from evae_jax import workdirs
 
 EVAL_JSON = 'eval.json'
@@ -36,9 +36,6 @@ EVAL_JSON = 'eval.json'
 EVAL_EXAMPLES_NPZ = 'eval_examples.npz'
 REPORT_MD = 'report.md'
 SAMPLES_NPZ = 'samples.npz'
-# --mode=sample's grid; training and --mode=evaluate write figures.SAMPLES_PNG.
-SAMPLES_PNG = 'sample_mode.png'
-EVAL_SEED = 2017
 
 
 def load_trained(config, workdir: str):
@@ -81,12 +78,13 @@ def _limit(x, n):
 def compute_metrics(state, splits, masks, config) -> Dict[str, Any]:
   """Every measurement of the paper on ``config.eval.split``."""
   ec = config.eval
-  rng = jax.random.PRNGKey(EVAL_SEED)
+  rng = jax.random.PRNGKey(seeds.EVAL_SEED)
   params, model = state.params, state.model
   images = _limit(splits.split(ec.split), ec.num_examples)
   x = evaluate.eval_inputs(images, config.data)
   enc = evaluate.encode_dataset(params, model, x, masks,
-                                jax.random.fold_in(rng, 0), ec.batch_size)
+                                jax.random.fold_in(rng, seeds.EVAL_BOUNDS),
+                                ec.batch_size)
   assignments = enc.assignments
   bounds = evaluate.dataset_bounds(enc)
   activity, num_active = evaluate.active_units(
@@ -95,15 +93,15 @@ def compute_metrics(state, splits, masks, config) -> Dict[str, Any]:
 
   iw_n = min(ec.iw_num_examples or len(x), len(x))
   start = time.perf_counter()
-  iw = evaluate.iw_log_likelihood(
-      params, model, x[:iw_n], masks, jax.random.fold_in(rng, 1),
+  iw = evaluate.iw_estimates(
+      params, model, x[:iw_n], masks, jax.random.fold_in(rng, seeds.EVAL_IW),
       ec.iw_samples, ec.iw_chunk, ec.batch_size, assignments[:iw_n],
       progress=config.train.progress_bar)
   iw_seconds = time.perf_counter() - start
 
   sigmas = np.logspace(ec.parzen_sigma_min_log10, ec.parzen_sigma_max_log10,
                        ec.parzen_num_sigmas)
-  generated = jax.random.fold_in(rng, 2)
+  generated = jax.random.fold_in(rng, seeds.EVAL_GENERATED)
   samples = sampling.generate(model, params, masks, generated,
                               ec.parzen_samples)
   # Parzen scores the pixels as loaded: real-valued grey levels (the
@@ -299,12 +297,7 @@ def _evaluate_one(config, workdir: str) -> Dict[str, Any]:
     return results
   figures.write_sample_figures(state.params, state.model, masks, splits,
                                config, workdir)
-  visualize.save_activity_plot(
-      os.path.join(workdir, figures.ACTIVITY_PNG),
-      np.asarray(results['active_units']['activity']),
-      np.asarray(results['active_units']['per_unit_kl']),
-      config.eval.active_threshold,
-      title=f'{config.model.kind} D={config.model.latent_dim}')
+  figures.write_activity_figure(results['active_units'], config, workdir)
   path = os.path.join(workdir, EVAL_EXAMPLES_NPZ)
   np.savez(path + '.tmp.npz', **per_example)
   os.replace(path + '.tmp.npz', path)
@@ -326,6 +319,6 @@ def _sample_one(config, workdir: str, num_samples: int) -> np.ndarray:
   path = os.path.join(workdir, SAMPLES_NPZ)
   np.savez(path + '.tmp.npz', x=x)
   os.replace(path + '.tmp.npz', path)
-  visualize.save_grid(os.path.join(workdir, SAMPLES_PNG), x)
+  figures.write_sample_mode_figure(x, workdir)
   print(f'Wrote {path}', flush=True)
   return x

@@ -12,7 +12,7 @@ import logging
 import os
 import signal
 import time
-from typing import Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import jax
 import jax.numpy as jnp
@@ -30,6 +30,7 @@ from evae_jax import figures
 from evae_jax import input_pipeline
 from evae_jax import metric_writers
 from evae_jax import models
+from evae_jax import seeds
 from evae_jax import schedules
 from evae_jax import sharding
 # The train state and its checkpoint layout live in evae_jax.state (shared
@@ -140,7 +141,8 @@ def train_step(state: TrainState, batch: jax.Array, rng: jax.Array,
 
 def _keys(rng):
   """(step key, data key) of a run's base key."""
-  return jax.random.fold_in(rng, 0), jax.random.fold_in(rng, 1)
+  return (jax.random.fold_in(rng, seeds.STEPS),
+          jax.random.fold_in(rng, seeds.DATA))
 
 
 def _chunk(state, images, assignments, rng, masks, kl_weight, epoch,
@@ -231,7 +233,7 @@ def train_chunks(states: TrainState, images: jax.Array,
 
 def _assign(state, images, rng, masks, kl_weight, epoch, options):
   _, data_rng = _keys(rng)
-  key = jax.random.fold_in(jax.random.fold_in(data_rng, epoch), 1)
+  key = jax.random.fold_in(jax.random.fold_in(data_rng, epoch), seeds.ASSIGN)
   b = options.batch_size
   n = images.shape[0]
   padded = jnp.concatenate([images, images[:(-n) % b]])
@@ -389,7 +391,7 @@ def _initial_states(team, ckpts, template: TrainState, num_train: int,
   states, assignments, last_saved = [], [], None
   for (_, member), ckpt in zip(team, ckpts):
     params = template.model.init(
-        jax.random.fold_in(jax.random.PRNGKey(member.seed), 0))
+        seeds.run_key(member.seed, seeds.INIT))
     if member.model.output_bias_init == 'train_mean':
       params = models.init_output_bias(params, pixel_mean)
     state = template.replace(params=params, opt_state=template.tx.init(params))
@@ -431,7 +433,75 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     return _train_and_evaluate(config, workdir)
 
 
+@dataclasses.dataclass
+class _Member:
+  """What belongs to one of the models a run trains (`members`): its config,
+  workdir, checkpoints, metric writer (process 0 only), evaluation key and
+  last validation metrics."""
+  name: str  # its subdirectory; '' = the workdir itself
+  config: ml_collections.ConfigDict
+  workdir: str
+  checkpoints: checkpoints.Checkpoints
+  eval_rng: jax.Array
+  writer: Optional[metric_writers.MetricWriter] = None
+  valid_metrics: Dict[str, float] = dataclasses.field(default_factory=dict)
+
+  def validate(self, state, valid, masks) -> Dict[str, float]:
+    self.valid_metrics = _valid_metrics(sharding.local_copy(state), valid,
+                                        masks, self.eval_rng, self.config)
+    return self.valid_metrics
+
+  def log(self, step: int, summary: Dict[str, float]) -> None:
+    if self.writer:
+      self.writer.write(step, summary)
+
+  def save(self, step: int, state, assignments) -> None:
+    self.checkpoints.save(step, state_tree(state, assignments))
+
+  def close(self) -> None:
+    if self.writer:
+      self.writer.close()
+    self.checkpoints.close()
+
+
+@dataclasses.dataclass
+class _Run:
+  """A training run after set-up: the data and states on the devices, the
+  members, and where the loop stands (``step``, the last saved step)."""
+  config: ml_collections.ConfigDict
+  members: List[_Member]
+  splits: Any
+  options: StepOptions
+  mesh: Mesh
+  masks: jax.Array
+  images: jax.Array  # (n, N) uint8 on every device
+  valid: jax.Array
+  steps_per_epoch: int
+  total_steps: int
+  states: TrainState  # stacked over members, replicated
+  assignments: jax.Array  # (M, n) Algorithm 1
+  rngs: jax.Array  # (M,) training keys
+  kl_weights: jax.Array  # (M,)
+  step: int
+  last_saved: Optional[int]
+  saved_finite: np.ndarray  # (M,) whether the last saved params are finite
+  lead: bool
+
+
 def _train_and_evaluate(config, workdir):
+  run = _set_up(config, workdir)
+  try:
+    with _stop_on_signals() as stop:
+      _loop(run, stop)
+  finally:
+    for member in run.members:
+      member.close()
+  return _finish(run)
+
+
+def _set_up(config, workdir) -> _Run:
+  """Prepares the workdirs, loads the data, restores or creates the states
+  and places everything on the devices."""
   tc = config.train
   workdirs.prepare(config, workdir)
   team = members(config)
@@ -445,7 +515,6 @@ def _train_and_evaluate(config, workdir):
   # each step gathers its batch there, split over the devices of the mesh.
   splits = input_pipeline.load(config.data)
   configuration.check_memory(config, splits.num_pixels)
-  options = StepOptions.from_config(config)
   num_train = len(splits.train)
   steps_per_epoch = num_train // tc.batch_size
   if steps_per_epoch == 0:
@@ -457,9 +526,6 @@ def _train_and_evaluate(config, workdir):
     raise configuration.ConfigError(
         f'train.batch_size={tc.batch_size} does not split over {mesh.size} '
         f'devices; use a multiple of {mesh.size}, or train.num_devices.')
-  total_steps = schedules.total_epochs(tc) * steps_per_epoch
-  masks = jnp.asarray(configuration.masks_from_config(config.model))
-  lead = jax.process_index() == 0
 
   # Several members save one after another: keep one more step each, so
   # that a kill between two members' saves leaves a step they all hold.
@@ -469,118 +535,140 @@ def _train_and_evaluate(config, workdir):
                                 jax.random.PRNGKey(0), steps_per_epoch)
   states, assignments, last_saved = _initial_states(
       team, ckpts, template, num_train, input_pipeline.pixel_mean(splits.train))
-  rngs = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(m.seed), 1)
-                    for _, m in team])
-  eval_rngs = [jax.random.fold_in(jax.random.PRNGKey(m.seed), 2)
-               for _, m in team]
   if last_saved is not None:
     logging.info('Resumed from the checkpoint at step %d.', last_saved)
   # Checkpoints this run writes are finite (checked before saving); the one
   # it resumed from may not be (an older version wrote it).
   saved_finite = _all_finite(states.params)
   states = sharding.replicate(states, mesh)
-  assignments = sharding.replicate(assignments, mesh)
-  kl_weights = jnp.asarray([m.train.kl_weight for _, m in team], jnp.float32)
-  images = sharding.replicate(splits.train.reshape(num_train, -1), mesh)
-  valid = evaluate.eval_inputs(splits.valid, config.data)
   step = int(sharding.to_host(states.step)[0])
+  lead = sharding.is_lead()
+  team = [_Member(name, member, member_dir, ckpt,
+                  eval_rng=seeds.run_key(member.seed, seeds.VALID),
+                  # Records past the restored step (written before a kill)
+                  # are dropped: every step appears once in the metrics.
+                  writer=(metric_writers.MetricWriter(member_dir,
+                                                      resume_step=step)
+                          if lead else None))
+          for (name, member), member_dir, ckpt in zip(team, dirs, ckpts)]
+  return _Run(
+      config=config, members=team, splits=splits,
+      options=StepOptions.from_config(config), mesh=mesh,
+      masks=jnp.asarray(configuration.masks_from_config(config.model)),
+      images=sharding.replicate(splits.train.reshape(num_train, -1), mesh),
+      valid=evaluate.eval_inputs(splits.valid, config.data),
+      steps_per_epoch=steps_per_epoch,
+      total_steps=schedules.total_epochs(tc) * steps_per_epoch,
+      states=states, assignments=sharding.replicate(assignments, mesh),
+      rngs=jnp.stack([seeds.run_key(m.config.seed, seeds.TRAIN) for m in team]),
+      kl_weights=jnp.asarray([m.config.train.kl_weight for m in team],
+                             jnp.float32),
+      step=step, last_saved=last_saved, saved_finite=saved_finite, lead=lead)
 
-  # Records past the restored step (written before a kill) are dropped, so
-  # that every step appears once in metrics.jsonl and TensorBoard.
-  writers = [metric_writers.MetricWriter(d, resume_step=step) if lead else None
-             for d in dirs]
-  bar = tqdm(total=total_steps, initial=step,
-             disable=not (tc.progress_bar and lead), unit='step',
+
+def _loop(run: _Run, stop: Dict[str, Optional[str]]) -> None:
+  """Trains chunk by chunk to the end of the budget; validates, logs and
+  checkpoints at the boundaries; stops (after saving) when ``stop`` says.
+
+  Raises:
+    NonFiniteLossError: a loss or the parameters became NaN/inf.
+    Interrupted: SIGTERM/SIGINT in any process; a checkpoint was saved.
+  """
+  tc = run.config.train
+  bar = tqdm(total=run.total_steps, initial=run.step,
+             disable=not (tc.progress_bar and run.lead), unit='step',
              dynamic_ncols=True)
-  valid_metrics = [{} for _ in team]
   try:
-    with _stop_on_signals() as stop:
-      while step < total_steps:
-        epoch, offset = divmod(step, steps_per_epoch)
-        end = _next_boundary(step, steps_per_epoch, tc.checkpoint_every_steps,
-                             tc.max_chunk_steps)
-        changes = None
-        if options.per_epoch_assignment and offset == 0:
-          previous = assignments
-          assignments = assign_dataset(states, images, rngs, masks,
-                                       kl_weights, epoch, options=options)
-          changes = sharding.to_host(jnp.mean(assignments != previous, axis=1))
-        start_time = time.perf_counter()
-        states, metrics = train_chunks(
-            states, images, assignments, rngs, masks, kl_weights, epoch,
-            offset, num_steps=end - step, options=options, mesh=mesh)
-        metrics = sharding.to_host(metrics)
-        elapsed = time.perf_counter() - start_time
-        params_finite = _all_finite(states.params)  # never save NaN/inf
-        for i, (name, member) in enumerate(team):
-          _check_finite(_member(metrics, i), step, member, last_saved, name,
-                        params_finite=bool(params_finite[i]),
-                        checkpoint_finite=bool(saved_finite[i]))
-        lr = float(schedules.learning_rate(tc, steps_per_epoch)(end - 1))
-        num_steps, step = end - step, end
-        bar.update(num_steps)
-        bar.set_postfix(
-            loss=f'{np.mean(metrics["loss"]):.2f}',
-            ex_s=f'{num_steps * tc.batch_size * len(team) / elapsed:.0f}')
-        evaluate_now = step % steps_per_epoch == 0 and (
-            (step // steps_per_epoch) % tc.eval_every_epochs == 0
-            or step == total_steps)
-        # Every process stops (and saves) if any received the signal.
-        stopping = sharding.any_process(stop['signal'] is not None)
-        save_now = (_is_boundary(step, steps_per_epoch,
-                                 tc.checkpoint_every_steps)
-                    or step == total_steps or stopping)
-        for i, (name, member) in enumerate(team):
-          summary = {f'train_{k}': float(np.mean(v))
-                     for k, v in _member(metrics, i).items()}
-          summary.update(examples_per_sec=num_steps * tc.batch_size / elapsed,
-                         epoch=step / steps_per_epoch, learning_rate=lr)
-          if changes is not None:
-            summary['assignment_changes'] = float(changes[i])
-          if evaluate_now:
-            valid_metrics[i] = _valid_metrics(
-                sharding.local_copy(_member(states, i)), valid, masks,
-                eval_rngs[i], member)
-            summary.update(valid_metrics[i])
-            if lead:
-              bar.write(f'{name + ": " if name else ""}epoch '
-                        f'{step // steps_per_epoch}: valid bound '
-                        f'{valid_metrics[i]["valid_bound"]:.3f} nats')
-          if writers[i]:
-            writers[i].write(step, summary)
-          if save_now:
-            ckpts[i].save(step, state_tree(_member(states, i),
-                                           assignments[i]))
-        if save_now:
-          last_saved, saved_finite = step, params_finite
-        if stopping:
-          raise Interrupted(stop['signal'] or 'SIGTERM (in another process)',
-                            step, _result(team, valid_metrics))
+    while run.step < run.total_steps:
+      _train_chunk_of(run, stop, bar)
   finally:
     bar.close()
-    for writer in writers:
-      if writer:
-        writer.close()
-    for ckpt in ckpts:
-      ckpt.close()
-  for i, ((_, member), member_dir) in enumerate(zip(team, dirs)):
-    state = sharding.local_copy(_member(states, i))
-    if not valid_metrics[i]:  # the run had already finished before this call.
-      valid_metrics[i] = _valid_metrics(state, valid, masks, eval_rngs[i],
-                                        member)
-    if lead:
-      grids = figures.write_sample_figures(state.params, state.model, masks,
-                                           splits, member, member_dir)
-      writer = metric_writers.MetricWriter(member_dir)
-      writer.write_images(step, grids)
+
+
+def _train_chunk_of(run: _Run, stop, bar) -> None:
+  """One chunk (to the next epoch end or checkpoint) and what follows it."""
+  tc, per_epoch = run.config.train, run.steps_per_epoch
+  epoch, offset = divmod(run.step, per_epoch)
+  end = _next_boundary(run.step, per_epoch, tc.checkpoint_every_steps,
+                       tc.max_chunk_steps)
+  changes = None
+  if run.options.per_epoch_assignment and offset == 0:
+    previous = run.assignments
+    run.assignments = assign_dataset(run.states, run.images, run.rngs,
+                                     run.masks, run.kl_weights, epoch,
+                                     options=run.options)
+    changes = sharding.to_host(jnp.mean(run.assignments != previous, axis=1))
+  start_time = time.perf_counter()
+  run.states, metrics = train_chunks(
+      run.states, run.images, run.assignments, run.rngs, run.masks,
+      run.kl_weights, epoch, offset, num_steps=end - run.step,
+      options=run.options, mesh=run.mesh)
+  metrics = sharding.to_host(metrics)
+  elapsed = time.perf_counter() - start_time
+  params_finite = _all_finite(run.states.params)  # never save NaN/inf
+  for i, member in enumerate(run.members):
+    _check_finite(_member(metrics, i), run.step, member.config, run.last_saved,
+                  member.name, params_finite=bool(params_finite[i]),
+                  checkpoint_finite=bool(run.saved_finite[i]))
+  lr = float(schedules.learning_rate(tc, per_epoch)(end - 1))
+  num_steps, step = end - run.step, end
+  run.step = step
+  bar.update(num_steps)
+  bar.set_postfix(
+      loss=f'{np.mean(metrics["loss"]):.2f}',
+      ex_s=f'{num_steps * tc.batch_size * len(run.members) / elapsed:.0f}')
+  evaluate_now = step % per_epoch == 0 and (
+      (step // per_epoch) % tc.eval_every_epochs == 0
+      or step == run.total_steps)
+  # Every process stops (and saves) if any received the signal.
+  stopping = sharding.any_process(stop['signal'] is not None)
+  save_now = (_is_boundary(step, per_epoch, tc.checkpoint_every_steps)
+              or step == run.total_steps or stopping)
+  for i, member in enumerate(run.members):
+    summary = {f'train_{k}': float(np.mean(v))
+               for k, v in _member(metrics, i).items()}
+    summary.update(examples_per_sec=num_steps * tc.batch_size / elapsed,
+                   epoch=step / per_epoch, learning_rate=lr)
+    if changes is not None:
+      summary['assignment_changes'] = float(changes[i])
+    if evaluate_now:
+      summary.update(member.validate(_member(run.states, i), run.valid,
+                                     run.masks))
+      if run.lead:
+        bar.write(f'{member.name + ": " if member.name else ""}epoch '
+                  f'{step // per_epoch}: valid bound '
+                  f'{member.valid_metrics["valid_bound"]:.3f} nats')
+    member.log(step, summary)
+    if save_now:
+      member.save(step, _member(run.states, i), run.assignments[i])
+  if save_now:
+    run.last_saved, run.saved_finite = step, params_finite
+  if stopping:
+    raise Interrupted(stop['signal'] or 'SIGTERM (in another process)', step,
+                      _result(run.members))
+
+
+def _finish(run: _Run):
+  """Validation (if the loop did none) and the sample figures of each model;
+  returns the last validation metrics."""
+  for i, member in enumerate(run.members):
+    state = sharding.local_copy(_member(run.states, i))
+    if not member.valid_metrics:  # the run had already finished before.
+      member.validate(state, run.valid, run.masks)
+    if run.lead:
+      grids = figures.write_sample_figures(state.params, state.model,
+                                           run.masks, run.splits,
+                                           member.config, member.workdir)
+      writer = metric_writers.MetricWriter(member.workdir)
+      writer.write_images(run.step, grids)
       writer.close()
-  return _result(team, valid_metrics)
+  return _result(run.members)
 
 
-def _result(team, valid_metrics):
+def _result(team: List[_Member]):
   if len(team) == 1:
-    return valid_metrics[0]
-  return {name: metrics for (name, _), metrics in zip(team, valid_metrics)}
+    return team[0].valid_metrics
+  return {member.name: member.valid_metrics for member in team}
 
 
 def _valid_metrics(state, valid, masks, rng, config) -> Dict[str, float]:

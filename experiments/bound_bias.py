@@ -23,6 +23,7 @@ from evae_jax import configuration
 from evae_jax import elbo
 from evae_jax import evaluate
 from evae_jax import report
+from evae_jax import seeds
 from experiments import paired
 
 flags.DEFINE_string('workdir', None, 'An evaluated workdir.')
@@ -39,7 +40,7 @@ def main(argv):
   n = len(iw)
   x = evaluate.eval_inputs(splits.test[:n], config.data)
   enc = evaluate.encode_dataset(state.params, state.model, x, masks,
-                                jax.random.PRNGKey(report.EVAL_SEED))
+                                jax.random.PRNGKey(seeds.EVAL_SEED))
   a, b = enc.select.elbo, enc.terms.elbo
   rows = {
       'eq. 7 bound, old (choose and score on draw A)':

@@ -26,7 +26,7 @@ def _model_config(**overrides):
 @pytest.mark.parametrize('layers', [0, 1, 2])
 @pytest.mark.parametrize('likelihood', ['bernoulli', 'gaussian'])
 def test_closed_form_param_count_matches_flax(layers, likelihood):
-  module = models.EVAE(latent_dim=7, output_dim=30, hidden_dim=11,
+  module = models.VAENetwork(latent_dim=7, output_dim=30, hidden_dim=11,
                        num_layers=layers, likelihood=likelihood)
   actual = models.count_params(models.init_params(module, jax.random.PRNGKey(0)))
   assert models.param_count(30, 7, 11, layers, likelihood) == actual
@@ -98,7 +98,7 @@ def test_mvae_decode_mean_uses_the_assigned_component():
   for i in range(4):
     p_e = jax.tree_util.tree_map(lambda a: a[int(y[i])], params)
     want = model.component.apply({'params': p_e}, z[i:i + 1, 2 * y[i]:2 * y[i] + 2],
-                                 method=models.EVAE.mean)
+                                 method=models.VAENetwork.mean)
     np.testing.assert_allclose(got[i], want[0], rtol=1e-5, atol=1e-6)
 
 

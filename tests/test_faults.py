@@ -190,7 +190,7 @@ def test_gaussian_decoder_log_variance_is_bounded():
   params = jax.tree_util.tree_map(lambda p: p * 1e4, params)
   _, logvar = module.apply({'params': params},
                           jax.random.normal(jax.random.PRNGKey(1), (5, 6)),
-                          method=models.EVAE.decode)
+                          method=models.VAENetwork.decode)
   assert float(logvar.min()) >= config.model.min_logvar
   assert float(logvar.max()) <= config.model.max_logvar
 
