@@ -21,16 +21,6 @@ from evae_jax import models
 from evae_jax import optimizers
 from evae_jax import schedules
 
-CONFIG_FILE = 'config.json'
-# Fields that may change between runs in one workdir without invalidating
-# its checkpoints: more epochs, other evaluation settings, cosmetics.
-RESUMABLE_CHANGES = ('train.num_epochs', 'train.burda_stages', 'train.progress_bar',
-                     'train.overwrite', 'train.keep_checkpoints',
-                     'train.eval_every_epochs', 'train.max_chunk_steps',
-                     'train.distributed', 'train.coordinator_address',
-                     'train.num_processes', 'train.process_id', 'eval.')
-
-
 ConfigError = errors.ConfigError  # raised here and in the other modules
 
 
@@ -185,37 +175,6 @@ def flatten(d: Dict[str, Any], prefix: str = '') -> Dict[str, Any]:
     else:
       flat[f'{prefix}{key}'] = value
   return flat
-
-
-def config_changes(saved: Dict[str, Any], requested: Dict[str, Any]):
-  """The flattened fields that differ, except those in RESUMABLE_CHANGES."""
-  a, b = flatten(saved), flatten(requested)
-  return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and
-                not any(k == r or (r.endswith('.') and k.startswith(r))
-                        for r in RESUMABLE_CHANGES))
-
-
-def load_saved_config(workdir: str):
-  """The config a workdir was trained with, or None for a fresh workdir."""
-  path = os.path.join(workdir, CONFIG_FILE)
-  if not os.path.lexists(path):
-    return None
-  try:
-    with open(path) as f:
-      saved = json.load(f)
-  except (OSError, ValueError) as e:
-    raise ConfigError(
-        f'{path} is damaged or unreadable ({e}). It records the config this '
-        'workdir was trained with; restore it from a backup or rewrite it '
-        'from the training command, or start afresh in a new --workdir. '
-        'Nothing was changed.') from e
-  if not isinstance(saved, dict) or not all(
-      isinstance(saved.get(k), dict) for k in ('data', 'model', 'train')):
-    raise ConfigError(
-        f'{path} does not hold a config (a JSON object with data, model and '
-        'train sections). Restore it from a backup, or start afresh in a new '
-        '--workdir. Nothing was changed.')
-  return saved
 
 
 def config_as_dict(config: ml_collections.ConfigDict) -> Dict[str, Any]:

@@ -2,11 +2,13 @@
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import shutil
 import socket
 import time
+from typing import Any, Dict
 
 import ml_collections
 
@@ -14,11 +16,50 @@ from evae_jax import configuration
 from evae_jax import sharding
 
 LOCK_FILE = '.lock'
+CONFIG_FILE = 'config.json'
+# Fields that may change between runs in one workdir without invalidating
+# its checkpoints: more epochs, other evaluation settings, cosmetics.
+RESUMABLE_CHANGES = ('train.num_epochs', 'train.burda_stages', 'train.progress_bar',
+                     'train.overwrite', 'train.keep_checkpoints',
+                     'train.eval_every_epochs', 'train.max_chunk_steps',
+                     'train.distributed', 'train.coordinator_address',
+                     'train.num_processes', 'train.process_id', 'eval.')
 # Fields that decide which model a checkpoint holds and what it is scored on:
 # evaluating or sampling with another value would score a different model.
 EVALUATION_PINNED = ('model.', 'data.name', 'data.binarization',
                      'data.valid_from', 'train.num_seeds', 'train.kl_weights')
 _HELD = {}  # realpath -> [fd, depth]: the locks this process holds
+
+
+def config_changes(saved: Dict[str, Any], requested: Dict[str, Any]):
+  """The flattened fields that differ, except those in RESUMABLE_CHANGES."""
+  a, b = configuration.flatten(saved), configuration.flatten(requested)
+  return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and
+                not any(k == r or (r.endswith('.') and k.startswith(r))
+                        for r in RESUMABLE_CHANGES))
+
+
+def load_saved_config(workdir: str):
+  """The config a workdir was trained with, or None for a fresh workdir."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.lexists(path):
+    return None
+  try:
+    with open(path) as f:
+      saved = json.load(f)
+  except (OSError, ValueError) as e:
+    raise configuration.ConfigError(
+        f'{path} is damaged or unreadable ({e}). It records the config this '
+        'workdir was trained with; restore it from a backup or rewrite it '
+        'from the training command, or start afresh in a new --workdir. '
+        'Nothing was changed.') from e
+  if not isinstance(saved, dict) or not all(
+      isinstance(saved.get(k), dict) for k in ('data', 'model', 'train')):
+    raise configuration.ConfigError(
+        f'{path} does not hold a config (a JSON object with data, model and '
+        'train sections). Restore it from a backup, or start afresh in a new '
+        '--workdir. Nothing was changed.')
+  return saved
 
 
 class WorkdirError(RuntimeError):
@@ -110,10 +151,10 @@ def check_evaluation_config(config: ml_collections.ConfigDict,
     configuration.ConfigError: a field of `EVALUATION_PINNED` differs from
       the workdir's config.json (evaluation-only fields may differ).
   """
-  saved = configuration.load_saved_config(workdir)
+  saved = load_saved_config(workdir)
   if saved is None:
     logging.warning('%s has no %s: cannot check that --config describes the '
-                    'trained model.', workdir, configuration.CONFIG_FILE)
+                    'trained model.', workdir, CONFIG_FILE)
     return
   flat_saved = configuration.flatten(saved)
   flat = configuration.flatten(configuration.config_as_dict(config))
@@ -127,7 +168,7 @@ def check_evaluation_config(config: ml_collections.ConfigDict,
                                    f'{flat_saved.get(k)!r})' for k in changed)
         + '. Evaluating would score the checkpoint as another model. Pass '
         f'the same --config and overrides as for training (they are in '
-        f'{os.path.join(workdir, configuration.CONFIG_FILE)}); evaluation '
+        f'{os.path.join(workdir, CONFIG_FILE)}); evaluation '
         'fields (eval.*) may differ.')
 
 
@@ -139,10 +180,10 @@ def _check_config_unchanged(config: ml_collections.ConfigDict,
   Raises:
     configuration.ConfigError: they differ and ``train.overwrite`` is off.
   """
-  saved = configuration.load_saved_config(workdir)
+  saved = load_saved_config(workdir)
   if saved is None:
     return []
-  changes = configuration.config_changes(
+  changes = config_changes(
       saved, configuration.config_as_dict(config))
   if changes and not config.train.overwrite:
     raise configuration.ConfigError(
@@ -159,7 +200,7 @@ def prepare(config: ml_collections.ConfigDict, workdir: str) -> None:
   A workdir that already holds a run with a different config is refused
   unless ``train.overwrite`` is set, in which case the earlier run's files
   are moved to ``workdir/previous-<time>/``, never deleted. Changes listed in
-  `configuration.RESUMABLE_CHANGES` (more epochs, evaluation settings) are
+  `RESUMABLE_CHANGES` (more epochs, evaluation settings) are
   allowed and resume the run.
 
   Raises:
@@ -195,7 +236,7 @@ def prepare(config: ml_collections.ConfigDict, workdir: str) -> None:
         shutil.move(os.path.join(workdir, name), backup)
     logging.warning('Config changed (%s): moved the earlier run to %s.',
                     ', '.join(changes), backup)
-  tmp = os.path.join(workdir, configuration.CONFIG_FILE + '.tmp')
+  tmp = os.path.join(workdir, CONFIG_FILE + '.tmp')
   with open(tmp, 'w') as f:
     f.write(config.to_json(indent=2))
-  os.replace(tmp, os.path.join(workdir, configuration.CONFIG_FILE))
+  os.replace(tmp, os.path.join(workdir, CONFIG_FILE))

@@ -20,9 +20,9 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from evae_jax import configuration
 from evae_jax import report
 from evae_jax import train
+from evae_jax import workdirs
 
 flags.DEFINE_string('workdir', None, 'A trained eVAE workdir.')
 flags.DEFINE_list('samples', ['1', '4', '16'], 'Draws averaged per example.')
@@ -50,7 +50,7 @@ def disagreement(state, images, masks, config, samples: int):
 
 def main(argv):
   del argv
-  with open(os.path.join(FLAGS.workdir, configuration.CONFIG_FILE)) as f:
+  with open(os.path.join(FLAGS.workdir, workdirs.CONFIG_FILE)) as f:
     config = ml_collections.ConfigDict(json.load(f))
   config.train.progress_bar = False
   state, splits, masks = report.load_trained(config, FLAGS.workdir)

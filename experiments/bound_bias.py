@@ -19,11 +19,11 @@ import jax
 import ml_collections
 import numpy as np
 
-from evae_jax import configuration
 from evae_jax import elbo
 from evae_jax import evaluate
 from evae_jax import report
 from evae_jax import seeds
+from evae_jax import workdirs
 from experiments import paired
 
 flags.DEFINE_string('workdir', None, 'An evaluated workdir.')
@@ -33,7 +33,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  with open(os.path.join(FLAGS.workdir, configuration.CONFIG_FILE)) as f:
+  with open(os.path.join(FLAGS.workdir, workdirs.CONFIG_FILE)) as f:
     config = ml_collections.ConfigDict(json.load(f))
   state, splits, masks = report.load_trained(config, FLAGS.workdir)
   iw = paired.load(FLAGS.workdir)['iw_marginal']

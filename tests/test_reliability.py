@@ -146,13 +146,13 @@ def test_figures_are_written_under_a_temporary_name(tmp_path, monkeypatch):
 @pytest.mark.parametrize('content', ['garbage{', '', '[1, 2]', None])
 def test_damaged_config_json_is_one_paragraph(tmp_path, content):
   workdir = str(tmp_path)
-  path = os.path.join(workdir, configuration.CONFIG_FILE)
+  path = os.path.join(workdir, workdirs.CONFIG_FILE)
   if content is None:
     os.makedirs(path)
   else:
     open(path, 'w').write(content)
   with pytest.raises(configuration.ConfigError, match='config.json'):
-    configuration.load_saved_config(workdir)
+    workdirs.load_saved_config(workdir)
   with pytest.raises(configuration.ConfigError):
     workdirs.prepare(test_config.get_config(), workdir)
   assert os.path.isdir(path) if content is None else (

@@ -16,12 +16,12 @@ def test_prepare_records_the_config_and_allows_resumable_changes(tmp_path):
   workdir = str(tmp_path / 'run')
   config = test_config.get_config()
   workdirs.prepare(config, workdir)
-  saved = json.load(open(os.path.join(workdir, configuration.CONFIG_FILE)))
+  saved = json.load(open(os.path.join(workdir, workdirs.CONFIG_FILE)))
   assert saved['model']['latent_dim'] == config.model.latent_dim
   config.train.num_epochs += 5  # more epochs: the same run, resumed
   config.train.process_id = 1   # a launch detail
   workdirs.prepare(config, workdir)
-  saved = json.load(open(os.path.join(workdir, configuration.CONFIG_FILE)))
+  saved = json.load(open(os.path.join(workdir, workdirs.CONFIG_FILE)))
   assert saved['train']['num_epochs'] == config.train.num_epochs
 
 
