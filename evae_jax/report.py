@@ -53,7 +53,7 @@ def load_trained(config, workdir: str):
   configuration.check_memory(config, splits.num_pixels)
   masks = jnp.asarray(configuration.masks_from_config(config.model))
   state = state_lib.create_train_state(config, splits.num_pixels,
-                                   jax.random.PRNGKey(0))
+                                       jax.random.PRNGKey(0))
   ckpts = checkpoints.Checkpoints(workdir, config.train.keep_checkpoints)
   try:
     state, _, step = state_lib.restore(ckpts, state, len(splits.train))

@@ -52,19 +52,10 @@ def _final_params(workdir):
   """The parameters of the newest checkpoint of ``workdir``."""
   # pylint: disable=g-import-not-at-top
   import ml_collections
-  from evae_jax import checkpoints
-  from evae_jax import input_pipeline
-  from evae_jax import state as state_lib
+  from evae_jax import report
   from evae_jax import workdirs
   config = ml_collections.ConfigDict(workdirs.load_saved_config(workdir))
-  splits = input_pipeline.load(config.data)
-  state = state_lib.create_train_state(config, splits.num_pixels,
-                                       jax.random.PRNGKey(0))
-  ckpts = checkpoints.Checkpoints(workdir, config.train.keep_checkpoints)
-  try:
-    state, _, _ = state_lib.restore(ckpts, state, len(splits.train))
-  finally:
-    ckpts.close()
+  state, _, _ = report.load_trained(config, workdir)
   return jax.tree_util.tree_leaves(jax.device_get(state.params))
 
 

@@ -51,20 +51,13 @@ def _two_processes(workdir, *flags, mode='train', timeout=400):
 
 def _params(workdir):
   from configs import test as test_config
-  from evae_jax import checkpoints
-  from evae_jax import input_pipeline
-  from evae_jax import train
+  from evae_jax import report
   import jax
   config = test_config.get_config()
-  splits = input_pipeline.load(config.data)
-  state = train.create_train_state(config, splits.num_pixels,
-                                   jax.random.PRNGKey(0))
-  ckpts = checkpoints.Checkpoints(workdir, 3)
-  try:
-    state, _, step = train.restore(ckpts, state, len(splits.train))
-  finally:
-    ckpts.close()
-  return step, jax.tree_util.tree_leaves(jax.device_get(state.params))
+  config.train.num_epochs = 30  # as trained (evaluation checks the model)
+  state, _, _ = report.load_trained(config, workdir)
+  return int(state.step), jax.tree_util.tree_leaves(
+      jax.device_get(state.params))
 
 
 def _metric_steps(workdir):
