@@ -9,7 +9,6 @@ moved aside, not deleted, and the previous one is used with a warning.
 import hashlib
 import json
 import logging
-import os
 import time
 from typing import Any, Optional, Tuple
 
@@ -17,6 +16,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from evae_jax import files
 from evae_jax import sharding
 
 CHECKSUMS_FILE = 'checksums.json'
@@ -41,10 +41,10 @@ class Checkpoints:
   """Restore-or-initialise checkpointing of one pytree per step."""
 
   def __init__(self, workdir: str, keep: int):
-    self.directory = os.path.abspath(os.path.join(workdir, 'checkpoints'))
+    self.directory = files.absolute(files.join(workdir, 'checkpoints'))
     self._keep = keep
     self._manager = self._open()
-    self._checksums_path = os.path.join(self.directory, CHECKSUMS_FILE)
+    self._checksums_path = files.join(self.directory, CHECKSUMS_FILE)
 
   def _open(self):
     return ocp.CheckpointManager(
@@ -65,25 +65,28 @@ class Checkpoints:
     try:
       # A folder that cannot be written fails here, before orbax starts
       # background threads that would wait forever for the failed save.
-      probe = os.path.join(self.directory, f'.write_test-{os.getpid()}')
-      with open(probe, 'w'):
-        pass
-      os.remove(probe)
+      files.probe(self.directory)
+    except Exception as e:  # pylint: disable=broad-except
+      # OSError locally; object stores raise their own types.
+      raise self._write_error(step, e) from e
+    try:
       self._manager.save(step, args=ocp.args.StandardSave(tree), force=True)
       self._manager.wait_until_finished()
       if sharding.is_lead():  # one writer; every process saved its part
         self._write_checksum(step, tree_checksum(sharding.local_copy(tree)))
     except (OSError, ValueError) as e:  # tensorstore reports ENOSPC as ValueError
-      raise CheckpointError(
-          f'Could not write the checkpoint of step {step} to {self.directory} '
-          f'({getattr(e, "strerror", None) or e}). Earlier checkpoints are '
-          f'intact ({self.steps()}); free disk space (or fix permissions) and '
-          'rerun the same command to resume.') from e
+      raise self._write_error(step, e) from e
+
+  def _write_error(self, step: int, error: Exception) -> 'CheckpointError':
+    return CheckpointError(
+        f'Could not write the checkpoint of step {step} to {self.directory} '
+        f'({getattr(error, "strerror", None) or error}). Earlier checkpoints '
+        f'are intact ({self.steps()}); free disk space (or fix permissions) '
+        'and rerun the same command to resume.')
 
   def _read_checksums(self) -> dict:
     try:
-      with open(self._checksums_path) as f:
-        sums = json.load(f)
+      sums = json.loads(files.read_text(self._checksums_path))
       return sums if isinstance(sums, dict) else {}
     except (OSError, ValueError):
       return {}
@@ -93,20 +96,17 @@ class Checkpoints:
     kept = {str(s) for s in self.steps()}
     sums = {k: v for k, v in self._read_checksums().items() if k in kept}
     sums[str(step)] = checksum
-    tmp = self._checksums_path + '.tmp'
-    with open(tmp, 'w') as f:
-      json.dump(sums, f)
-    os.replace(tmp, self._checksums_path)
+    files.write_text(self._checksums_path, json.dumps(sums))
 
   def _restore_step(self, step: int, abstract: Any) -> Any:
     """One step, read by path (a stray or empty step folder cannot confuse
     orbax's manager about the others), verified against its checksum."""
-    path = os.path.join(self.directory, str(step))
-    if not os.path.isfile(os.path.join(path, _ITEM, 'manifest.ocdbt')) and \
-        not os.path.isfile(os.path.join(path, _ITEM, '_METADATA')):
+    path = files.join(self.directory, str(step))
+    if not files.isfile(files.join(path, _ITEM, 'manifest.ocdbt')) and \
+        not files.isfile(files.join(path, _ITEM, '_METADATA')):
       raise CheckpointError(f'{path} holds no complete checkpoint')
     with ocp.StandardCheckpointer() as checkpointer:
-      tree = checkpointer.restore(os.path.join(path, _ITEM), abstract)
+      tree = checkpointer.restore(files.join(path, _ITEM), abstract)
     expected = self._read_checksums().get(str(step))
     if expected is not None and tree_checksum(tree) != expected:
       raise CheckpointError('its arrays do not match the checksum saved with '
@@ -165,10 +165,10 @@ class Checkpoints:
                       self._move_aside(later, 'superseded'))
 
   def _move_aside(self, step: int, why: str = 'corrupt') -> str:
-    source = os.path.join(self.directory, str(step))
+    source = files.join(self.directory, str(step))
     target = f'{source}.{why}-{time.time_ns()}'
     if sharding.is_lead():  # the others skip the step as process 0 does
-      os.rename(source, target)
+      files.rename(source, target)
     self._manager.close()
     self._manager = self._open()
     return target

@@ -1,9 +1,14 @@
-"""The error a user can fix: a configuration or input that cannot run.
+"""The errors a user can fix: a configuration that cannot run, a workdir
+that cannot be written.
 
-Its own module so that any layer can raise it without importing the
+Their own module so that any layer can raise them without importing the
 configuration module (which imports the implementation modules).
 """
 
 
 class ConfigError(ValueError):
   """A configuration that cannot run; the message names the fix."""
+
+
+class WorkdirError(RuntimeError):
+  """The workdir cannot be written, or another process is using it."""

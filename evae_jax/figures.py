@@ -1,12 +1,12 @@
 """The PNG figures of a trained model: samples, reconstructions, manifolds."""
 
-import os
 from typing import Dict
 
 import jax
 import numpy as np
 
 from evae_jax import evaluate
+from evae_jax import files
 from evae_jax import seeds
 from evae_jax import sampling
 from evae_jax import visualize
@@ -39,13 +39,13 @@ def write_sample_figures(params, model, masks, splits, config,
   n = config.eval.num_image_samples
   shape = splits.image_shape
   generated = samples(params, model, masks, n, shape)
-  visualize.save_grid(os.path.join(workdir, SAMPLES_PNG), generated)
+  visualize.save_grid(files.join(workdir, SAMPLES_PNG), generated)
   x = evaluate.eval_inputs(splits.test[:max(10, n // 2)], config.data)
   enc = evaluate.encode_dataset(params, model, x, masks,
                                 jax.random.PRNGKey(seeds.FIGURE_SEED))
   recon = sampling.reconstruct(model, params, masks, x, enc.assignments)
   visualize.save_reconstructions(
-      os.path.join(workdir, RECONSTRUCTIONS_PNG),
+      files.join(workdir, RECONSTRUCTIONS_PNG),
       np.asarray(x).reshape((-1,) + shape),
       np.asarray(recon).reshape((-1,) + shape))
   if int(masks.sum(axis=1)[0]) == 2:
@@ -54,7 +54,7 @@ def write_sample_figures(params, model, masks, splits, config,
     manifolds = [np.asarray(sampling.epitome_manifold(
         model, params, masks, int(e), grid)).reshape((-1,) + shape)
                  for e in np.unique(chosen.round().astype(int))]
-    visualize.save_manifolds(os.path.join(workdir, MANIFOLDS_PNG), manifolds,
+    visualize.save_manifolds(files.join(workdir, MANIFOLDS_PNG), manifolds,
                              grid)
   originals = np.asarray(x).reshape((-1,) + shape)
   return {'samples': visualize.image_grid(generated),
@@ -67,7 +67,7 @@ def write_activity_figure(active_units, config, workdir: str) -> None:
   """Writes ``activity.png``: each unit's activity and KL (paper Fig. 1),
   from the 'active_units' entry of the evaluation's results."""
   visualize.save_activity_plot(
-      os.path.join(workdir, ACTIVITY_PNG),
+      files.join(workdir, ACTIVITY_PNG),
       np.asarray(active_units['activity']),
       np.asarray(active_units['per_unit_kl']),
       config.eval.active_threshold,
@@ -76,4 +76,4 @@ def write_activity_figure(active_units, config, workdir: str) -> None:
 
 def write_sample_mode_figure(x: np.ndarray, workdir: str) -> None:
   """Writes ``sample_mode.png``, the grid of ``--mode=sample``'s images."""
-  visualize.save_grid(os.path.join(workdir, SAMPLE_MODE_PNG), x)
+  visualize.save_grid(files.join(workdir, SAMPLE_MODE_PNG), x)

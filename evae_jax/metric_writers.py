@@ -2,12 +2,14 @@
 
 import json
 import math
-import os
 from typing import Dict, Optional
 
 import numpy as np
 
+from tensorboardX import record_writer
 from tensorboardX import SummaryWriter
+
+from evae_jax import files
 
 METRICS_FILE = 'metrics.jsonl'
 
@@ -20,19 +22,22 @@ class MetricWriter:
     """Opens the writers; with ``resume_step``, first drops every record of a
     later step (from a run killed after its last checkpoint) from
     metrics.jsonl, and tells TensorBoard to purge those steps too."""
-    self._path = os.path.join(workdir, METRICS_FILE)
+    self._path = files.join(workdir, METRICS_FILE)
     if resume_step is not None:
       _truncate(self._path, resume_step)
+    if files.is_remote(workdir):
+      scheme = workdir.split('://', 1)[0]
+      record_writer.register_writer_factory(scheme, _ObjectStoreEvents())
     self._tb = SummaryWriter(
-        os.path.join(workdir, 'tensorboard'),
+        files.join(workdir, 'tensorboard'),
         purge_step=None if resume_step is None else resume_step + 1)
 
   def write(self, step: int, scalars: Dict[str, float]) -> None:
     record = {'step': int(step)}
     record.update({k: float(v) for k, v in scalars.items()})
-    with open(self._path, 'a') as f:
-      f.write(json.dumps({k: (v if not isinstance(v, float) or math.isfinite(v)
-                              else str(v)) for k, v in record.items()}) + '\n')
+    files.append_text(self._path, json.dumps(
+        {k: (v if not isinstance(v, float) or math.isfinite(v) else str(v))
+         for k, v in record.items()}) + '\n')
     for key, value in scalars.items():
       self._tb.add_scalar(key, float(value), int(step))
     self._tb.flush()
@@ -49,10 +54,9 @@ class MetricWriter:
 
 def _truncate(path: str, last_step: int) -> None:
   """Rewrites ``path`` (atomically) without records after ``last_step``."""
-  if not os.path.exists(path):
+  if not files.exists(path):
     return
-  with open(path) as f:
-    lines = f.readlines()
+  lines = files.read_text(path).splitlines(keepends=True)
   keep = []
   for line in lines:
     try:
@@ -61,12 +65,22 @@ def _truncate(path: str, last_step: int) -> None:
     except (ValueError, KeyError, TypeError):
       pass  # a torn last line from a kill mid-write
   if len(keep) != len(lines):
-    with open(path + '.tmp', 'w') as f:
-      f.writelines(keep)
-    os.replace(path + '.tmp', path)
+    files.write_text(path, ''.join(keep))
 
 
 def read_metrics(workdir: str):
   """All records of ``workdir/metrics.jsonl``, in order."""
-  with open(os.path.join(workdir, METRICS_FILE)) as f:
-    return [json.loads(line) for line in f if line.strip()]
+  text = files.read_text(files.join(workdir, METRICS_FILE))
+  return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+class _ObjectStoreEvents:
+  """tensorboardX's writer factory for object-store URIs, through `files`
+  (tensorboardX's own ``gs://`` writer needs google-cloud-storage). Each
+  flush uploads the event file whole; a resumed run starts a new one."""
+
+  def open(self, path: str) -> files.ObjectWriter:
+    return files.ObjectWriter(path)
+
+  def directory_check(self, path: str) -> None:
+    del path  # object stores have no folders to create

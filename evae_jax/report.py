@@ -7,10 +7,10 @@ figures; sample writes ``samples.npz`` and a PNG grid.
 """
 
 import contextlib
+import io
 import json
 import logging
 import math
-import os
 import time
 from typing import Any, Dict
 
@@ -22,6 +22,7 @@ from evae_jax import checkpoints
 from evae_jax import configuration
 from evae_jax import evaluate
 from evae_jax import figures
+from evae_jax import files
 from evae_jax import input_pipeline
 from evae_jax import models
 from evae_jax import seeds
@@ -45,7 +46,7 @@ def load_trained(config, workdir: str):
     configuration.ConfigError: the workdir has no checkpoint.
   """
   configuration.validate(config)
-  if not os.path.isdir(os.path.join(workdir, 'checkpoints')):
+  if not files.isdir(files.join(workdir, 'checkpoints')):
     raise configuration.ConfigError(
         f'{workdir} has no checkpoints/: train first with the same --config '
         f'and --workdir={workdir} (without --mode).')
@@ -216,7 +217,7 @@ def _report_markdown(results: Dict[str, Any], config, workdir: str) -> str:
       f'![reconstructions]({figures.RECONSTRUCTIONS_PNG}) ',
       f'![activity]({figures.ACTIVITY_PNG})',
   ]
-  if os.path.exists(os.path.join(workdir, figures.MANIFOLDS_PNG)):
+  if files.exists(files.join(workdir, figures.MANIFOLDS_PNG)):
     lines.append(f'![manifolds]({figures.MANIFOLDS_PNG})')
   return '\n'.join(lines) + '\n'
 
@@ -237,17 +238,18 @@ def _dropout_note(config):
           'ELBO of a decoder that sees dropped-out z).']
 
 
-def _write_atomically(path: str, text: str) -> None:
-  with open(path + '.tmp', 'w') as f:
-    f.write(text)
-  os.replace(path + '.tmp', path)
+def _write_npz(path: str, **arrays) -> None:
+  """An .npz written whole through `files` (local or in a bucket)."""
+  buffer = io.BytesIO()
+  np.savez(buffer, **arrays)
+  files.write_bytes(path, buffer.getvalue())
 
 
 def _per_member(fn, config, workdir, *args):
   """fn on the workdir of each trained model, holding the workdir's lock and
   after checking that ``config`` is the config it was trained with."""
   configuration.validate(config)
-  if not os.path.isdir(workdir):
+  if not files.isdir(workdir):
     raise configuration.ConfigError(
         f'{workdir} does not exist: train first with the same --config and '
         f'--workdir={workdir} (without --mode).')
@@ -262,8 +264,8 @@ def _per_member(fn, config, workdir, *args):
       return fn(config, workdir, *args)
     out = {}
     for name, member in team:
-      workdirs.check_evaluation_config(member, os.path.join(workdir, name))
-      out[name] = fn(member, os.path.join(workdir, name), *args)
+      workdirs.check_evaluation_config(member, files.join(workdir, name))
+      out[name] = fn(member, files.join(workdir, name), *args)
     return out
 
 
@@ -298,14 +300,12 @@ def _evaluate_one(config, workdir: str) -> Dict[str, Any]:
   figures.write_sample_figures(state.params, state.model, masks, splits,
                                config, workdir)
   figures.write_activity_figure(results['active_units'], config, workdir)
-  path = os.path.join(workdir, EVAL_EXAMPLES_NPZ)
-  np.savez(path + '.tmp.npz', **per_example)
-  os.replace(path + '.tmp.npz', path)
-  _write_atomically(os.path.join(workdir, EVAL_JSON),
-                    json.dumps(results, indent=1))
-  _write_atomically(os.path.join(workdir, REPORT_MD),
-                    _report_markdown(results, config, workdir))
-  print(f'Wrote {os.path.join(workdir, REPORT_MD)}', flush=True)
+  _write_npz(files.join(workdir, EVAL_EXAMPLES_NPZ), **per_example)
+  files.write_text(files.join(workdir, EVAL_JSON),
+                   json.dumps(results, indent=1))
+  files.write_text(files.join(workdir, REPORT_MD),
+                   _report_markdown(results, config, workdir))
+  print(f'Wrote {files.join(workdir, REPORT_MD)}', flush=True)
   return results
 
 
@@ -316,9 +316,8 @@ def _sample_one(config, workdir: str, num_samples: int) -> np.ndarray:
   x = np.clip(x, 0.0, 1.0).astype(np.float32)
   if not sharding.is_lead():
     return x
-  path = os.path.join(workdir, SAMPLES_NPZ)
-  np.savez(path + '.tmp.npz', x=x)
-  os.replace(path + '.tmp.npz', path)
+  path = files.join(workdir, SAMPLES_NPZ)
+  _write_npz(path, x=x)
   figures.write_sample_mode_figure(x, workdir)
   print(f'Wrote {path}', flush=True)
   return x

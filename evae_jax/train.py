@@ -9,7 +9,6 @@ import contextlib
 import dataclasses
 import functools
 import logging
-import os
 import signal
 import time
 from typing import Any, Dict, List, Optional
@@ -27,6 +26,7 @@ from evae_jax import configuration
 from evae_jax import elbo
 from evae_jax import evaluate
 from evae_jax import figures
+from evae_jax import files
 from evae_jax import input_pipeline
 from evae_jax import metric_writers
 from evae_jax import models
@@ -505,7 +505,7 @@ def _set_up(config, workdir) -> _Run:
   tc = config.train
   workdirs.prepare(config, workdir)
   team = members(config)
-  dirs = [os.path.join(workdir, name) if name else workdir for name, _ in team]
+  dirs = [files.join(workdir, name) if name else workdir for name, _ in team]
   for (name, member), member_dir in zip(team, dirs):
     if name:
       workdirs.prepare(member, member_dir)

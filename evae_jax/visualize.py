@@ -1,17 +1,21 @@
 """Image grids and plots written as PNG files."""
 
+import io
 import math
-import os
 from typing import Optional, Sequence
 
 import numpy as np
 from PIL import Image
 
+from evae_jax import files
 
-def _partial(path: str) -> str:
-  """Where a figure is written before being renamed into place, so that a
-  kill mid-write never leaves a truncated PNG under the final name."""
-  return path + '.partial'
+
+def _write_png(path: str, image: Image.Image) -> None:
+  """Writes ``image`` as a PNG through `files.write_bytes`: whole, so a kill
+  mid-write never leaves a truncated PNG under the final name."""
+  buffer = io.BytesIO()
+  image.save(buffer, format='PNG')
+  files.write_bytes(path, buffer.getvalue())
 
 
 def image_grid(images: np.ndarray, num_cols: Optional[int] = None,
@@ -35,9 +39,8 @@ def save_grid(path: str, images: np.ndarray, num_cols: Optional[int] = None,
   """Writes an image grid as PNG, upscaled (nearest) to at least min_size px."""
   grid = image_grid(images, num_cols)
   scale = max(1, math.ceil(min_size / max(grid.shape)))
-  Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale),
-                               Image.NEAREST).save(_partial(path), format='PNG')
-  os.replace(_partial(path), path)
+  _write_png(path, Image.fromarray(grid).resize(
+      (grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST))
 
 
 def save_reconstructions(path: str, originals: np.ndarray,
@@ -70,9 +73,10 @@ def save_activity_plot(path: str, activity: np.ndarray, unit_kl: np.ndarray,
   ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc='upper right')
   ax.set_title(title)
   fig.tight_layout()
-  fig.savefig(_partial(path), dpi=100, format='png')
-  os.replace(_partial(path), path)
+  buffer = io.BytesIO()
+  fig.savefig(buffer, dpi=100, format='png')
   plt.close(fig)
+  files.write_bytes(path, buffer.getvalue())
 
 
 def save_manifolds(path: str, manifolds: Sequence[np.ndarray],
@@ -83,7 +87,6 @@ def save_manifolds(path: str, manifolds: Sequence[np.ndarray],
   gap = np.full((height, 4), 255, np.uint8)
   row = np.concatenate(sum(([t, gap] for t in tiles), [])[:-1], axis=1)
   scale = max(1, math.ceil(200 / height))
-  Image.fromarray(row).resize((row.shape[1] * scale, row.shape[0] * scale),
-                              Image.NEAREST).save(_partial(path), format='PNG')
-  os.replace(_partial(path), path)
+  _write_png(path, Image.fromarray(row).resize(
+      (row.shape[1] * scale, row.shape[0] * scale), Image.NEAREST))
 

@@ -5,7 +5,6 @@ import fcntl
 import json
 import logging
 import os
-import shutil
 import socket
 import time
 from typing import Any, Dict
@@ -13,6 +12,8 @@ from typing import Any, Dict
 import ml_collections
 
 from evae_jax import configuration
+from evae_jax import errors
+from evae_jax import files
 from evae_jax import sharding
 
 LOCK_FILE = '.lock'
@@ -29,6 +30,8 @@ RESUMABLE_CHANGES = ('train.num_epochs', 'train.burda_stages', 'train.progress_b
 EVALUATION_PINNED = ('model.', 'data.name', 'data.binarization',
                      'data.valid_from', 'train.num_seeds', 'train.kl_weights')
 _HELD = {}  # realpath -> [fd, depth]: the locks this process holds
+WorkdirError = errors.WorkdirError
+_WARNED = set()  # remote workdirs already warned about (no lock)
 
 
 def config_changes(saved: Dict[str, Any], requested: Dict[str, Any]):
@@ -41,12 +44,14 @@ def config_changes(saved: Dict[str, Any], requested: Dict[str, Any]):
 
 def load_saved_config(workdir: str):
   """The config a workdir was trained with, or None for a fresh workdir."""
-  path = os.path.join(workdir, CONFIG_FILE)
-  if not os.path.lexists(path):
+  path = files.join(workdir, CONFIG_FILE)
+  if files.is_remote(path):
+    if not files.exists(path):
+      return None
+  elif not os.path.lexists(path):  # a dangling link is a damaged file
     return None
   try:
-    with open(path) as f:
-      saved = json.load(f)
+    saved = json.loads(files.read_text(path))
   except (OSError, ValueError) as e:
     raise configuration.ConfigError(
         f'{path} is damaged or unreadable ({e}). It records the config this '
@@ -62,22 +67,27 @@ def load_saved_config(workdir: str):
   return saved
 
 
-class WorkdirError(RuntimeError):
-  """The workdir cannot be written, or another process is using it."""
-
-
 @contextlib.contextmanager
 def locked(workdir: str):
   """Holds an exclusive OS lock (``flock``) on ``workdir/.lock``.
 
   One process at a time may train, evaluate or sample in a workdir. The lock
   dies with its process, so a SIGKILLed owner never blocks a rerun. The same
-  process may re-enter (nested calls share one lock).
+  process may re-enter (nested calls share one lock). Object stores
+  (``gs://``) have no such lock: there nothing is locked, with a warning,
+  and keeping to one job per workdir is the user's part.
 
   Raises:
     WorkdirError: another process holds the lock, or the workdir cannot be
       created or written.
   """
+  if files.is_remote(workdir):
+    if workdir not in _WARNED:
+      _WARNED.add(workdir)
+      logging.warning('%s is in an object store, where evae_jax cannot lock '
+                      'a workdir: do not run two jobs in it at once.', workdir)
+    yield
+    return
   key = os.path.realpath(workdir)
   if key in _HELD:
     _HELD[key][1] += 1
@@ -126,19 +136,18 @@ def check_writable(workdir: str, names=('.', 'checkpoints', 'metrics.jsonl',
     WorkdirError: naming the first path that cannot be written.
   """
   for name in names:
-    path = os.path.normpath(os.path.join(workdir, name))
+    path = files.absolute(files.join(workdir, name))
     try:
-      if os.path.isdir(path):
-        probe = os.path.join(path, f'.write_test-{os.getpid()}')
-        with open(probe, 'w'):
+      if files.isdir(path):
+        files.probe(path)
+      elif files.exists(path) and not files.is_remote(path):
+        with open(path, 'a'):  # objects are replaced whole, not appended to
           pass
-        os.remove(probe)
-      elif os.path.exists(path):
-        with open(path, 'a'):
-          pass
-    except OSError as e:
+    except WorkdirError:
+      raise
+    except Exception as e:  # pylint: disable=broad-except
       raise WorkdirError(
-          f'Cannot write to {path} ({e.strerror or e}); evae_jax must write '
+          f'Cannot write to {path} ({_reason(e)}); evae_jax must write '
           'there to continue. Make it writable (permissions, or a read-write '
           'mount) and rerun the same command; nothing was changed.') from e
 
@@ -168,7 +177,7 @@ def check_evaluation_config(config: ml_collections.ConfigDict,
                                    f'{flat_saved.get(k)!r})' for k in changed)
         + '. Evaluating would score the checkpoint as another model. Pass '
         f'the same --config and overrides as for training (they are in '
-        f'{os.path.join(workdir, CONFIG_FILE)}); evaluation '
+        f'{files.join(workdir, CONFIG_FILE)}); evaluation '
         'fields (eval.*) may differ.')
 
 
@@ -212,31 +221,32 @@ def prepare(config: ml_collections.ConfigDict, workdir: str) -> None:
     _check_config_unchanged(config, workdir)  # process 0 writes; others read
     return
   try:
-    os.makedirs(workdir, exist_ok=True)
-    probe = os.path.join(workdir, '.write_test')
-    with open(probe, 'w') as f:
-      f.write('x' * 4096)
-      f.flush()
-      os.fsync(f.fileno())
-    os.remove(probe)
-  except OSError as e:
+    files.makedirs(workdir)
+    files.probe(workdir, size=4096)
+  except WorkdirError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    # OSError locally; object stores raise their own types (no bucket, no
+    # credentials, no network).
     raise WorkdirError(
-        f'Cannot write to workdir {workdir!r} ({e.strerror or e}). Choose a '
-        'directory on a writable disk with free space (--workdir=DIR).') from e
+        f'Cannot write to workdir {workdir!r} ({_reason(e)}). Choose a '
+        'directory on a writable disk with free space, or a bucket you can '
+        'write to (--workdir=DIR).') from e
   check_writable(workdir)
   changes = _check_config_unchanged(config, workdir)
   if changes:
-    backup = os.path.join(workdir,
-                          f'previous-{time.strftime("%Y%m%d-%H%M%S")}')
-    while os.path.exists(backup):  # two overwrites within one second
+    backup = files.join(workdir, f'previous-{time.strftime("%Y%m%d-%H%M%S")}')
+    while files.exists(backup):  # two overwrites within one second
       backup += '-'
-    os.makedirs(backup)
-    for name in os.listdir(workdir):
+    files.makedirs(backup)
+    for name in files.listdir(workdir):
       if not name.startswith('previous-') and name != LOCK_FILE:
-        shutil.move(os.path.join(workdir, name), backup)
+        files.rename(files.join(workdir, name), files.join(backup, name))
     logging.warning('Config changed (%s): moved the earlier run to %s.',
                     ', '.join(changes), backup)
-  tmp = os.path.join(workdir, CONFIG_FILE + '.tmp')
-  with open(tmp, 'w') as f:
-    f.write(config.to_json(indent=2))
-  os.replace(tmp, os.path.join(workdir, CONFIG_FILE))
+  files.write_text(files.join(workdir, CONFIG_FILE), config.to_json(indent=2))
+
+
+def _reason(error: Exception) -> str:
+  """The short reason of an OS or object-store error."""
+  return getattr(error, 'strerror', None) or f'{type(error).__name__}: {error}'

@@ -1,9 +1,13 @@
 """Shared fixtures: paths, the command line on configs/test.py, a trained
-workdir, and a guard that no test can start a tfds download."""
+workdir, a local Cloud Storage server, and a guard that no test can start a
+tfds download."""
 
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 
 import pytest
 
@@ -17,6 +21,58 @@ def _no_network_downloads(monkeypatch):
   from evae_jax import input_pipeline
   monkeypatch.setattr(input_pipeline, '_network_reachable',
                       lambda *a, **k: False)
+
+
+def free_port() -> int:
+  """A TCP port on the loopback that nothing listens on now."""
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+GCS_BUCKET = 'evae-test'
+
+
+@pytest.fixture(scope='session')
+def gcs():
+  """``gs://evae-test``, served on the loopback by tests/gcs_emulator.py.
+
+  Sets the variables through which gcsfs (``STORAGE_EMULATOR_HOST``) and
+  tensorstore (``TENSORSTORE_GCS_HTTP_URL``, a test token) reach it, in this
+  process and in the subprocesses it starts. Yields the bucket's URI.
+  """
+  port = free_port()
+  server = subprocess.Popen(
+      [sys.executable, os.path.join(ROOT, 'tests', 'gcs_emulator.py'),
+       str(port), GCS_BUCKET], stdout=subprocess.DEVNULL,
+      stderr=subprocess.DEVNULL)
+  url = f'http://127.0.0.1:{port}'
+  for _ in range(100):
+    try:
+      urllib.request.urlopen(url + '/', timeout=1)
+      break
+    except OSError:
+      time.sleep(0.1)
+  else:
+    server.kill()
+    pytest.fail('the local GCS emulator did not start')
+  env = {'STORAGE_EMULATOR_HOST': url, 'TENSORSTORE_GCS_HTTP_URL': url,
+         'GOOGLE_AUTH_TOKEN_FOR_TESTING': 'test-token',
+         # gcsfs otherwise first asks for the bucket's type over gRPC,
+         # which the emulator does not serve (a 60 s timeout).
+         'GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT': 'false'}
+  saved = {k: os.environ.get(k) for k in env}
+  os.environ.update(env)
+  try:
+    yield f'gs://{GCS_BUCKET}'
+  finally:
+    for k, v in saved.items():
+      if v is None:
+        os.environ.pop(k, None)
+      else:
+        os.environ[k] = v
+    server.kill()
+    server.wait()
 
 
 def cli(workdir, *flags, mode='train', timeout=600):

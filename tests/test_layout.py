@@ -9,7 +9,7 @@ import os
 
 from tests.conftest import ROOT
 
-ORDER = ('errors', 'seeds', 'epitomes', 'likelihoods', 'elbo', 'optimizers',
+ORDER = ('errors', 'files', 'seeds', 'epitomes', 'likelihoods', 'elbo', 'optimizers',
          'schedules', 'models', 'input_pipeline', 'defaults', 'configuration',
          'sharding', 'checkpoints', 'state', 'evaluate', 'sampling',
          'visualize', 'figures', 'metric_writers', 'workdirs', 'train',

@@ -7,7 +7,6 @@ a SIGKILL of both must resume, and evaluation must work the same way."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,13 +15,8 @@ import numpy as np
 import pytest
 
 from evae_jax import sharding
+from tests.conftest import free_port
 from tests.conftest import ROOT
-
-
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(('127.0.0.1', 0))
-    return s.getsockname()[1]
 
 
 def _start(workdir, *flags, mode='train', port):
@@ -38,7 +32,7 @@ def _start(workdir, *flags, mode='train', port):
 
 
 def _two_processes(workdir, *flags, mode='train', timeout=400):
-  procs = _start(workdir, *flags, mode=mode, port=_free_port())
+  procs = _start(workdir, *flags, mode=mode, port=free_port())
   try:
     outs = [p.communicate(timeout=timeout)[0] for p in procs]
   finally:
@@ -106,7 +100,7 @@ def test_two_processes_train_resume_and_evaluate_like_one(tmp_path):
 
   flags = (f'--config.train.num_epochs={epochs}',)
   start = time.perf_counter()
-  procs = _start(two, *flags, port=_free_port())
+  procs = _start(two, *flags, port=free_port())
   try:
     _kill_after_two_checkpoints(procs, two)
   finally:
