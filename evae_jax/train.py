@@ -493,10 +493,10 @@ def _train_and_evaluate(config, workdir):
   try:
     with _stop_on_signals() as stop:
       _loop(run, stop)
+    return _finish(run)
   finally:
     for member in run.members:
       member.close()
-  return _finish(run)
 
 
 def _set_up(config, workdir) -> _Run:
@@ -659,9 +659,7 @@ def _finish(run: _Run):
       grids = figures.write_sample_figures(state.params, state.model,
                                            run.masks, run.splits,
                                            member.config, member.workdir)
-      writer = metric_writers.MetricWriter(member.workdir)
-      writer.write_images(run.step, grids)
-      writer.close()
+      member.writer.write_images(run.step, grids)  # the run's one event file
   return _result(run.members)
 
 

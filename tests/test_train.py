@@ -85,12 +85,16 @@ def test_cli_end_to_end_and_resume(tmp_path):
   tags = _tensorboard_tags(os.path.join(workdir, 'tensorboard'))
   assert {'valid_bound', 'train_loss'} <= tags['scalar']
   assert {'samples', 'reconstructions'} <= tags['image']
+  # One event file per run: a second writer opened within the same second
+  # would truncate the first (the file name holds the time in seconds).
+  assert len(os.listdir(os.path.join(workdir, 'tensorboard'))) == 1
 
   # Rerunning with more epochs resumes from step 52 instead of starting over.
   result = _run_cli(workdir, '--config.train.num_epochs=3')
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'Resumed from the checkpoint at step 52' in result.stderr
   assert [r['step'] for r in metric_writers.read_metrics(workdir)] == [26, 52, 78]
+  assert len(os.listdir(os.path.join(workdir, 'tensorboard'))) == 2
 
   # A different model in the same workdir is refused, and nothing is touched.
   before = open(os.path.join(workdir, 'metrics.jsonl')).read()
