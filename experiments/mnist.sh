@@ -9,7 +9,8 @@ set -euo pipefail
 EXP=${1:?table2 | iwae | fig3 | table4 | fig2 | assignment}
 DATA=${2:?folder of MNIST IDX files}
 ROOT=${3:-runs/mnist}
-S=(python -m experiments.run_sweep --root="$ROOT/$EXP" --set=data.name=idx
+PY=${PYTHON:-python}  # PYTHON=python3 where there is no 'python'
+S=("$PY" -m experiments.run_sweep --root="$ROOT/$EXP" --set=data.name=idx
    "--set=data.path=$DATA" --set=train.progress_bar=False
    --workers="${WORKERS:-2}" --devices="${DEVICES:-auto}")
 # Reduced budget for Fig. 2/3 and Table 4 (the paper trains 200 epochs):
@@ -20,27 +21,27 @@ case "$EXP" in
   table2)  # Burda et al.'s protocol, stages 1-4 (40 of 3,280 epochs)
     "${S[@]}" --sweep=configs/sweeps/table2.py --set=train.burda_stages=4 \
       --set=eval.iw_num_examples=2000
-    python -m experiments.tables --root="$ROOT/table2" --table=table2 ;;
+    "$PY" -m experiments.tables --root="$ROOT/table2" --table=table2 ;;
   iwae)    # same budget and protocol, IWAE objectives, k = 5
     "${S[@]}" --sweep=configs/sweeps/iwae.py --set=train.burda_stages=4 \
       --set=eval.iw_num_examples=2000
-    python -m experiments.tables --root="$ROOT/iwae" --table=iwae ;;
+    "$PY" -m experiments.tables --root="$ROOT/iwae" --table=iwae ;;
   fig3)
     "${S[@]}" --sweep=configs/sweeps/fig3.py "${REDUCED[@]}" \
       --set=eval.iw_samples=1000 --set=eval.iw_num_examples=1000
-    python -m experiments.tables --root="$ROOT/fig3" --table=summary ;;
+    "$PY" -m experiments.tables --root="$ROOT/fig3" --table=summary ;;
   table4)  # first column: L = 1, H = 500
     "${S[@]}" --sweep=configs/sweeps/table4.py "${REDUCED[@]}" \
       --where=model.num_layers=1 --where=model.hidden_dim=500 \
       --set=eval.iw_samples=100 --set=eval.iw_num_examples=500
-    python -m experiments.tables --root="$ROOT/table4" --table=table4 ;;
+    "$PY" -m experiments.tables --root="$ROOT/table4" --table=table4 ;;
   fig2)
     "${S[@]}" --sweep=configs/sweeps/fig2.py "${REDUCED[@]}" \
       --set=eval.iw_samples=100 --set=eval.iw_num_examples=500
-    python -m experiments.tables --root="$ROOT/fig2" --table=summary ;;
+    "$PY" -m experiments.tables --root="$ROOT/fig2" --table=summary ;;
   assignment)  # Algorithm 1 vs per-step y*, the Fig. 3 eVAE, 10 epochs
     "${S[@]}" --sweep=configs/sweeps/assignment.py "${REDUCED[@]}" \
       --set=eval.iw_samples=1000 --set=eval.iw_num_examples=1000
-    python -m experiments.tables --root="$ROOT/assignment" --table=summary ;;
+    "$PY" -m experiments.tables --root="$ROOT/assignment" --table=summary ;;
   *) echo "unknown experiment $EXP" >&2; exit 2 ;;
 esac
