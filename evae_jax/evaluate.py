@@ -73,17 +73,17 @@ class Encodings(NamedTuple):
 
 
 @functools.partial(jax.jit, static_argnums=(1,))
-def _encode_batches(params, model, batches, masks, rng):
+def _encode_batches(params, model, batches, rng):
   def one(args):
     i, x = args
     key = jax.random.fold_in(rng, i)
-    score, mu, logvar = model.elbo_terms(params, x, masks, key)
-    select, _, _ = model.elbo_terms(params, x, masks, elbo.selection_key(key))
+    score, mu, logvar = model.elbo_terms(params, x, key)
+    select, _, _ = model.elbo_terms(params, x, elbo.selection_key(key))
     return Encodings(score, select, mu, logvar)
   return jax.lax.map(one, (jnp.arange(batches.shape[0]), batches))
 
 
-def encode_dataset(params, model: models.Model, x: jax.Array, masks: jax.Array,
+def encode_dataset(params, model: models.Model, x: jax.Array,
                    rng: jax.Array, batch_size: int = 100) -> Encodings:
   """ELBO terms for every epitome (two independent draws), and the encoding,
   of every example.
@@ -92,7 +92,6 @@ def encode_dataset(params, model: models.Model, x: jax.Array, masks: jax.Array,
     params: model parameters.
     model: the `evae_jax.models.Model`.
     x: (n, N) inputs.
-    masks: (E, D).
     rng: key for the single-sample ELBO noise.
     batch_size: examples per batch.
 
@@ -100,7 +99,7 @@ def encode_dataset(params, model: models.Model, x: jax.Array, masks: jax.Array,
     `Encodings` with leading axis n.
   """
   batches, n = _batches(x, batch_size)
-  return _unbatch(_encode_batches(params, model, batches, masks, rng), n)
+  return _unbatch(_encode_batches(params, model, batches, rng), n)
 
 
 def dataset_bounds(enc: Encodings) -> Dict[str, jax.Array]:
@@ -119,20 +118,18 @@ def dataset_bounds(enc: Encodings) -> Dict[str, jax.Array]:
           'log_lik': pick(enc.terms.log_lik), 'kl': pick(enc.terms.kl)}
 
 
-def mean_bounds(params, model, x, masks, rng, batch_size=100
-                ) -> Dict[str, float]:
+def mean_bounds(params, model, x, rng, batch_size=100) -> Dict[str, float]:
   """Dataset means, in nats, of `dataset_bounds`."""
-  bounds = dataset_bounds(encode_dataset(params, model, x, masks, rng,
-                                         batch_size))
+  bounds = dataset_bounds(encode_dataset(params, model, x, rng, batch_size))
   return {k: float(jnp.mean(v)) for k, v in bounds.items()}
 
 
-@functools.partial(jax.jit, static_argnums=(1, 5, 6))
-def _iw_batch(params, model, x, masks, rng, num_samples, chunk_size):
-  return model.iw_per_epitome(params, x, masks, rng, num_samples, chunk_size)
+@functools.partial(jax.jit, static_argnums=(1, 4, 5))
+def _iw_batch(params, model, x, rng, num_samples, chunk_size):
+  return model.iw_per_epitome(params, x, rng, num_samples, chunk_size)
 
 
-def iw_estimates(params, model, x, masks, rng, num_samples: int,
+def iw_estimates(params, model, x, rng, num_samples: int,
                       chunk_size: int = 100, batch_size: int = 100,
                       assignments: Optional[jax.Array] = None,
                       progress: bool = False) -> Dict[str, np.ndarray]:
@@ -141,7 +138,6 @@ def iw_estimates(params, model, x, masks, rng, num_samples: int,
   Args:
     params, model: the trained `evae_jax.models.Model`.
     x: (n, N) inputs.
-    masks: (E, D).
     rng: key.
     num_samples: k (5000 in the paper).
     chunk_size: importance samples drawn at once.
@@ -159,11 +155,11 @@ def iw_estimates(params, model, x, masks, rng, num_samples: int,
   out = []
   for i in tqdm(range(batches.shape[0]), disable=not progress,
                 desc=f'IW log-likelihood (k={num_samples})'):
-    out.append(np.asarray(_iw_batch(params, model, batches[i], masks,
+    out.append(np.asarray(_iw_batch(params, model, batches[i],
                                     jax.random.fold_in(rng, i), num_samples,
                                     chunk_size)))
   per_epitome = np.concatenate(out)[:n]
-  log_e = epitomes.log_num_epitomes(masks)
+  log_e = epitomes.log_num_epitomes(model.masks)
   if assignments is None:
     assignments = np.argmax(per_epitome, axis=-1)
   assigned = np.take_along_axis(per_epitome,

@@ -20,15 +20,14 @@ ACTIVITY_PNG = 'activity.png'
 SAMPLE_MODE_PNG = 'sample_mode.png'
 
 
-def samples(params, model, masks, num_samples: int, image_shape,
+def samples(params, model, num_samples: int, image_shape,
             seed: int = seeds.FIGURE_SEED) -> np.ndarray:
   """(num_samples, H, W) decoder means of fresh samples (y uniform, z ~ N(0, I))."""
-  x = sampling.generate(model, params, masks, jax.random.PRNGKey(seed),
-                        num_samples)
+  x = sampling.generate(model, params, jax.random.PRNGKey(seed), num_samples)
   return np.asarray(x).reshape((num_samples,) + tuple(image_shape))
 
 
-def write_sample_figures(params, model, masks, splits, config,
+def write_sample_figures(params, model, splits, config,
                          workdir: str) -> Dict[str, np.ndarray]:
   """Writes ``samples.png`` and ``reconstructions.png`` (test images on top,
   their reconstructions below), and ``manifolds.png`` for 2-d epitomes.
@@ -38,21 +37,22 @@ def write_sample_figures(params, model, masks, splits, config,
   """
   n = config.eval.num_image_samples
   shape = splits.image_shape
-  generated = samples(params, model, masks, n, shape)
+  generated = samples(params, model, n, shape)
   visualize.save_grid(files.join(workdir, SAMPLES_PNG), generated)
   x = evaluate.eval_inputs(splits.test[:max(10, n // 2)], config.data)
-  enc = evaluate.encode_dataset(params, model, x, masks,
+  enc = evaluate.encode_dataset(params, model, x,
                                 jax.random.PRNGKey(seeds.FIGURE_SEED))
-  recon = sampling.reconstruct(model, params, masks, x, enc.assignments)
+  recon = sampling.reconstruct(model, params, x, enc.assignments)
   visualize.save_reconstructions(
       files.join(workdir, RECONSTRUCTIONS_PNG),
       np.asarray(x).reshape((-1,) + shape),
       np.asarray(recon).reshape((-1,) + shape))
+  masks = np.asarray(model.masks)
   if int(masks.sum(axis=1)[0]) == 2:
     grid = 10
     chosen = np.linspace(0, masks.shape[0] - 1, min(4, masks.shape[0]))
     manifolds = [np.asarray(sampling.epitome_manifold(
-        model, params, masks, int(e), grid)).reshape((-1,) + shape)
+        model, params, int(e), grid)).reshape((-1,) + shape)
                  for e in np.unique(chosen.round().astype(int))]
     visualize.save_manifolds(files.join(workdir, MANIFOLDS_PNG), manifolds,
                              grid)

@@ -171,12 +171,22 @@ class SharedModel:
 
   Latent codes use the flat (B, D) layout; epitome y uses the units of
   ``masks[y]``.
+
+  Attributes:
+    module: the network.
+    layout: (D, K, s) of the epitomes (a VAE: (D, D, D)), which fix `masks`.
   """
   module: VAENetwork
+  layout: Tuple[int, int, int]
 
   @property
   def output_dim(self) -> int:
     return self.module.output_dim
+
+  @property
+  def masks(self) -> jax.Array:
+    """(E, D) float32 epitome masks (`evae_jax.epitomes.make_masks`)."""
+    return jnp.asarray(epitomes.make_masks(*self.layout))
 
   def init(self, rng: jax.Array):
     return init_params(self.module, rng)
@@ -185,24 +195,25 @@ class SharedModel:
     """(B, N) -> (mu, logvar), each (B, D)."""
     return bind(self.module.apply, params)[0](x)
 
-  def loss(self, params, x, masks, rng, **kwargs):
+  def loss(self, params, x, rng, **kwargs):
     """`evae_jax.elbo.epitome_loss` for this model."""
     encode, decode_log_prob = bind(self.module.apply, params)
-    return elbo.epitome_loss(encode, decode_log_prob, x, masks, rng, **kwargs)
+    return elbo.epitome_loss(encode, decode_log_prob, x, self.masks, rng,
+                             **kwargs)
 
-  def elbo_terms(self, params, x, masks, rng):
+  def elbo_terms(self, params, x, rng):
     """(ElboTerms (B, E), mu (B, D), logvar (B, D)) with one noise draw."""
     encode, decode_log_prob = bind(self.module.apply, params)
     mu, logvar = encode(x)
     eps = jax.random.normal(rng, mu.shape, mu.dtype)
     return (elbo.elbo_from_encoding(mu, logvar, eps, decode_log_prob, x,
-                                    masks), mu, logvar)
+                                    self.masks), mu, logvar)
 
-  def iw_per_epitome(self, params, x, masks, rng, num_samples, chunk_size):
+  def iw_per_epitome(self, params, x, rng, num_samples, chunk_size):
     """(B, E) importance-weighted log p(x | y)."""
     encode, decode_log_prob = bind(self.module.apply, params)
-    return elbo.iw_log_likelihood_per_epitome(encode, decode_log_prob, x, masks, rng,
-                                  num_samples, chunk_size)
+    return elbo.iw_log_likelihood_per_epitome(
+        encode, decode_log_prob, x, self.masks, rng, num_samples, chunk_size)
 
   def decode_mean(self, params, z, assignments):  # pylint: disable=unused-argument
     """(B, N) decoder mean for masked z (B, D); the decoder is shared."""
@@ -225,6 +236,12 @@ class MixtureModel:
   def output_dim(self) -> int:
     return self.component.output_dim
 
+  @property
+  def masks(self) -> jax.Array:
+    """(E, E K) float32: component e's block of units in the flat layout."""
+    k = self.component.latent_dim
+    return jnp.asarray(epitomes.make_masks(self.num_components * k, k, k))
+
   def init(self, rng: jax.Array):
     rngs = jax.random.split(rng, self.num_components)
     return jax.vmap(lambda r: init_params(self.component, r))(rngs)
@@ -243,19 +260,19 @@ class MixtureModel:
     flat = lambda a: jnp.transpose(a, (1, 0, 2)).reshape(a.shape[1], -1)
     return flat(mu), flat(logvar)
 
-  def loss(self, params, x, masks, rng, num_samples=1, **kwargs):  # pylint: disable=unused-argument
+  def loss(self, params, x, rng, num_samples=1, **kwargs):  # pylint: disable=unused-argument
     """`evae_jax.elbo.mixture_loss` for this model (no IWAE objectives)."""
     return elbo.mixture_loss(*self._all(params), x, rng,
                              self.component.latent_dim, **kwargs)
 
-  def elbo_terms(self, params, x, masks, rng):
+  def elbo_terms(self, params, x, rng):
     """(ElboTerms (B, E), mu (B, E K), logvar (B, E K))."""
     eps = jax.random.normal(rng, (x.shape[0], self.component.latent_dim))
     log_lik, kl = elbo.mixture_terms(*self._all(params), x, eps)
     mu, logvar = self.encode(params, x)
     return elbo.ElboTerms(log_lik - kl, log_lik, kl), mu, logvar
 
-  def iw_per_epitome(self, params, x, masks, rng, num_samples, chunk_size):  # pylint: disable=unused-argument
+  def iw_per_epitome(self, params, x, rng, num_samples, chunk_size):
     """(B, E) importance-weighted log p_e(x), the same noise for every e."""
     ones = jnp.ones((1, self.component.latent_dim))
     def one(p):
@@ -276,15 +293,20 @@ class MixtureModel:
 class Model(Protocol):
   """What training, evaluation and sampling use of a model kind
   (`SharedModel`: eVAE and VAE; `MixtureModel`: mVAE). Shapes: x (B, N),
-  masks (E, D), z (B, D) in the eVAE's flat layout.
+  z (B, D) in the eVAE's flat layout, E epitomes.
 
   Every method is pure and jittable; the model itself is a static value
-  (a frozen dataclass) that lives in the train state's ``apply_fn``.
+  (a frozen dataclass) that lives in the train state's ``apply_fn``. It owns
+  its epitome masks: they follow from ``config.model`` alone.
   """
 
   @property
   def output_dim(self) -> int:
     """N, pixels per example."""
+
+  @property
+  def masks(self) -> jax.Array:
+    """(E, D) float32: epitome y uses the units where ``masks[y]`` is 1."""
 
   def init(self, rng: jax.Array) -> Any:
     """Fresh parameters."""
@@ -292,15 +314,14 @@ class Model(Protocol):
   def encode(self, params, x) -> Tuple[jax.Array, jax.Array]:
     """(mu, logvar), each (B, D)."""
 
-  def loss(self, params, x, masks, rng, **options) -> Tuple[jax.Array, dict]:
+  def loss(self, params, x, rng, **options) -> Tuple[jax.Array, dict]:
     """(scalar training loss, aux metrics); options as in
-    `evae_jax.train.train_step` (objective, kl_weight, assignments, ...). The
-    mVAE's components are its epitomes, so it ignores ``masks``."""
+    `evae_jax.train.train_step` (objective, kl_weight, assignments, ...)."""
 
-  def elbo_terms(self, params, x, masks, rng):
+  def elbo_terms(self, params, x, rng):
     """(`evae_jax.elbo.ElboTerms` each (B, E), mu, logvar) on one draw."""
 
-  def iw_per_epitome(self, params, x, masks, rng, num_samples: int,
+  def iw_per_epitome(self, params, x, rng, num_samples: int,
                      chunk_size: int) -> jax.Array:
     """(B, E) importance-weighted estimates of log p(x | y)."""
 
@@ -372,4 +393,5 @@ def make_model(model_config, output_dim: int) -> Model:
     return MixtureModel(_module(model_config, output_dim, k, hidden),
                         epitomes.num_epitomes(d, k, s))
   return SharedModel(_module(model_config, output_dim, model_config.latent_dim,
-                             model_config.hidden_dim))
+                             model_config.hidden_dim),
+                     epitome_shape(model_config))

@@ -40,7 +40,7 @@ SAMPLES_NPZ = 'samples.npz'
 
 
 def load_trained(config, workdir: str):
-  """(state, splits, masks) of the newest checkpoint in ``workdir``.
+  """(state, splits) of the newest checkpoint in ``workdir``.
 
   Raises:
     configuration.ConfigError: the workdir has no checkpoint.
@@ -52,7 +52,6 @@ def load_trained(config, workdir: str):
         f'and --workdir={workdir} (without --mode).')
   splits = input_pipeline.load(config.data)
   configuration.check_memory(config, splits.num_pixels)
-  masks = jnp.asarray(configuration.masks_from_config(config.model))
   state = state_lib.create_train_state(config, splits.num_pixels,
                                        jax.random.PRNGKey(0))
   ckpts = checkpoints.Checkpoints(workdir, config.train.keep_checkpoints)
@@ -63,7 +62,7 @@ def load_trained(config, workdir: str):
   if step is None:
     raise configuration.ConfigError(
         f'{workdir}/checkpoints holds no checkpoint: train first.')
-  return state, splits, masks
+  return state, splits
 
 
 def _mean_and_stderr(values) -> Dict[str, float]:
@@ -76,14 +75,15 @@ def _limit(x, n):
   return x if not n else x[:n]
 
 
-def compute_metrics(state, splits, masks, config) -> Dict[str, Any]:
+def compute_metrics(state, splits, config) -> Dict[str, Any]:
   """Every measurement of the paper on ``config.eval.split``."""
   ec = config.eval
   rng = jax.random.PRNGKey(seeds.EVAL_SEED)
   params, model = state.params, state.model
+  masks = model.masks
   images = _limit(splits.split(ec.split), ec.num_examples)
   x = evaluate.eval_inputs(images, config.data)
-  enc = evaluate.encode_dataset(params, model, x, masks,
+  enc = evaluate.encode_dataset(params, model, x,
                                 jax.random.fold_in(rng, seeds.EVAL_BOUNDS),
                                 ec.batch_size)
   assignments = enc.assignments
@@ -95,7 +95,7 @@ def compute_metrics(state, splits, masks, config) -> Dict[str, Any]:
   iw_n = min(ec.iw_num_examples or len(x), len(x))
   start = time.perf_counter()
   iw = evaluate.iw_estimates(
-      params, model, x[:iw_n], masks, jax.random.fold_in(rng, seeds.EVAL_IW),
+      params, model, x[:iw_n], jax.random.fold_in(rng, seeds.EVAL_IW),
       ec.iw_samples, ec.iw_chunk, ec.batch_size, assignments[:iw_n],
       progress=config.train.progress_bar)
   iw_seconds = time.perf_counter() - start
@@ -103,8 +103,7 @@ def compute_metrics(state, splits, masks, config) -> Dict[str, Any]:
   sigmas = np.logspace(ec.parzen_sigma_min_log10, ec.parzen_sigma_max_log10,
                        ec.parzen_num_sigmas)
   generated = jax.random.fold_in(rng, seeds.EVAL_GENERATED)
-  samples = sampling.generate(model, params, masks, generated,
-                              ec.parzen_samples)
+  samples = sampling.generate(model, params, generated, ec.parzen_samples)
   # Parzen scores the pixels as loaded: real-valued grey levels (the
   # protocol of Table 3's baselines), or binary with binarization='fixed',
   # which binarises at load time.
@@ -287,8 +286,8 @@ def sample_workdir(config, workdir: str, num_samples: int):
 
 
 def _evaluate_one(config, workdir: str) -> Dict[str, Any]:
-  state, splits, masks = load_trained(config, workdir)
-  results = compute_metrics(state, splits, masks, config)
+  state, splits = load_trained(config, workdir)
+  results = compute_metrics(state, splits, config)
   # Which checkpoint was measured ('step' is its step): a run stopped early
   # (SIGTERM, a time limit) is evaluated where it stopped, not at the budget.
   results['checkpoint_epochs'] = int(state.step) / (
@@ -297,7 +296,7 @@ def _evaluate_one(config, workdir: str) -> Dict[str, Any]:
   per_example = results.pop('per_example')
   if not sharding.is_lead():
     return results
-  figures.write_sample_figures(state.params, state.model, masks, splits,
+  figures.write_sample_figures(state.params, state.model, splits,
                                config, workdir)
   figures.write_activity_figure(results['active_units'], config, workdir)
   _write_npz(files.join(workdir, EVAL_EXAMPLES_NPZ), **per_example)
@@ -310,8 +309,8 @@ def _evaluate_one(config, workdir: str) -> Dict[str, Any]:
 
 
 def _sample_one(config, workdir: str, num_samples: int) -> np.ndarray:
-  state, splits, masks = load_trained(config, workdir)
-  x = figures.samples(state.params, state.model, masks, num_samples,
+  state, splits = load_trained(config, workdir)
+  x = figures.samples(state.params, state.model, num_samples,
                       splits.image_shape, seed=config.seed)
   x = np.clip(x, 0.0, 1.0).astype(np.float32)
   if not sharding.is_lead():

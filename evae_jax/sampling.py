@@ -5,34 +5,32 @@ import jax.numpy as jnp
 
 
 
-def generate(model, params, masks: jax.Array, rng: jax.Array,
-             num_samples: int) -> jax.Array:
+def generate(model, params, rng: jax.Array, num_samples: int) -> jax.Array:
   """Samples from the generative model: y ~ U{1..E}, z ~ N(0, I), decoder mean.
 
   Args:
     model: an `evae_jax.models.Model`.
     params: its parameters.
-    masks: (E, D) epitome masks.
     rng: PRNG key.
     num_samples: n.
 
   Returns:
     (n, N) decoder means E[x | M[y] * z] in [0, 1].
   """
+  masks = model.masks
   y_rng, z_rng = jax.random.split(rng)
   y = jax.random.randint(y_rng, (num_samples,), 0, masks.shape[0])
   z = jax.random.normal(z_rng, (num_samples, masks.shape[1]))
   return model.decode_mean(params, masks[y] * z, y)
 
 
-def reconstruct(model, params, masks: jax.Array, x: jax.Array,
+def reconstruct(model, params, x: jax.Array,
                 assignments: jax.Array) -> jax.Array:
   """Decoder mean at the posterior mean of the assigned epitome.
 
   Args:
     model: an `evae_jax.models.Model`.
     params: parameters.
-    masks: (E, D).
     x: (B, N) inputs.
     assignments: (B,) epitome of each example (y*).
 
@@ -40,10 +38,10 @@ def reconstruct(model, params, masks: jax.Array, x: jax.Array,
     (B, N) reconstructions E[x | M[y*] * mu(x)].
   """
   mu, _ = model.encode(params, x)
-  return model.decode_mean(params, masks[assignments] * mu, assignments)
+  return model.decode_mean(params, model.masks[assignments] * mu, assignments)
 
 
-def epitome_manifold(model, params, masks: jax.Array, epitome: int,
+def epitome_manifold(model, params, epitome: int,
                      grid_size: int) -> jax.Array:
   """The learned 2-d manifold of one epitome (paper Fig. 5).
 
@@ -56,6 +54,7 @@ def epitome_manifold(model, params, masks: jax.Array, epitome: int,
   quantiles = jax.scipy.special.ndtri(
       jnp.linspace(0.05, 0.95, grid_size))
   a, b = jnp.meshgrid(quantiles, quantiles, indexing='ij')
+  masks = model.masks
   units = jnp.nonzero(masks[epitome], size=2)[0]
   z = jnp.zeros((grid_size * grid_size, masks.shape[1]))
   z = z.at[:, units[0]].set(a.ravel()).at[:, units[1]].set(b.ravel())

@@ -1,13 +1,12 @@
-"""Training: the jitted step, whole chunks of epochs on the device, and the loop.
+"""Training: the loop around the compiled steps of `evae_jax.steps`.
 
-RNG keys derive from (seed, step) and data order from (seed, epoch) with
-``fold_in``, so a run resumed from a checkpoint continues exactly as the
-uninterrupted run would have.
+`train_and_evaluate` reads as set-up (workdirs, data on the devices, states
+restored or created), loop (Algorithm 1's assignment, a chunk of steps,
+validation, metrics, checkpoints, signals) and finish (figures).
 """
 
 import contextlib
 import dataclasses
-import functools
 import logging
 import signal
 import time
@@ -17,13 +16,11 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 from jax.sharding import Mesh
 from tqdm import tqdm
 
 from evae_jax import checkpoints
 from evae_jax import configuration
-from evae_jax import elbo
 from evae_jax import evaluate
 from evae_jax import figures
 from evae_jax import files
@@ -41,6 +38,19 @@ from evae_jax.state import members
 from evae_jax.state import restore
 from evae_jax.state import state_tree
 from evae_jax import workdirs
+# The compiled steps live in evae_jax.steps; re-exported here, where earlier
+# code found them.
+from evae_jax.steps import assign_dataset
+from evae_jax.steps import StepOptions
+from evae_jax.steps import train_chunk
+from evae_jax.steps import train_chunks
+from evae_jax.steps import train_step
+
+__all__ = ['train_and_evaluate', 'NonFiniteLossError', 'Interrupted',
+           # re-exported from evae_jax.state and evae_jax.steps
+           'TrainState', 'create_train_state', 'members', 'restore',
+           'state_tree', 'StepOptions', 'train_step', 'train_chunk',
+           'train_chunks', 'assign_dataset']
 
 
 class NonFiniteLossError(RuntimeError):
@@ -59,225 +69,6 @@ class Interrupted(Exception):
     super().__init__(f'Received {signal_name}: saved a checkpoint at step '
                      f'{step} and stopped. Rerun the same command to resume.')
     self.step, self.metrics = step, metrics
-
-
-@dataclasses.dataclass(frozen=True)
-class StepOptions:
-  """Static settings of the compiled training loop.
-
-  Attributes:
-    batch_size: B.
-    binarization: see `evae_jax.input_pipeline.preprocess`.
-    objective: 'point' (eq. 7) or 'logsumexp'.
-    z_dropout_rate: dropout on z (dropout VAE); 0 disables it.
-    per_epoch_assignment: Algorithm 1 (y* fixed for the epoch) instead of
-      choosing y* at every step.
-    assignment_samples: noise draws averaged per example by Algorithm 1's
-      assignment (a less noisy argmax of ELBO_y).
-    num_samples: k of the IWAE objectives.
-  """
-  batch_size: int
-  binarization: str = 'none'
-  objective: str = 'point'
-  z_dropout_rate: float = 0.0
-  per_epoch_assignment: bool = False
-  assignment_samples: int = 1
-  num_samples: int = 1
-
-  @classmethod
-  def from_config(cls, config):
-    return cls(batch_size=config.train.batch_size,
-               binarization=config.data.binarization,
-               objective=config.train.objective,
-               z_dropout_rate=config.train.z_dropout_rate,
-               per_epoch_assignment=config.train.assignment == 'epoch',
-               assignment_samples=config.train.assignment_samples,
-               num_samples=config.train.num_samples)
-
-
-@functools.partial(jax.jit, static_argnames=('objective', 'z_dropout_rate',
-                                             'num_samples'))
-def train_step(state: TrainState, batch: jax.Array, rng: jax.Array,
-               masks: jax.Array, kl_weight: float | jax.Array = 1.0,
-               assignments: Optional[jax.Array] = None, *,
-               objective: str = 'point',
-               z_dropout_rate: float = 0.0,
-               num_samples: int = 1) -> tuple[TrainState, Dict]:
-  """One Adam step on the negative bound of eq. 7.
-
-  The bound is computed for all epitomes at once on one noise draw, each
-  example is assigned y* = argmax_y ELBO_y, and only the chosen epitome is
-  computed with gradients, on an independent draw
-  (`evae_jax.elbo.epitome_loss`).
-
-  Args:
-    state: parameters and optimizer state.
-    batch: (B, N) float32 inputs in [0, 1].
-    rng: PRNG key for this step.
-    masks: (E, D) epitome masks.
-    kl_weight: lambda of paper §3.1.
-    assignments: optional (B,) epitome per example fixed in advance
-      (Algorithm 1); by default y* is chosen in the step.
-    objective: 'point' (eq. 7), 'logsumexp', 'iwae' or 'iwae_marginal'.
-    z_dropout_rate: dropout on z (dropout VAE); 0 disables it.
-    num_samples: k of the IWAE objectives.
-
-  Returns:
-    (new_state, metrics): scalar metrics 'loss', 'elbo', 'bound', 'log_lik',
-    'kl' (batch means, scored on a draw independent of y*), 'logsumexp_bound'
-    for that objective, and 'grad_norm'.
-  """
-  def loss_fn(params):
-    return state.model.loss(params, batch, masks, rng, kl_weight=kl_weight,
-                            objective=objective, z_dropout_rate=z_dropout_rate,
-                            assignments=assignments, num_samples=num_samples)
-
-  (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-  metrics = {k: jnp.mean(v) for k, v in aux.items() if k != 'assignments'}
-  metrics['loss'] = loss
-  metrics['grad_norm'] = optax.tree.norm(grads)
-  return state.apply_gradients(grads=grads), metrics
-
-
-def _keys(rng):
-  """(step key, data key) of a run's base key."""
-  return (jax.random.fold_in(rng, seeds.STEPS),
-          jax.random.fold_in(rng, seeds.DATA))
-
-
-def _chunk(state, images, assignments, rng, masks, kl_weight, epoch,
-           first_step_in_epoch, num_steps, options, mesh):
-  step_rng, data_rng = _keys(rng)
-  epoch_rng = jax.random.fold_in(data_rng, epoch)
-  if options.per_epoch_assignment:
-    order = schedules.stratified_order(epoch_rng, assignments, masks.shape[0])
-  else:
-    order = schedules.permutation(epoch_rng, images.shape[0])
-  b = options.batch_size
-  indices = jax.lax.dynamic_slice_in_dim(order, first_step_in_epoch * b,
-                                         num_steps * b).reshape(num_steps, b)
-
-  def body(state, idx):
-    key = jax.random.fold_in(step_rng, state.step)
-    bin_key, key = jax.random.split(key)
-    x = input_pipeline.preprocess(images[idx], bin_key, options.binarization)
-    x = sharding.shard_batch(x, mesh)
-    fixed = assignments[idx] if options.per_epoch_assignment else None
-    return train_step(state, x, key, masks, kl_weight, fixed,
-                      objective=options.objective,
-                      z_dropout_rate=options.z_dropout_rate,
-                      num_samples=options.num_samples)
-
-  return jax.lax.scan(body, state, indices)
-
-
-@functools.partial(jax.jit, donate_argnames=('state',),
-                   static_argnames=('num_steps', 'options', 'mesh'))
-def train_chunk(state: TrainState, images: jax.Array, assignments: jax.Array,
-                rng: jax.Array, masks: jax.Array, kl_weight, epoch,
-                first_step_in_epoch, *, num_steps: int, options: StepOptions,
-                mesh: Optional[Mesh] = None):
-  """``num_steps`` consecutive steps of one epoch inside one ``lax.scan``.
-
-  The epoch's order is drawn from fold_in(rng, epoch) (a permutation, or for
-  Algorithm 1 a stratified shuffle of ``assignments``); its batches are
-  gathered on the device, so the host does O(1) work per chunk.
-
-  Args:
-    state: train state; donated.
-    images: (n, N) uint8 training pixels on the device.
-    assignments: (n,) int32 epitome of every training example for this
-      epoch (Algorithm 1); ignored unless options.per_epoch_assignment.
-    rng: the run's base key.
-    masks: (E, D).
-    kl_weight: lambda.
-    epoch: index of the epoch.
-    first_step_in_epoch: step within the epoch at which the chunk starts.
-    num_steps: steps in this chunk.
-    options: `StepOptions`.
-    mesh: optional device mesh; the batch is split over its 'data' axis.
-
-  Returns:
-    (state, metrics) with each metric stacked to shape (num_steps,).
-  """
-  return _chunk(state, images, assignments, rng, masks, kl_weight, epoch,
-                first_step_in_epoch, num_steps, options, mesh)
-
-
-@functools.partial(jax.jit, donate_argnames=('states',),
-                   static_argnames=('num_steps', 'options', 'mesh'))
-def train_chunks(states: TrainState, images: jax.Array,
-                 assignments: jax.Array, rngs: jax.Array, masks: jax.Array,
-                 kl_weights: jax.Array, epoch, first_step_in_epoch, *,
-                 num_steps: int, options: StepOptions,
-                 mesh: Optional[Mesh] = None):
-  """`train_chunk` for M independent models in one program (``jax.vmap``).
-
-  Args:
-    states: train states stacked on a leading axis of size M.
-    images: (n, N) uint8, shared.
-    assignments: (M, n).
-    rngs: (M,) keys, one per model (e.g. one per seed).
-    masks: (E, D), shared.
-    kl_weights: (M,) lambda per model.
-    epoch, first_step_in_epoch, num_steps, options, mesh: as in `train_chunk`.
-
-  Returns:
-    (states, metrics) with metrics of shape (M, num_steps).
-  """
-  return jax.vmap(
-      lambda s, a, r, w: _chunk(s, images, a, r, masks, w, epoch,
-                                first_step_in_epoch, num_steps, options, mesh)
-  )(states, assignments, rngs, kl_weights)
-
-
-def _assign(state, images, rng, masks, kl_weight, epoch, options):
-  _, data_rng = _keys(rng)
-  key = jax.random.fold_in(jax.random.fold_in(data_rng, epoch), seeds.ASSIGN)
-  b = options.batch_size
-  n = images.shape[0]
-  padded = jnp.concatenate([images, images[:(-n) % b]])
-
-  def one(args):
-    i, pixels = args
-    bin_key, eps_key = jax.random.split(jax.random.fold_in(key, i))
-    x = input_pipeline.preprocess(pixels, bin_key, options.binarization)
-
-    def weighted(draw):
-      terms, _, _ = state.model.elbo_terms(
-          state.params, x, masks, jax.random.fold_in(eps_key, draw))
-      return terms.log_lik - kl_weight * terms.kl
-    mean = jax.lax.map(weighted, jnp.arange(options.assignment_samples))
-    return elbo.assign_epitomes(jnp.mean(mean, axis=0))
-
-  batches = padded.reshape((-1, b) + images.shape[1:])
-  y = jax.lax.map(one, (jnp.arange(batches.shape[0]), batches))
-  return y.reshape(-1)[:n]
-
-
-@functools.partial(jax.jit, static_argnames=('options',))
-def assign_dataset(states: TrainState, images: jax.Array, rngs: jax.Array,
-                   masks: jax.Array, kl_weights, epoch, *,
-                   options: StepOptions) -> jax.Array:
-  """Algorithm 1, line 3: y* of every training example under the current
-  parameters, with the objective being optimised (lambda-weighted ELBO).
-
-  Args:
-    states: train states of M models stacked on a leading axis.
-    images: (n, N) uint8 training pixels.
-    rngs: (M,) base keys.
-    masks: (E, D).
-    kl_weights: (M,) lambda per model.
-    epoch: index of the epoch about to start.
-    options: `StepOptions`.
-
-  Returns:
-    (M, n) int32 assignments.
-  """
-  if masks.shape[0] == 1:  # a VAE: nothing to choose.
-    return jnp.zeros((rngs.shape[0], images.shape[0]), jnp.int32)
-  return jax.vmap(lambda s, r, w: _assign(s, images, r, masks, w, epoch,
-                                          options))(states, rngs, kl_weights)
 
 
 @contextlib.contextmanager
@@ -446,9 +237,9 @@ class _Member:
   writer: Optional[metric_writers.MetricWriter] = None
   valid_metrics: Dict[str, float] = dataclasses.field(default_factory=dict)
 
-  def validate(self, state, valid, masks) -> Dict[str, float]:
+  def validate(self, state, valid) -> Dict[str, float]:
     self.valid_metrics = _valid_metrics(sharding.local_copy(state), valid,
-                                        masks, self.eval_rng, self.config)
+                                        self.eval_rng, self.config)
     return self.valid_metrics
 
   def log(self, step: int, summary: Dict[str, float]) -> None:
@@ -473,7 +264,6 @@ class _Run:
   splits: Any
   options: StepOptions
   mesh: Mesh
-  masks: jax.Array
   images: jax.Array  # (n, N) uint8 on every device
   valid: jax.Array
   steps_per_epoch: int
@@ -554,7 +344,6 @@ def _set_up(config, workdir) -> _Run:
   return _Run(
       config=config, members=team, splits=splits,
       options=StepOptions.from_config(config), mesh=mesh,
-      masks=jnp.asarray(configuration.masks_from_config(config.model)),
       images=sharding.replicate(splits.train.reshape(num_train, -1), mesh),
       valid=evaluate.eval_inputs(splits.valid, config.data),
       steps_per_epoch=steps_per_epoch,
@@ -595,12 +384,12 @@ def _train_chunk_of(run: _Run, stop, bar) -> None:
   if run.options.per_epoch_assignment and offset == 0:
     previous = run.assignments
     run.assignments = assign_dataset(run.states, run.images, run.rngs,
-                                     run.masks, run.kl_weights, epoch,
+                                     run.kl_weights, epoch,
                                      options=run.options)
     changes = sharding.to_host(jnp.mean(run.assignments != previous, axis=1))
   start_time = time.perf_counter()
   run.states, metrics = train_chunks(
-      run.states, run.images, run.assignments, run.rngs, run.masks,
+      run.states, run.images, run.assignments, run.rngs,
       run.kl_weights, epoch, offset, num_steps=end - run.step,
       options=run.options, mesh=run.mesh)
   metrics = sharding.to_host(metrics)
@@ -632,8 +421,7 @@ def _train_chunk_of(run: _Run, stop, bar) -> None:
     if changes is not None:
       summary['assignment_changes'] = float(changes[i])
     if evaluate_now:
-      summary.update(member.validate(_member(run.states, i), run.valid,
-                                     run.masks))
+      summary.update(member.validate(_member(run.states, i), run.valid))
       if run.lead:
         bar.write(f'{member.name + ": " if member.name else ""}epoch '
                   f'{step // per_epoch}: valid bound '
@@ -654,11 +442,11 @@ def _finish(run: _Run):
   for i, member in enumerate(run.members):
     state = sharding.local_copy(_member(run.states, i))
     if not member.valid_metrics:  # the run had already finished before.
-      member.validate(state, run.valid, run.masks)
+      member.validate(state, run.valid)
     if run.lead:
       grids = figures.write_sample_figures(state.params, state.model,
-                                           run.masks, run.splits,
-                                           member.config, member.workdir)
+                                           run.splits, member.config,
+                                           member.workdir)
       member.writer.write_images(run.step, grids)  # the run's one event file
   return _result(run.members)
 
@@ -669,7 +457,7 @@ def _result(team: List[_Member]):
   return {member.name: member.valid_metrics for member in team}
 
 
-def _valid_metrics(state, valid, masks, rng, config) -> Dict[str, float]:
+def _valid_metrics(state, valid, rng, config) -> Dict[str, float]:
   return {f'valid_{k}': v for k, v in evaluate.mean_bounds(
-      state.params, state.model, valid, masks, rng,
+      state.params, state.model, valid, rng,
       config.eval.batch_size).items()}

@@ -21,7 +21,7 @@ import ml_collections
 import numpy as np
 
 from evae_jax import report
-from evae_jax import train
+from evae_jax import steps
 from evae_jax import workdirs
 
 flags.DEFINE_string('workdir', None, 'A trained eVAE workdir.')
@@ -30,9 +30,9 @@ flags.mark_flag_as_required('workdir')
 FLAGS = flags.FLAGS
 
 
-def disagreement(state, images, masks, config, samples: int):
+def disagreement(state, images, config, samples: int):
   """(fraction of examples whose y* differs between two passes, seconds)."""
-  options = train.StepOptions.from_config(config)
+  options = steps.StepOptions.from_config(config)
   options = options.__class__(**{**options.__dict__,
                                  'assignment_samples': samples})
   states = jax.tree_util.tree_map(lambda a: jnp.asarray(a)[None], state)
@@ -41,7 +41,7 @@ def disagreement(state, images, masks, config, samples: int):
   passes = []
   for epoch in (10_001, 10_002):  # epochs no run reaches: fresh noise
     start = time.perf_counter()
-    y = train.assign_dataset(states, images, rngs, masks, weights, epoch,
+    y = steps.assign_dataset(states, images, rngs, weights, epoch,
                              options=options)
     passes.append(np.asarray(y[0]))
     seconds = time.perf_counter() - start
@@ -53,7 +53,8 @@ def main(argv):
   with open(os.path.join(FLAGS.workdir, workdirs.CONFIG_FILE)) as f:
     config = ml_collections.ConfigDict(json.load(f))
   config.train.progress_bar = False
-  state, splits, masks = report.load_trained(config, FLAGS.workdir)
+  state, splits = report.load_trained(config, FLAGS.workdir)
+  masks = state.model.masks
   images = jnp.asarray(splits.train.reshape(len(splits.train), -1))
   print(f'{FLAGS.workdir}: step {int(state.step)}, E = {masks.shape[0]}, '
         f'{len(images)} training images')
@@ -61,7 +62,7 @@ def main(argv):
         'seconds per pass |')
   print('| --- | --- | --- |')
   for s in FLAGS.samples:
-    frac, sec = disagreement(state, images, masks, config, int(s))
+    frac, sec = disagreement(state, images, config, int(s))
     print(f'| {s} | {100 * frac:.1f}% | {sec:.1f} |', flush=True)
 
 

@@ -26,7 +26,8 @@ from configs import default
 from evae_jax import configuration
 from evae_jax import evaluate
 from evae_jax import models
-from evae_jax import train
+from evae_jax import state as state_lib
+from evae_jax import steps
 
 flags.DEFINE_integer('num_layers', 2, 'L.')
 flags.DEFINE_integer('hidden_dim', 500, 'H.')
@@ -101,13 +102,12 @@ def objective_step_times(n, b, rng, repeats) -> dict:
   calls = {}
   for kind in ('vae', 'evae'):
     config = _config(kind)
-    masks = jnp.asarray(configuration.masks_from_config(config.model))
-    state = train.create_train_state(config, n, rng)
+    state = state_lib.create_train_state(config, n, rng)
     for objective, k in variants:
       if kind == 'vae' and objective == 'iwae_marginal':
         continue  # one epitome: the same as 'iwae'
-      call = (lambda s=state, o=objective, k=k, m=masks: train.train_step(
-          s, batch, rng, m, objective=o, num_samples=k)[1]['loss'])
+      call = (lambda s=state, o=objective, k=k: steps.train_step(
+          s, batch, rng, objective=o, num_samples=k)[1]['loss'])
       jax.block_until_ready(call())
       calls[(kind, objective, k)] = call
   times = {key: [] for key in calls}
@@ -172,20 +172,19 @@ def main(argv):
   batch = (jax.random.uniform(rng, (b, n)) > 0.5).astype(jnp.float32)
   for kind in ('vae', 'evae'):
     config = _config(kind)
-    masks = jnp.asarray(configuration.masks_from_config(config.model))
-    state = train.create_train_state(config, n, rng)
-    t = _median_seconds(lambda: train.train_step(state, batch, rng, masks)[1],
+    state = state_lib.create_train_state(config, n, rng)
+    t = _median_seconds(lambda: steps.train_step(state, batch, rng)[1],
                         FLAGS.repeats)
     # The Adam update alone: memory-bound elementwise work on every parameter.
     update = jax.jit(lambda s, g: s.apply_gradients(grads=g).params)
     adam = _median_seconds(lambda: update(state, state.params), FLAGS.repeats)
     flops = step_flops(config, n)
-    options = train.StepOptions.from_config(config)
+    options = steps.StepOptions.from_config(config)
     assignments = jnp.zeros((images.shape[0],), jnp.int32)
 
     def epoch(state=state):
-      return train.train_chunk(jax.tree_util.tree_map(jnp.copy, state), images,
-                               assignments, rng, masks, 1.0, 0, 0,
+      return steps.train_chunk(jax.tree_util.tree_map(jnp.copy, state), images,
+                               assignments, rng, 1.0, 0, 0,
                                num_steps=FLAGS.epoch_steps,
                                options=options)[1]['loss']
     epoch_time = _median_seconds(epoch, 3)
@@ -212,21 +211,20 @@ def main(argv):
 
   # M models at once (vmap) against M sequential runs of the same chunk.
   config = _config('evae')
-  masks = jnp.asarray(configuration.masks_from_config(config.model))
-  options = train.StepOptions.from_config(config)
+  options = steps.StepOptions.from_config(config)
   m = FLAGS.num_models
-  state = train.create_train_state(config, n, rng)
+  state = state_lib.create_train_state(config, n, rng)
   stacked = jax.tree_util.tree_map(lambda x: jnp.stack([x] * m), state)
   assignments = jnp.zeros((m, images.shape[0]), jnp.int32)
   rngs = jax.random.split(rng, m)
-  steps = max(1, FLAGS.epoch_steps // 4)
-  together = _median_seconds(lambda: train.train_chunks(
+  num_steps = max(1, FLAGS.epoch_steps // 4)
+  together = _median_seconds(lambda: steps.train_chunks(
       jax.tree_util.tree_map(jnp.copy, stacked), images, assignments, rngs,
-      masks, jnp.ones(m), 0, 0, num_steps=steps, options=options)[1]['loss'], 3)
-  one = _median_seconds(lambda: train.train_chunk(
+      jnp.ones(m), 0, 0, num_steps=num_steps, options=options)[1]['loss'], 3)
+  one = _median_seconds(lambda: steps.train_chunk(
       jax.tree_util.tree_map(jnp.copy, state), images, assignments[0], rng,
-      masks, 1.0, 0, 0, num_steps=steps, options=options)[1]['loss'], 3)
-  results['vmap_models'] = {'num_models': m, 'steps': steps,
+      1.0, 0, 0, num_steps=num_steps, options=options)[1]['loss'], 3)
+  results['vmap_models'] = {'num_models': m, 'steps': num_steps,
                             'together_seconds': together,
                             'sequential_seconds': m * one,
                             'ratio': together / (m * one)}
@@ -235,7 +233,7 @@ def main(argv):
   model = state.model
   k = FLAGS.iw_samples
   t = _median_seconds(lambda: evaluate._iw_batch(  # pylint: disable=protected-access
-      state.params, model, batch, masks, rng, k, 100), 3)
+      state.params, model, batch, rng, k, 100), 3)
   results['iw'] = {'num_samples': k, 'examples_per_sec': b / t,
                    'samples_per_sec': b * k / t}
 

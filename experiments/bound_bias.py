@@ -35,11 +35,12 @@ def main(argv):
   del argv
   with open(os.path.join(FLAGS.workdir, workdirs.CONFIG_FILE)) as f:
     config = ml_collections.ConfigDict(json.load(f))
-  state, splits, masks = report.load_trained(config, FLAGS.workdir)
+  state, splits = report.load_trained(config, FLAGS.workdir)
+  masks = state.model.masks
   iw = paired.load(FLAGS.workdir)['iw_marginal']
   n = len(iw)
   x = evaluate.eval_inputs(splits.test[:n], config.data)
-  enc = evaluate.encode_dataset(state.params, state.model, x, masks,
+  enc = evaluate.encode_dataset(state.params, state.model, x,
                                 jax.random.PRNGKey(seeds.EVAL_SEED))
   a, b = enc.select.elbo, enc.terms.elbo
   rows = {

@@ -55,7 +55,7 @@ def _final_params(workdir):
   from evae_jax import report
   from evae_jax import workdirs
   config = ml_collections.ConfigDict(workdirs.load_saved_config(workdir))
-  state, _, _ = report.load_trained(config, workdir)
+  state, _ = report.load_trained(config, workdir)
   return jax.tree_util.tree_leaves(jax.device_get(state.params))
 
 

@@ -59,7 +59,7 @@ def _mvae_and_data(seed=0):
 def test_mvae_loss_is_the_best_independent_vae():
   model, params, x = _mvae_and_data()
   rng = jax.random.PRNGKey(1)
-  loss, aux = jax.jit(lambda p: model.loss(p, x, None, rng))(params)
+  loss, aux = jax.jit(lambda p: model.loss(p, x, rng))(params)
   # Brute force: each component alone is a K-unit VAE; the selection draw A
   # chooses and the independent scoring draw B scores.
   eps_rng, _ = jax.random.split(rng)
@@ -83,7 +83,7 @@ def test_mvae_loss_is_the_best_independent_vae():
 def test_mvae_gradients_reach_only_the_assigned_components():
   model, params, x = _mvae_and_data()
   fixed = jnp.full((5,), 1, jnp.int32)
-  grads = jax.grad(lambda p: model.loss(p, x, None, jax.random.PRNGKey(2),
+  grads = jax.grad(lambda p: model.loss(p, x, jax.random.PRNGKey(2),
                                         assignments=fixed)[0])(params)
   for leaf in jax.tree_util.tree_leaves(grads):
     assert np.all(np.asarray(leaf[0]) == 0) and np.all(np.asarray(leaf[2]) == 0)

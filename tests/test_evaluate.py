@@ -221,7 +221,6 @@ def test_report_labels_match_what_was_computed(tmp_path):
   """Parzen on binary pixels says so; a sigma at the grid's edge is flagged;
   a dropout VAE's report says which model is evaluated."""
   import configs.test as test_config
-  from evae_jax import configuration
   from evae_jax import input_pipeline
   from evae_jax import report
   from evae_jax import train
@@ -233,10 +232,9 @@ def test_report_labels_match_what_was_computed(tmp_path):
   config.eval.parzen_sigma_max_log10 = -2.5
   config.eval.parzen_num_sigmas = 2
   splits = input_pipeline.load(config.data)
-  masks = jnp.asarray(configuration.masks_from_config(config.model))
   state = train.create_train_state(config, splits.num_pixels,
                                    jax.random.PRNGKey(0))
-  results = report.compute_metrics(state, splits, masks, config)
+  results = report.compute_metrics(state, splits, config)
   assert results['parzen']['sigma_at_edge']
   assert results['parzen']['pixels'].startswith('binary')
   text = report._report_markdown(results, config, str(tmp_path))  # pylint: disable=protected-access

@@ -11,7 +11,7 @@ from tests.conftest import ROOT
 
 ORDER = ('errors', 'files', 'seeds', 'epitomes', 'likelihoods', 'elbo', 'optimizers',
          'schedules', 'models', 'input_pipeline', 'defaults', 'configuration',
-         'sharding', 'checkpoints', 'state', 'evaluate', 'sampling',
+         'sharding', 'checkpoints', 'state', 'steps', 'evaluate', 'sampling',
          'visualize', 'figures', 'metric_writers', 'workdirs', 'train',
          'report', 'main')
 

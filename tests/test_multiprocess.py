@@ -49,7 +49,7 @@ def _params(workdir):
   import jax
   config = test_config.get_config()
   config.train.num_epochs = 30  # as trained (evaluation checks the model)
-  state, _, _ = report.load_trained(config, workdir)
+  state, _ = report.load_trained(config, workdir)
   return int(state.step), jax.tree_util.tree_leaves(
       jax.device_get(state.params))
 

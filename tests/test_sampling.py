@@ -13,6 +13,8 @@ from evae_jax import sampling
 class _Echo:
   """A model whose decoder returns its input code and epitome."""
 
+  masks = jnp.asarray(epitomes.make_masks(6, 2))  # E = 3 epitomes of 2 units
+
   def encode(self, params, x):
     del params
     return x[:, :6] + 1.0, jnp.zeros((x.shape[0], 6))
@@ -22,11 +24,11 @@ class _Echo:
     return jnp.concatenate([z, y[:, None].astype(z.dtype)], axis=1)
 
 
-MASKS = jnp.asarray(epitomes.make_masks(6, 2))  # E = 3 epitomes of 2 units
+MASKS = _Echo.masks
 
 
 def test_generate_draws_codes_inside_a_uniform_epitome():
-  out = np.asarray(sampling.generate(_Echo(), None, MASKS,
+  out = np.asarray(sampling.generate(_Echo(), None,
                                      jax.random.PRNGKey(0), 3000))
   z, y = out[:, :6], out[:, 6].astype(int)
   assert set(y) == {0, 1, 2}
@@ -40,7 +42,7 @@ def test_generate_draws_codes_inside_a_uniform_epitome():
 
 def test_reconstruct_decodes_the_masked_posterior_mean():
   x = jnp.arange(12.0).reshape(2, 6)
-  out = np.asarray(sampling.reconstruct(_Echo(), None, MASKS, x,
+  out = np.asarray(sampling.reconstruct(_Echo(), None, x,
                                         jnp.array([0, 2])))
   mu = np.asarray(x) + 1.0
   np.testing.assert_array_equal(out[0, :6], mu[0] * [1, 1, 0, 0, 0, 0])
@@ -49,7 +51,7 @@ def test_reconstruct_decodes_the_masked_posterior_mean():
 
 
 def test_epitome_manifold_sweeps_the_epitomes_two_units():
-  out = np.asarray(sampling.epitome_manifold(_Echo(), None, MASKS, 1, 3))
+  out = np.asarray(sampling.epitome_manifold(_Echo(), None, 1, 3))
   z = out[:, :6]
   np.testing.assert_array_equal(z[:, [0, 1, 4, 5]], 0.0)
   q = stats.norm.ppf([0.05, 0.5, 0.95])

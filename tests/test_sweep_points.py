@@ -80,17 +80,20 @@ def test_sweep_point_trains_evaluates_and_samples(shape, splits):
   config.eval.parzen_samples = 10
   config.eval.parzen_valid = 5
   configuration.validate(config)
-  masks = jax.numpy.asarray(configuration.masks_from_config(config.model))
   state = train.create_train_state(config, splits.num_pixels,
                                    jax.random.PRNGKey(0))
+  # The model owns the masks its config implies (mVAE: one block each).
+  masks = state.model.masks
+  np.testing.assert_array_equal(
+      masks, configuration.masks_from_config(config.model))
   x = input_pipeline.preprocess(splits.train[:10], jax.random.PRNGKey(1),
                                 'dynamic')
-  state, metrics = train.train_step(state, x, jax.random.PRNGKey(2), masks)
+  state, metrics = train.train_step(state, x, jax.random.PRNGKey(2))
   assert np.isfinite(float(metrics['loss']))
-  results = report.compute_metrics(state, splits, masks, config)
+  results = report.compute_metrics(state, splits, config)
   assert np.isfinite(results['iw_log_likelihood']['marginal']['mean'])
   assert results['active_units']['count'] <= masks.shape[1]
   assert len(results['epitome_usage']) == masks.shape[0]
-  images = figures.samples(state.params, state.model, masks, 3,
+  images = figures.samples(state.params, state.model, 3,
                            splits.image_shape)
   assert images.shape == (3,) + splits.image_shape

@@ -11,7 +11,6 @@ import pytest
 
 from configs import test as test_config
 from evae_jax import checkpoints
-from evae_jax import configuration
 from evae_jax import input_pipeline
 from evae_jax import metric_writers
 from evae_jax import train
@@ -23,22 +22,21 @@ def _tiny_state(kind='evae', likelihood='bernoulli'):
   config.model.kind = kind
   config.model.likelihood = likelihood
   state = train.create_train_state(config, 64, jax.random.PRNGKey(0))
-  masks = jnp.asarray(configuration.masks_from_config(config.model))
-  return config, state, masks
+  return config, state
 
 
 @pytest.mark.parametrize('kind,likelihood', [('evae', 'bernoulli'),
                                              ('vae', 'bernoulli'),
                                              ('evae', 'gaussian')])
 def test_train_step_lowers_the_loss(kind, likelihood):
-  config, state, masks = _tiny_state(kind, likelihood)
+  config, state = _tiny_state(kind, likelihood)
   splits = input_pipeline.load(config.data)
   batch = input_pipeline.preprocess(jnp.asarray(splits.train[:50]), None,
                                     'none')
   rng = jax.random.PRNGKey(1)
-  _, first = train.train_step(state, batch, rng, masks)
+  _, first = train.train_step(state, batch, rng)
   for _ in range(30):
-    state, metrics = train.train_step(state, batch, rng, masks)
+    state, metrics = train.train_step(state, batch, rng)
   assert metrics['loss'] < first['loss'] - 1.0
   assert int(state.step) == 30
   for value in metrics.values():

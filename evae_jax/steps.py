@@ -1,0 +1,241 @@
+"""The compiled computation of training: one Adam step, a chunk of steps in
+one ``lax.scan``, M models at once under ``vmap``, and Algorithm 1's
+assignment pass. Pure, jitted functions of the train state; the loop that
+calls them (checkpoints, metrics, signals) is `evae_jax.train`.
+
+RNG keys derive from (seed, step) and data order from (seed, epoch) with
+``fold_in``, so a run resumed from a checkpoint continues exactly as the
+uninterrupted run would have.
+"""
+
+import dataclasses
+import functools
+from typing import Dict, Optional
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import Mesh
+
+from evae_jax import elbo
+from evae_jax import input_pipeline
+from evae_jax import schedules
+from evae_jax import seeds
+from evae_jax import sharding
+from evae_jax.state import TrainState
+
+
+@dataclasses.dataclass(frozen=True)
+class StepOptions:
+  """Static settings of the compiled training loop.
+
+  Attributes:
+    batch_size: B.
+    binarization: see `evae_jax.input_pipeline.preprocess`.
+    objective: 'point' (eq. 7) or 'logsumexp'.
+    z_dropout_rate: dropout on z (dropout VAE); 0 disables it.
+    per_epoch_assignment: Algorithm 1 (y* fixed for the epoch) instead of
+      choosing y* at every step.
+    assignment_samples: noise draws averaged per example by Algorithm 1's
+      assignment (a less noisy argmax of ELBO_y).
+    num_samples: k of the IWAE objectives.
+  """
+  batch_size: int
+  binarization: str = 'none'
+  objective: str = 'point'
+  z_dropout_rate: float = 0.0
+  per_epoch_assignment: bool = False
+  assignment_samples: int = 1
+  num_samples: int = 1
+
+  @classmethod
+  def from_config(cls, config):
+    return cls(batch_size=config.train.batch_size,
+               binarization=config.data.binarization,
+               objective=config.train.objective,
+               z_dropout_rate=config.train.z_dropout_rate,
+               per_epoch_assignment=config.train.assignment == 'epoch',
+               assignment_samples=config.train.assignment_samples,
+               num_samples=config.train.num_samples)
+
+
+@functools.partial(jax.jit, static_argnames=('objective', 'z_dropout_rate',
+                                             'num_samples'))
+def train_step(state: TrainState, batch: jax.Array, rng: jax.Array,
+               kl_weight: float | jax.Array = 1.0,
+               assignments: Optional[jax.Array] = None, *,
+               objective: str = 'point',
+               z_dropout_rate: float = 0.0,
+               num_samples: int = 1) -> tuple[TrainState, Dict]:
+  """One Adam step on the negative bound of eq. 7.
+
+  The bound is computed for all epitomes at once on one noise draw, each
+  example is assigned y* = argmax_y ELBO_y, and only the chosen epitome is
+  computed with gradients, on an independent draw
+  (`evae_jax.elbo.epitome_loss`).
+
+  Args:
+    state: parameters and optimizer state.
+    batch: (B, N) float32 inputs in [0, 1].
+    rng: PRNG key for this step.
+    kl_weight: lambda of paper §3.1.
+    assignments: optional (B,) epitome per example fixed in advance
+      (Algorithm 1); by default y* is chosen in the step.
+    objective: 'point' (eq. 7), 'logsumexp', 'iwae' or 'iwae_marginal'.
+    z_dropout_rate: dropout on z (dropout VAE); 0 disables it.
+    num_samples: k of the IWAE objectives.
+
+  Returns:
+    (new_state, metrics): scalar metrics 'loss', 'elbo', 'bound', 'log_lik',
+    'kl' (batch means, scored on a draw independent of y*), 'logsumexp_bound'
+    for that objective, and 'grad_norm'.
+  """
+  def loss_fn(params):
+    return state.model.loss(params, batch, rng, kl_weight=kl_weight,
+                            objective=objective, z_dropout_rate=z_dropout_rate,
+                            assignments=assignments, num_samples=num_samples)
+
+  (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  metrics = {k: jnp.mean(v) for k, v in aux.items() if k != 'assignments'}
+  metrics['loss'] = loss
+  metrics['grad_norm'] = optax.tree.norm(grads)
+  return state.apply_gradients(grads=grads), metrics
+
+
+def _keys(rng):
+  """(step key, data key) of a run's base key."""
+  return (jax.random.fold_in(rng, seeds.STEPS),
+          jax.random.fold_in(rng, seeds.DATA))
+
+
+def _chunk(state, images, assignments, rng, kl_weight, epoch,
+           first_step_in_epoch, num_steps, options, mesh):
+  step_rng, data_rng = _keys(rng)
+  epoch_rng = jax.random.fold_in(data_rng, epoch)
+  if options.per_epoch_assignment:
+    order = schedules.stratified_order(epoch_rng, assignments,
+                                       state.model.masks.shape[0])
+  else:
+    order = schedules.permutation(epoch_rng, images.shape[0])
+  b = options.batch_size
+  indices = jax.lax.dynamic_slice_in_dim(order, first_step_in_epoch * b,
+                                         num_steps * b).reshape(num_steps, b)
+
+  def body(state, idx):
+    key = jax.random.fold_in(step_rng, state.step)
+    bin_key, key = jax.random.split(key)
+    x = input_pipeline.preprocess(images[idx], bin_key, options.binarization)
+    x = sharding.shard_batch(x, mesh)
+    fixed = assignments[idx] if options.per_epoch_assignment else None
+    return train_step(state, x, key, kl_weight, fixed,
+                      objective=options.objective,
+                      z_dropout_rate=options.z_dropout_rate,
+                      num_samples=options.num_samples)
+
+  return jax.lax.scan(body, state, indices)
+
+
+@functools.partial(jax.jit, donate_argnames=('state',),
+                   static_argnames=('num_steps', 'options', 'mesh'))
+def train_chunk(state: TrainState, images: jax.Array, assignments: jax.Array,
+                rng: jax.Array, kl_weight, epoch,
+                first_step_in_epoch, *, num_steps: int, options: StepOptions,
+                mesh: Optional[Mesh] = None):
+  """``num_steps`` consecutive steps of one epoch inside one ``lax.scan``.
+
+  The epoch's order is drawn from fold_in(rng, epoch) (a permutation, or for
+  Algorithm 1 a stratified shuffle of ``assignments``); its batches are
+  gathered on the device, so the host does O(1) work per chunk.
+
+  Args:
+    state: train state; donated.
+    images: (n, N) uint8 training pixels on the device.
+    assignments: (n,) int32 epitome of every training example for this
+      epoch (Algorithm 1); ignored unless options.per_epoch_assignment.
+    rng: the run's base key.
+    kl_weight: lambda.
+    epoch: index of the epoch.
+    first_step_in_epoch: step within the epoch at which the chunk starts.
+    num_steps: steps in this chunk.
+    options: `StepOptions`.
+    mesh: optional device mesh; the batch is split over its 'data' axis.
+
+  Returns:
+    (state, metrics) with each metric stacked to shape (num_steps,).
+  """
+  return _chunk(state, images, assignments, rng, kl_weight, epoch,
+                first_step_in_epoch, num_steps, options, mesh)
+
+
+@functools.partial(jax.jit, donate_argnames=('states',),
+                   static_argnames=('num_steps', 'options', 'mesh'))
+def train_chunks(states: TrainState, images: jax.Array,
+                 assignments: jax.Array, rngs: jax.Array,
+                 kl_weights: jax.Array, epoch, first_step_in_epoch, *,
+                 num_steps: int, options: StepOptions,
+                 mesh: Optional[Mesh] = None):
+  """`train_chunk` for M independent models in one program (``jax.vmap``).
+
+  Args:
+    states: train states stacked on a leading axis of size M.
+    images: (n, N) uint8, shared.
+    assignments: (M, n).
+    rngs: (M,) keys, one per model (e.g. one per seed).
+    kl_weights: (M,) lambda per model.
+    epoch, first_step_in_epoch, num_steps, options, mesh: as in `train_chunk`.
+
+  Returns:
+    (states, metrics) with metrics of shape (M, num_steps).
+  """
+  return jax.vmap(
+      lambda s, a, r, w: _chunk(s, images, a, r, w, epoch,
+                                first_step_in_epoch, num_steps, options, mesh)
+  )(states, assignments, rngs, kl_weights)
+
+
+def _assign(state, images, rng, kl_weight, epoch, options):
+  _, data_rng = _keys(rng)
+  key = jax.random.fold_in(jax.random.fold_in(data_rng, epoch), seeds.ASSIGN)
+  b = options.batch_size
+  n = images.shape[0]
+  padded = jnp.concatenate([images, images[:(-n) % b]])
+
+  def one(args):
+    i, pixels = args
+    bin_key, eps_key = jax.random.split(jax.random.fold_in(key, i))
+    x = input_pipeline.preprocess(pixels, bin_key, options.binarization)
+
+    def weighted(draw):
+      terms, _, _ = state.model.elbo_terms(
+          state.params, x, jax.random.fold_in(eps_key, draw))
+      return terms.log_lik - kl_weight * terms.kl
+    mean = jax.lax.map(weighted, jnp.arange(options.assignment_samples))
+    return elbo.assign_epitomes(jnp.mean(mean, axis=0))
+
+  batches = padded.reshape((-1, b) + images.shape[1:])
+  y = jax.lax.map(one, (jnp.arange(batches.shape[0]), batches))
+  return y.reshape(-1)[:n]
+
+
+@functools.partial(jax.jit, static_argnames=('options',))
+def assign_dataset(states: TrainState, images: jax.Array, rngs: jax.Array,
+                   kl_weights, epoch, *,
+                   options: StepOptions) -> jax.Array:
+  """Algorithm 1, line 3: y* of every training example under the current
+  parameters, with the objective being optimised (lambda-weighted ELBO).
+
+  Args:
+    states: train states of M models stacked on a leading axis.
+    images: (n, N) uint8 training pixels.
+    rngs: (M,) base keys.
+    kl_weights: (M,) lambda per model.
+    epoch: index of the epoch about to start.
+    options: `StepOptions`.
+
+  Returns:
+    (M, n) int32 assignments.
+  """
+  if states.model.masks.shape[0] == 1:  # a VAE: nothing to choose.
+    return jnp.zeros((rngs.shape[0], images.shape[0]), jnp.int32)
+  return jax.vmap(lambda s, r, w: _assign(s, images, r, w, epoch,
+                                          options))(states, rngs, kl_weights)
