@@ -31,7 +31,7 @@ def _start(workdir, *flags, mode='train', port):
           for i in range(2)]
 
 
-def _two_processes(workdir, *flags, mode='train', timeout=400):
+def _two_processes(workdir, *flags, mode='train', timeout=600):
   procs = _start(workdir, *flags, mode=mode, port=free_port())
   try:
     outs = [p.communicate(timeout=timeout)[0] for p in procs]
