@@ -133,6 +133,37 @@ def test_paired_difference_against_numpy(tmp_path):
   assert got['iw_marginal'] == d
 
 
+def test_paired_pairs_within_a_root_or_across_two(tmp_path):
+  from experiments import paired
+  rs = np.random.RandomState(1)
+  values = {}
+  for root, name in (('cpu', 'd=50,kind=vae'), ('cpu', 'd=50,kind=evae'),
+                     ('gpu', 'kind=vae')):
+    os.makedirs(tmp_path / root / name)
+    values[root, name] = rs.randn(50)
+    np.savez(tmp_path / root / name / paired.EXAMPLES,
+             iw_marginal=values[root, name])
+  cpu, gpu = str(tmp_path / 'cpu'), str(tmp_path / 'gpu')
+  (name, other_dir, diffs), = paired.pairs(cpu, 'kind=vae', 'kind=evae')
+  assert name == 'd=50,kind=vae' and other_dir.endswith('d=50,kind=evae')
+  want = paired.paired_difference(values['cpu', 'd=50,kind=vae'],
+                                  values['cpu', 'd=50,kind=evae'])
+  assert diffs['iw_marginal'] == want
+  (name, other_dir, diffs), = paired.pairs(cpu, 'd=50,kind=vae', 'kind=vae',
+                                           other_root=gpu)
+  assert other_dir == os.path.join(gpu, 'kind=vae')
+  assert diffs['iw_marginal'] == paired.paired_difference(
+      values['cpu', 'd=50,kind=vae'], values['gpu', 'kind=vae'])
+  run = subprocess.run(
+      [sys.executable, '-m', 'experiments.paired', f'--root={cpu}',
+       f'--other_root={gpu}', '--base=d=50,kind=vae', '--other=kind=vae',
+       '--keys=iw_marginal'], cwd=ROOT, capture_output=True, text=True,
+      timeout=120)
+  assert run.returncode == 0, run.stderr[-2000:]
+  mean = diffs['iw_marginal']['mean']
+  assert f'| d=50,kind=vae | {mean:+.2f} ± ' in run.stdout
+
+
 def test_workers_share_the_accelerators_they_have():
   """More workers than GPUs: each worker gets a GPU that exists (round
   robin) and does not grab most of its memory; one worker per GPU keeps
