@@ -20,6 +20,7 @@ import numpy as np
 
 from evae_jax import checkpoints
 from evae_jax import configuration
+from evae_jax import errors
 from evae_jax import evaluate
 from evae_jax import figures
 from evae_jax import files
@@ -248,7 +249,17 @@ def _per_member(fn, config, workdir, *args):
   """fn on the workdir of each trained model, holding the workdir's lock and
   after checking that ``config`` is the config it was trained with."""
   configuration.validate(config)
-  if not files.isdir(workdir):
+  try:
+    present = files.isdir(workdir)
+  except errors.WorkdirError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    # An object store's own types: no credentials, no network, no bucket.
+    raise errors.WorkdirError(
+        f'Cannot read workdir {workdir} ({type(e).__name__}: {e}). Check the '
+        'path and, for a bucket, your credentials (gcloud auth '
+        'application-default login) and network; nothing was changed.') from e
+  if not present:
     raise configuration.ConfigError(
         f'{workdir} does not exist: train first with the same --config and '
         f'--workdir={workdir} (without --mode).')

@@ -8,6 +8,8 @@ import math
 import os
 import uuid
 
+import pytest
+
 from configs import test as test_config
 from evae_jax import files
 from evae_jax import train
@@ -95,3 +97,20 @@ def test_a_changed_config_moves_the_bucket_run_aside(gcs):
   assert json.loads(files.read_text(files.join(
       workdir, workdirs.CONFIG_FILE)))['model']['latent_dim'] == \
       other.model.latent_dim
+
+
+def test_an_unreachable_bucket_is_one_paragraph_in_every_mode(monkeypatch):
+  """No credentials or no network: the object store's own exception becomes
+  a WorkdirError (exit status 2, one paragraph) in evaluate and sample modes
+  too, not a traceback."""
+  from evae_jax import errors
+  from evae_jax import report
+
+  def unreachable(*_):
+    raise RuntimeError('Your default credentials were not found.')
+  monkeypatch.setattr(files, 'isdir', unreachable)
+  config = test_config.get_config()
+  for call in (lambda: report.evaluate_workdir(config, 'gs://b/run'),
+               lambda: report.sample_workdir(config, 'gs://b/run', 4)):
+    with pytest.raises(errors.WorkdirError, match='credentials'):
+      call()
