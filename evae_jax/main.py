@@ -95,10 +95,19 @@ def main(argv):
     print(f'interrupted: {e}', file=sys.stderr)
     sys.exit(EXIT_INTERRUPTED)
   except KeyboardInterrupt:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     print(f'interrupted: Ctrl-C during --mode={FLAGS.mode}; files already '
           'written are complete (each is written to a temporary name and '
           'renamed). Rerun the same command.', file=sys.stderr)
-    sys.exit(EXIT_INTERRUPTED)
+    # Not sys.exit: the interrupt may have cut a library's clean-up short,
+    # and a normal exit would wait for (or tear down) its threads.
+    _exit_now(EXIT_INTERRUPTED)
+  finally:
+    # Shutting down (joining orbax's and XLA's threads) is no moment for a
+    # KeyboardInterrupt: the work is done or the exit status decided, and a
+    # Ctrl-C there killed the process by SIGINT (status -2) or crashed it
+    # in native teardown (-11).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _exit_now(status: int) -> None:
