@@ -2,17 +2,21 @@
 # The MNIST reproductions of experiments/RESULTS.md, one experiment per
 # call, on a local folder of the original MNIST IDX files. Usage:
 #   bash experiments/mnist.sh EXPERIMENT MNIST_DIR ROOT
-# EXPERIMENT: table2 | iwae | fig3 | table4 | fig2 | assignment
+# EXPERIMENT: table2 | table2_stride | iwae | fig3 | table4 | fig2 | assignment
 # Each trains and evaluates every point into ROOT/EXPERIMENT/ (resumable:
 # rerun to continue) and prints the table with the paper's numbers beside ours.
+# SEEDS=N trains every point with seeds 0..N-1 (default 3); each finished
+# point is copied to KEEP/EXPERIMENT/<point>/ (default experiments/results/mnist,
+# meant to be committed) and a point already there is skipped.
 set -euo pipefail
-EXP=${1:?table2 | iwae | fig3 | table4 | fig2 | assignment}
+EXP=${1:?table2 | table2_stride | iwae | fig3 | table4 | fig2 | assignment}
 DATA=${2:?folder of MNIST IDX files}
 ROOT=${3:-runs/mnist}
 PY=${PYTHON:-python}  # PYTHON=python3 where there is no 'python'
 S=("$PY" -m experiments.run_sweep --root="$ROOT/$EXP" --set=data.name=idx
    "--set=data.path=$DATA" --set=train.progress_bar=False
-   --workers="${WORKERS:-2}" --devices="${DEVICES:-auto}")
+   --workers="${WORKERS:-2}" --devices="${DEVICES:-auto}"
+   --seeds="${SEEDS:-3}" "--keep=${KEEP:-experiments/results/mnist}/$EXP")
 # Reduced budget for Fig. 2/3 and Table 4 (the paper trains 200 epochs):
 # 10 epochs, Parzen (10,000 samples, sigma on 1,000 validation images)
 # scored on the first 2,000 test images.
@@ -22,6 +26,10 @@ case "$EXP" in
     "${S[@]}" --sweep=configs/sweeps/table2.py --set=train.burda_stages=4 \
       --set=eval.iw_num_examples=2000
     "$PY" -m experiments.tables --root="$ROOT/table2" --table=table2 ;;
+  table2_stride)  # D = 50: eVAE K = 25 at stride 25 / 5 / 1, VAE D = 50 / 25
+    "${S[@]}" --sweep=configs/sweeps/table2_stride.py --set=train.burda_stages=4 \
+      --set=eval.iw_num_examples=2000
+    "$PY" -m experiments.tables --root="$ROOT/table2_stride" --table=summary ;;
   iwae)    # same budget and protocol, IWAE objectives, k = 5
     "${S[@]}" --sweep=configs/sweeps/iwae.py --set=train.burda_stages=4 \
       --set=eval.iw_num_examples=2000

@@ -23,6 +23,11 @@ flags.DEFINE_multi_string('where', [], 'section.field=value: run only the '
 flags.DEFINE_integer('workers', 0, 'Points at once; 0 = one per accelerator.')
 flags.DEFINE_enum('devices', 'auto', ['auto', 'cpu', 'gpu', 'tpu'],
                   'How workers are pinned to accelerators.')
+flags.DEFINE_integer('seeds', 0, 'Training seeds per point (seed=0..N-1, '
+                     'separate points); 0 = the config\'s own seed.')
+flags.DEFINE_string('keep', '', 'Folder of kept results: finished points are '
+                    'copied there (eval.json, eval_examples.npz, PNGs) and '
+                    'points already there are skipped.')
 flags.mark_flags_as_required(['sweep', 'root'])
 FLAGS = flags.FLAGS
 
@@ -32,7 +37,7 @@ def main(argv):
   extra = [f'--config.{item}' for item in FLAGS.set]
   where = dict(item.split('=', 1) for item in FLAGS.where)
   points = sweeps.run_sweep(FLAGS.sweep, FLAGS.root, extra, FLAGS.workers,
-                            FLAGS.devices, where)
+                            FLAGS.devices, where, FLAGS.seeds, FLAGS.keep)
   failed = [n for n, r in points.items() if r['status'] == 'failed']
   interrupted = [n for n, r in points.items() if r['status'] == 'interrupted']
   done = len(points) - len(failed) - len(interrupted)

@@ -6,6 +6,16 @@ evae_jax.main``), so one failing point cannot take the others down and every
 point gets the CLI's resume and safety behaviour. Points whose eval.json
 exists are skipped. ``root/sweep_status.json`` records each point's
 outcome, its command and, for a failure, the end of its output.
+
+Seeds: ``seeds=S`` runs every point with ``seed`` = 0 .. S-1 as separate
+points (``...,seed=1``: separate processes, which is what a CPU wants; on an
+accelerator ``train.num_seeds`` vmaps several seeds in one process instead).
+
+Kept results: with ``keep=DIR`` each finished point's eval.json,
+eval_examples.npz, metrics.jsonl, report.md and PNGs are copied to
+``DIR/<point name>/`` (a folder meant to be committed: the workdirs under
+``root`` are scratch), and a point already in ``DIR`` is skipped, so a rerun
+on a fresh machine continues where the kept results stop.
 """
 
 import concurrent.futures
@@ -41,6 +51,42 @@ def select(points: List[Dict], where: Dict[str, str]) -> List[Dict]:
   override is taken to agree: e.g. a VAE point has no epitome_size)."""
   return [p for p in points if all(
       key not in p or str(p[key]) == str(value) for key, value in where.items())]
+
+
+def with_seeds(points: List[Dict], seeds: int) -> List[Dict]:
+  """Every point once per training seed 0 .. seeds-1, seed-major (all
+  points of seed 0 first, so a sweep cut short has whole seeds).
+
+  ``seeds=0`` leaves the points as they are (the config's own seed, and no
+  ``seed=`` in the names, as sweeps run before seeds existed).
+  """
+  if seeds <= 0:
+    return list(points)
+  return [{**p, 'seed': s} for s in range(seeds) for p in points]
+
+
+# What a kept point holds (beside its PNGs): what a paired comparison,
+# a table and a reader of the curves need, without the checkpoints.
+KEPT_FILES = ('eval.json', 'eval_examples.npz', 'metrics.jsonl', 'report.md')
+
+
+def keep_results(workdir: str, dest: str) -> None:
+  """Copies a finished point's results into ``dest`` (replacing it whole:
+  written beside it, then renamed)."""
+  tmp = dest + '.tmp'
+  shutil.rmtree(tmp, ignore_errors=True)
+  os.makedirs(tmp)
+  names = [n for n in os.listdir(workdir)
+           if n in KEPT_FILES or n.endswith('.png')]
+  for name in sorted(names):
+    shutil.copy2(os.path.join(workdir, name), os.path.join(tmp, name))
+  if os.path.exists(dest):
+    shutil.rmtree(dest)
+  os.replace(tmp, dest)
+
+
+def is_kept(keep: str, name: str) -> bool:
+  return bool(keep) and os.path.exists(os.path.join(keep, name, 'eval.json'))
 
 
 def point_name(overrides: Dict) -> str:
@@ -142,7 +188,8 @@ def run_point(sweep_path: str, root: str, overrides: Dict,
 
 def run_sweep(sweep_path: str, root: str, extra: Sequence[str] = (),
               workers: int = 0, devices: str = 'auto',
-              where: Dict[str, str] = None) -> Dict[str, Dict]:
+              where: Dict[str, str] = None, seeds: int = 0,
+              keep: str = '') -> Dict[str, Dict]:
   """Runs every unfinished point of a sweep into ``root``.
 
   Args:
@@ -152,12 +199,15 @@ def run_sweep(sweep_path: str, root: str, extra: Sequence[str] = (),
     workers: points run at once; 0 = one per detected accelerator (1 on CPU).
     devices: 'auto', 'cpu', 'gpu' or 'tpu' (how workers are pinned).
     where: run only the points that agree with these overrides (`select`).
+    seeds: run every point with seeds 0 .. seeds-1 (`with_seeds`).
+    keep: folder of kept results (`keep_results`): points there are skipped,
+      points that finish are copied there.
 
   Returns:
     The status record of every point.
   """
   os.makedirs(root, exist_ok=True)
-  points = select(load_points(sweep_path), where or {})
+  points = with_seeds(select(load_points(sweep_path), where or {}), seeds)
   detected_kind, detected = detect_devices()
   kind = detected_kind if devices == 'auto' else devices
   count = detected if kind == detected_kind else (workers or 1)
@@ -170,7 +220,13 @@ def run_sweep(sweep_path: str, root: str, extra: Sequence[str] = (),
 
   def job(overrides):
     name = point_name(overrides)
+    if is_kept(keep, name):
+      status.set(name, {**status.points.get(name, {}), 'status': 'done',
+                        'kept': True})
+      return
     if os.path.exists(os.path.join(root, name, 'eval.json')):
+      if keep:
+        keep_results(os.path.join(root, name), os.path.join(keep, name))
       status.set(name, {**status.points.get(name, {}), 'status': 'done',
                         'skipped': True})
       return
@@ -179,6 +235,9 @@ def run_sweep(sweep_path: str, root: str, extra: Sequence[str] = (),
       print(f'[{time.strftime("%H:%M:%S")}] start {name}', flush=True)
       record = run_point(sweep_path, root, overrides, extra,
                          device_env(kind, slot, workers, count))
+      if keep and record['status'] == 'done':
+        os.makedirs(keep, exist_ok=True)
+        keep_results(os.path.join(root, name), os.path.join(keep, name))
     except Exception as e:  # keep going: record and move on.
       record = {'status': 'failed', 'error': repr(e)}
     finally:

@@ -76,6 +76,42 @@ def test_runner_skips_done_points_and_survives_failures(tmp_path):
   assert '213 (22)' in table   # the paper's number sits beside ours
 
 
+def test_seeds_are_separate_points_seed_major():
+  points = [{'model.kind': 'vae'}, {'model.kind': 'evae'}]
+  seeded = sweeps.with_seeds(points, 3)
+  assert [sweeps.point_name(p) for p in seeded[:2]] == [
+      'kind=vae,seed=0', 'kind=evae,seed=0']
+  assert [p['seed'] for p in seeded] == [0, 0, 1, 1, 2, 2]
+  assert sweeps.with_seeds(points, 0) == points
+
+
+def test_runner_keeps_results_and_skips_kept_points(tmp_path):
+  """A finished point is copied to the kept folder (no checkpoints), and a
+  rerun on a fresh root (a new machine) skips it instead of training it."""
+  sweep = tmp_path / 'tiny_sweep.py'
+  sweep.write_text(
+      'from configs import test\n'
+      'def get_config():\n  return test.get_config()\n'
+      'def sweep():\n  return [{"model.kind": "vae"}]\n')
+  keep = tmp_path / 'kept'
+  run = lambda root: subprocess.run(
+      [sys.executable, '-m', 'experiments.run_sweep', f'--sweep={sweep}',
+       f'--root={tmp_path / root}', '--set=train.num_epochs=1', '--seeds=2',
+       f'--keep={keep}'], cwd=ROOT, capture_output=True, text=True,
+      timeout=600)
+  first = run('a')
+  assert first.returncode == 0, first.stdout + first.stderr
+  for seed in (0, 1):
+    kept = keep / f'kind=vae,seed={seed}'
+    files = set(os.listdir(kept))
+    assert {'eval.json', 'eval_examples.npz', 'samples.png'} <= files
+    assert 'checkpoints' not in files
+    assert json.load(open(kept / 'eval.json'))['config']['seed'] == seed
+  second = run('b')   # a fresh root: nothing trained there
+  assert second.returncode == 0 and 'start' not in second.stdout
+  assert not os.path.exists(tmp_path / 'b' / 'kind=vae,seed=0')
+
+
 def test_benchmark_runs_and_reports_every_target(tmp_path):
   out = str(tmp_path / 'bench.json')
   result = subprocess.run(
