@@ -4,7 +4,8 @@
 #   bash experiments/mnist.sh EXPERIMENT MNIST_DIR ROOT
 # EXPERIMENT: table2 | table2_stride | iwae | fig3 | table4 | fig2 | assignment
 # Each trains and evaluates every point into ROOT/EXPERIMENT/ (resumable:
-# rerun to continue) and prints the table with the paper's numbers beside ours.
+# rerun to continue) and prints the table, from the kept results, with the
+# paper's numbers beside ours.
 # SEEDS=N trains every point with seeds 0..N-1 (default 3); each finished
 # point is copied to KEEP/EXPERIMENT/<point>/ (default experiments/results/mnist,
 # meant to be committed) and a point already there is skipped.
@@ -13,10 +14,11 @@ EXP=${1:?table2 | table2_stride | iwae | fig3 | table4 | fig2 | assignment}
 DATA=${2:?folder of MNIST IDX files}
 ROOT=${3:-runs/mnist}
 PY=${PYTHON:-python}  # PYTHON=python3 where there is no 'python'
+KEPT=${KEEP:-experiments/results/mnist}
 S=("$PY" -m experiments.run_sweep --root="$ROOT/$EXP" --set=data.name=idx
    "--set=data.path=$DATA" --set=train.progress_bar=False
    --workers="${WORKERS:-2}" --devices="${DEVICES:-auto}"
-   --seeds="${SEEDS:-3}" "--keep=${KEEP:-experiments/results/mnist}/$EXP")
+   --seeds="${SEEDS:-3}" "--keep=$KEPT/$EXP")
 # Reduced budget for Fig. 2/3 and Table 4 (the paper trains 200 epochs):
 # 10 epochs, Parzen (10,000 samples, sigma on 1,000 validation images)
 # scored on the first 2,000 test images.
@@ -25,31 +27,31 @@ case "$EXP" in
   table2)  # Burda et al.'s protocol, stages 1-4 (40 of 3,280 epochs)
     "${S[@]}" --sweep=configs/sweeps/table2.py --set=train.burda_stages=4 \
       --set=eval.iw_num_examples=2000
-    "$PY" -m experiments.tables --root="$ROOT/table2" --table=table2 ;;
+    "$PY" -m experiments.tables --root="$KEPT/$EXP" --table=table2 ;;
   table2_stride)  # D = 50: eVAE K = 25 at stride 25 / 5 / 1, VAE D = 50 / 25
     "${S[@]}" --sweep=configs/sweeps/table2_stride.py --set=train.burda_stages=4 \
       --set=eval.iw_num_examples=2000
-    "$PY" -m experiments.tables --root="$ROOT/table2_stride" --table=summary ;;
+    "$PY" -m experiments.tables --root="$KEPT/$EXP" --table=stride ;;
   iwae)    # same budget and protocol, IWAE objectives, k = 5
     "${S[@]}" --sweep=configs/sweeps/iwae.py --set=train.burda_stages=4 \
       --set=eval.iw_num_examples=2000
-    "$PY" -m experiments.tables --root="$ROOT/iwae" --table=iwae ;;
+    "$PY" -m experiments.tables --root="$KEPT/$EXP" --table=iwae ;;
   fig3)
     "${S[@]}" --sweep=configs/sweeps/fig3.py "${REDUCED[@]}" \
       --set=eval.iw_samples=1000 --set=eval.iw_num_examples=1000
-    "$PY" -m experiments.tables --root="$ROOT/fig3" --table=summary ;;
+    "$PY" -m experiments.tables --root="$KEPT/$EXP" --table=summary ;;
   table4)  # first column: L = 1, H = 500
     "${S[@]}" --sweep=configs/sweeps/table4.py "${REDUCED[@]}" \
       --where=model.num_layers=1 --where=model.hidden_dim=500 \
       --set=eval.iw_samples=100 --set=eval.iw_num_examples=500
-    "$PY" -m experiments.tables --root="$ROOT/table4" --table=table4 ;;
+    "$PY" -m experiments.tables --root="$KEPT/$EXP" --table=table4 ;;
   fig2)
     "${S[@]}" --sweep=configs/sweeps/fig2.py "${REDUCED[@]}" \
       --set=eval.iw_samples=100 --set=eval.iw_num_examples=500
-    "$PY" -m experiments.tables --root="$ROOT/fig2" --table=summary ;;
+    "$PY" -m experiments.tables --root="$KEPT/$EXP" --table=summary ;;
   assignment)  # Algorithm 1 vs per-step y*, the Fig. 3 eVAE, 10 epochs
     "${S[@]}" --sweep=configs/sweeps/assignment.py "${REDUCED[@]}" \
       --set=eval.iw_samples=1000 --set=eval.iw_num_examples=1000
-    "$PY" -m experiments.tables --root="$ROOT/assignment" --table=summary ;;
+    "$PY" -m experiments.tables --root="$KEPT/$EXP" --table=summary ;;
   *) echo "unknown experiment $EXP" >&2; exit 2 ;;
 esac

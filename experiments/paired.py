@@ -9,7 +9,15 @@ on the same images has a far smaller standard error. Reads the
 
 pairs every workdir under ROOT whose name contains BASE with the one whose
 name has OTHER in its place, and prints mean(other - base) ± its standard
-error for each per-example quantity (positive: OTHER is better). With
+error for each per-example quantity (positive: OTHER is better).
+
+Training seeds. Workdirs named ``...,seed=S`` (``run_sweep --seeds``) are
+paired seed by seed, and each pair of models is then summarised at the seed
+level: the paired difference of every seed, their mean with the
+between-seed standard error (the spread of the training runs, which the
+per-image error does not see), the per-image error of that mean beside it,
+and a verdict only where mean ± 2 seed-level SE excludes zero ("not
+resolved at this budget" otherwise, and always with one seed). With
 ``--other_root=DIR`` the other workdir is looked up under DIR instead: the
 same model trained in two experiments (say on a CPU and on a GPU, or to two
 budgets):
@@ -21,7 +29,8 @@ budgets):
 import glob
 import math
 import os
-from typing import Dict, List, Optional, Tuple
+import re
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from absl import app
 from absl import flags
@@ -31,6 +40,8 @@ EXAMPLES = 'eval_examples.npz'
 KEYS = ('iw_marginal', 'iw_assigned', 'bound', 'logsumexp_bound', 'parzen')
 
 FLAGS = flags.FLAGS
+UNRESOLVED = 'not resolved at this budget'
+_SEED = re.compile(r'(^|,)seed=(\d+)(?=,|$)')
 
 
 def paired_difference(base: np.ndarray, other: np.ndarray) -> Dict[str, float]:
@@ -40,6 +51,62 @@ def paired_difference(base: np.ndarray, other: np.ndarray) -> Dict[str, float]:
   d = np.asarray(other[:n], np.float64) - np.asarray(base[:n], np.float64)
   return {'mean': float(d.mean()),
           'stderr': float(d.std(ddof=1) / math.sqrt(n)), 'n': n}
+
+
+def split_seed(name: str) -> Tuple[str, Optional[int]]:
+  """('kind=vae,latent_dim=50', 1) for 'kind=vae,latent_dim=50,seed=1';
+  (name, None) for a name without a seed."""
+  match = _SEED.search(name)
+  if not match:
+    return name, None
+  rest = (name[:match.start()] + name[match.end():]).strip(',')
+  return rest.replace(',,', ','), int(match.group(2))
+
+
+def seed_statistics(per_seed: Sequence[Dict[str, float]]) -> Dict:
+  """Seed-level summary of one paired difference measured on several seeds.
+
+  Args:
+    per_seed: for each training seed, `paired_difference`'s dict (``mean``
+      of other - base over the test images, its per-image ``stderr``, ``n``).
+
+  Returns:
+    ``seeds``: the per-seed means; ``num_seeds`` S; ``mean``: their mean;
+    ``seed_stderr``: std(per-seed means, ddof 1) / sqrt(S), the between-seed
+    standard error (NaN for S = 1); ``image_stderr``: the per-image standard
+    error of ``mean``, sqrt(sum_s stderr_s^2) / S (the seeds' test-image
+    noise, which ``seed_stderr`` also contains).
+  """
+  means = np.array([d['mean'] for d in per_seed], np.float64)
+  errors = np.array([d['stderr'] for d in per_seed], np.float64)
+  count = len(means)
+  seed_stderr = (float(means.std(ddof=1) / math.sqrt(count)) if count > 1
+                 else float('nan'))
+  return {'seeds': [float(m) for m in means], 'num_seeds': count,
+          'mean': float(means.mean()), 'seed_stderr': seed_stderr,
+          'image_stderr': float(math.sqrt((errors ** 2).sum()) / count)}
+
+
+def verdict(stats: Dict, expected_sign: int = 0) -> str:
+  """A verdict on a seed-level difference, only where mean ± 2 seed-level SE
+  excludes zero.
+
+  Args:
+    stats: `seed_statistics`' dict.
+    expected_sign: +1 or -1, the sign the paper reports (other better: +1);
+      0 when the paper says nothing.
+
+  Returns:
+    'agrees' / 'disagrees' with the paper's sign, 'other better' / 'base
+    better' without one, or UNRESOLVED (always with a single seed).
+  """
+  mean, stderr = stats['mean'], stats['seed_stderr']
+  if not math.isfinite(stderr) or abs(mean) <= 2 * stderr:
+    return UNRESOLVED
+  sign = 1 if mean > 0 else -1
+  if expected_sign:
+    return 'agrees' if sign == expected_sign else 'disagrees'
+  return 'other better' if sign > 0 else 'base better'
 
 
 def load(workdir: str) -> Dict[str, np.ndarray]:
@@ -69,17 +136,53 @@ def pairs(root: str, base: str, other: str, other_root: Optional[str] = None,
   return out
 
 
+def seed_pairs(found: Sequence[Tuple[str, str, Dict[str, Dict]]],
+               keys=KEYS) -> Dict[str, Dict[str, Dict]]:
+  """Groups `pairs`' output by the base name without its seed and gives
+  `seed_statistics` of every quantity: {group: {key: stats}}."""
+  groups: Dict[str, Dict[str, List[Dict]]] = {}
+  for name, _, diffs in found:
+    group, _ = split_seed(name)
+    for key in keys:
+      if key in diffs:
+        groups.setdefault(group, {}).setdefault(key, []).append(diffs[key])
+  return {group: {key: seed_statistics(values)
+                  for key, values in by_key.items()}
+          for group, by_key in groups.items()}
+
+
+def format_seed_cell(stats: Dict, expected_sign: int = 0) -> str:
+  """'+0.12 ± 0.05 (3 seeds: +0.10, +0.20, +0.06; per-image ± 0.04): verdict'."""
+  seeds = ', '.join(f'{m:+.2f}' for m in stats['seeds'])
+  seed_se = (f' ± {stats["seed_stderr"]:.2f}'
+             if math.isfinite(stats['seed_stderr']) else '')
+  count = stats['num_seeds']
+  return (f'{stats["mean"]:+.2f}{seed_se} ({count} seed{"s" * (count > 1)}: '
+          f'{seeds}; per-image ± {stats["image_stderr"]:.2f}): '
+          f'{verdict(stats, expected_sign)}')
+
+
 def main(argv):
   del argv
   keys = FLAGS.keys
-  print(f'| pair ({FLAGS.other} - {FLAGS.base}) | '
-        + ' | '.join(f'{k} (n)' for k in keys) + ' |')
+  found = pairs(FLAGS.root, FLAGS.base, FLAGS.other, FLAGS.other_root, keys)
+  print(f'Each pair on the same test images ({FLAGS.other} - {FLAGS.base}; '
+        'positive: the other is better).\n')
+  print('| pair | ' + ' | '.join(f'{k} (n)' for k in keys) + ' |')
   print('|' + ' --- |' * (len(keys) + 1))
-  for name, _, diffs in pairs(FLAGS.root, FLAGS.base, FLAGS.other,
-                              FLAGS.other_root, keys):
+  for name, _, diffs in found:
     cells = [f'{diffs[k]["mean"]:+.2f} ± {diffs[k]["stderr"]:.2f} '
              f'({diffs[k]["n"]})' if k in diffs else '' for k in keys]
     print(f'| {name} | ' + ' | '.join(cells) + ' |')
+  print('\nOver training seeds: mean ± between-seed SE (the seeds\' '
+        'differences; the per-image SE of the mean); a verdict only where '
+        'mean ± 2 seed-level SE excludes zero.\n')
+  print('| pair | quantity | over seeds |')
+  print('| --- | --- | --- |')
+  for group, by_key in seed_pairs(found, keys).items():
+    for key in keys:
+      if key in by_key:
+        print(f'| {group} | {key} | {format_seed_cell(by_key[key])} |')
 
 
 if __name__ == '__main__':

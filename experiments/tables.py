@@ -11,14 +11,17 @@ table3 (best Parzen per model), summary (one row per run, every figure).
 
 import glob
 import json
+import math
 import os
 from typing import Dict, List
 
 from absl import app
 from absl import flags
+import numpy as np
 
 PAPER_FILE = os.path.join(os.path.dirname(__file__), 'paper_numbers.json')
-TABLES = ('table1', 'table2', 'table3', 'table4', 'iwae', 'summary')
+TABLES = ('table1', 'table2', 'table3', 'table4', 'iwae', 'stride',
+          'summary')
 KINDS = ('vae', 'mvae', 'evae')
 
 
@@ -74,44 +77,109 @@ def _grid_table(runs, paper_rows, columns) -> str:
   return '\n'.join(lines)
 
 
+def _seed(run) -> int:
+  return run['config'].get('seed', 0)
+
+
+def _nll(run, which='marginal') -> float:
+  return -run['iw_log_likelihood'][which]['mean']
+
+
+def _over_seeds(values) -> str:
+  """'**92.31** ± 0.08 (3 seeds)': the mean and between-seed SE; the value
+  alone for one seed."""
+  values = np.asarray(values, np.float64)
+  if len(values) == 1:
+    return f'**{values[0]:.2f}**'
+  stderr = values.std(ddof=1) / math.sqrt(len(values))
+  return f'**{values.mean():.2f}** ± {stderr:.2f} ({len(values)} seeds)'
+
+
+def _paired_over_seeds(root, base_runs, other_runs, expected_sign=0) -> str:
+  """The paired IW difference (other - base) of every seed both have, at
+  the seed level (experiments.paired.format_seed_cell)."""
+  from experiments import paired  # pylint: disable=g-import-not-at-top
+  by_seed = {_seed(r): r for r in base_runs}
+  diffs = []
+  for other in sorted(other_runs, key=_seed):
+    base = by_seed.get(_seed(other))
+    if base is None:
+      continue
+    try:
+      diffs.append(paired.compare(os.path.join(root, base['name']),
+                                  os.path.join(root, other['name']),
+                                  ('iw_marginal',))['iw_marginal'])
+    except (OSError, KeyError):
+      pass  # evaluated before per-example values were saved
+  if not diffs:
+    return '–'
+  return paired.format_seed_cell(paired.seed_statistics(diffs), expected_sign)
+
+
+def _units(runs) -> str:
+  return ', '.join(str(r['active_units']['count'])
+                   for r in sorted(runs, key=_seed)) or '–'
+
+
 def _table2(runs, paper_rows, root, names=('VAE', 'eVAE')) -> str:
   """-log p(x) (IW, marginal over epitomes) beside the paper's, the eVAE's
   y*-only estimate, active units, and the paired eVAE - VAE difference in
-  log p(x) on the same test images (positive: the eVAE is better)."""
-  from experiments import paired  # pylint: disable=g-import-not-at-top
+  log p(x) on the same test images (positive: the eVAE is better), each
+  over the training seeds the root holds (mean ± between-seed SE; a
+  verdict on the paper's sign only where mean ± 2 SE excludes zero)."""
   v, e = names
   lines = [f'| D | {v} ours / paper | {e} ours / paper | {e} y*-only | '
-           f'active units {v} / {e} | {e} - {v}, paired (n) |',
+           f'active units {v} / {e} (per seed) | {e} - {v}, paired |',
            '|' + ' --- |' * 6]
   dims = sorted({_model(r)['latent_dim'] for r in runs}
                 | {p['latent_dim'] for p in paper_rows})
   for d in dims:
-    cells, found = [], {}
+    cells, found, paper_nll = [], {}, {}
     for kind in ('vae', 'evae'):
       ours = [r for r in runs if _model(r)['latent_dim'] == d
               and _label(r) == kind]
       paper = [p for p in paper_rows if p['latent_dim'] == d
                and p['kind'] == kind]
-      found[kind] = ours[0] if ours else None
-      text = (f'**{-ours[0]["iw_log_likelihood"]["marginal"]["mean"]:.2f}**'
-              if ours else '–')
+      found[kind] = ours
+      paper_nll[kind] = paper[0]['nll'] if paper else None
+      text = _over_seeds([_nll(r) for r in ours]) if ours else '–'
       cells.append(text + (f' / {paper[0]["nll"]:.2f}' if paper else ''))
     vae, evae = found['vae'], found['evae']
-    cells.append(f'{-evae["iw_log_likelihood"]["assigned_epitome"]["mean"]:.2f}'
-                 if evae else '–')
-    cells.append(' / '.join(str(r['active_units']['count']) if r else '–'
-                            for r in (vae, evae)))
-    diff = '–'
-    if vae and evae:
-      try:
-        c = paired.compare(os.path.join(root, vae['name']),
-                           os.path.join(root, evae['name']), ('iw_marginal',))
-        c = c['iw_marginal']
-        diff = f'{c["mean"]:+.2f} ± {c["stderr"]:.2f} ({c["n"]})'
-      except (OSError, KeyError):
-        pass  # evaluated before per-example values were saved
-    cells.append(diff)
+    cells.append(_over_seeds([_nll(r, 'assigned_epitome') for r in evae])
+                 .replace('**', '') if evae else '–')
+    cells.append(f'{_units(vae)} / {_units(evae)}')
+    sign = 0
+    if None not in paper_nll.values():
+      sign = 1 if paper_nll['vae'] > paper_nll['evae'] else -1
+    cells.append(_paired_over_seeds(root, vae, evae, sign))
     lines.append(f'| {d} | ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines)
+
+
+def _stride(runs, root) -> str:
+  """Table 2 at D = 50 by epitome layout: every model of the root (grouped
+  over seeds) paired against the VAE with D = 50 seed by seed; the paper's
+  sign (the eVAE better) is expected of the eVAEs, none of other VAEs."""
+  from experiments import paired  # pylint: disable=g-import-not-at-top
+  groups: Dict[str, List[Dict]] = {}
+  for r in runs:
+    groups.setdefault(paired.split_seed(r['name'])[0], []).append(r)
+  base = [g for g, rs in groups.items() if _model(rs[0])['kind'] == 'vae'
+          and _model(rs[0])['latent_dim'] == 50]
+  lines = ['| model | D | K | s | E | -log p(x) | active units (per seed) | '
+           'epochs | paired - VAE (D = 50) |', '|' + ' --- |' * 9]
+  for group, rs in groups.items():
+    shape, m = rs[0]['epitome_shape'], _model(rs[0])
+    sign = 1 if m['kind'] == 'evae' else 0
+    diff = ('(the baseline)' if base and group == base[0] else
+            _paired_over_seeds(root, groups[base[0]], rs, sign) if base
+            else '–')
+    epochs = sorted({r.get('checkpoint_epochs', '?') for r in rs}, key=str)
+    lines.append(
+        f'| {m["kind"]} | {shape["latent_dim"]} | {shape["epitome_size"]} | '
+        f'{shape["stride"]} | {rs[0]["num_epitomes"]} | '
+        f'{_over_seeds([_nll(r) for r in rs])} | {_units(rs)} | '
+        f'{", ".join(map(str, epochs))} | {diff} |')
   return '\n'.join(lines)
 
 
@@ -175,6 +243,8 @@ def render(root: str, table: str) -> str:
                        [(h, l) for h in (500, 1000) for l in (1, 2, 3)])
   elif table == 'table2':
     body = _table2(runs, paper['table2'], root)
+  elif table == 'stride':
+    body = _stride(runs, root)
   elif table == 'iwae':  # beside Burda et al.'s IWAE, not the eVAE paper
     body = _table2(runs, paper['iwae'], root, ('IWAE', 'IWAE-eVAE'))
   else:
@@ -182,7 +252,13 @@ def render(root: str, table: str) -> str:
   note = ('Cells: **ours** / paper; Parzen log-density in nats with active '
           'units in parentheses (Table 2: -log p(x) in nats). The paper\'s '
           'numbers are on MNIST / TFD at full budget.'
-          if table != 'summary' else 'One row per run; nats.')
+          if table not in ('summary', 'stride') else 'One row per run; nats.')
+  if table == 'stride':
+    note = ('-log p(x) in nats (IW, marginal over epitomes): mean ± '
+            'between-seed SE. Paired: log p(x) of the model minus the VAE '
+            'with D = 50 on the same test images, seed by seed (positive: '
+            'the model is better); a verdict only where mean ± 2 seed-level '
+            'SE excludes zero.')
   if table == 'iwae':
     note = ('Cells: **ours** / published, -log p(x) in nats (IW, k = 5000). '
             'Beyond the eVAE paper: the published cell is Burda et al. '

@@ -200,6 +200,110 @@ def test_paired_pairs_within_a_root_or_across_two(tmp_path):
   assert f'| d=50,kind=vae | {mean:+.2f} ± ' in run.stdout
 
 
+def test_seed_statistics_against_numpy():
+  from experiments import paired
+  per_seed = [{'mean': 0.31, 'stderr': 0.05, 'n': 2000},
+              {'mean': -0.12, 'stderr': 0.04, 'n': 2000},
+              {'mean': 0.20, 'stderr': 0.06, 'n': 2000}]
+  got = paired.seed_statistics(per_seed)
+  means = np.array([0.31, -0.12, 0.20])
+  np.testing.assert_allclose(got['mean'], means.mean())
+  np.testing.assert_allclose(got['seed_stderr'],
+                             np.std(means, ddof=1) / np.sqrt(3))
+  np.testing.assert_allclose(got['image_stderr'],
+                             np.sqrt(0.05**2 + 0.04**2 + 0.06**2) / 3)
+  assert got['num_seeds'] == 3 and got['seeds'] == list(means)
+  # 0.13 ± 0.13: the interval holds zero, however small the per-image SE.
+  assert paired.verdict(got, +1) == paired.UNRESOLVED
+  steady = paired.seed_statistics(
+      [{'mean': m, 'stderr': 0.05, 'n': 10} for m in (0.3, 0.35, 0.4)])
+  assert paired.verdict(steady, +1) == 'agrees'
+  assert paired.verdict(steady, -1) == 'disagrees'
+  assert paired.verdict(steady) == 'other better'
+  one = paired.seed_statistics([{'mean': 5.0, 'stderr': 0.01, 'n': 10}])
+  assert np.isnan(one['seed_stderr'])
+  assert paired.verdict(one, +1) == paired.UNRESOLVED
+
+
+def test_paired_groups_seeds_and_prints_seed_level_rows(tmp_path):
+  from experiments import paired
+  rs = np.random.RandomState(2)
+  values = {}
+  for seed in range(3):
+    for kind in ('vae', 'evae'):
+      name = f'kind={kind},latent_dim=50,seed={seed}'
+      os.makedirs(tmp_path / name)
+      values[kind, seed] = rs.randn(40)
+      np.savez(tmp_path / name / paired.EXAMPLES, iw_marginal=values[kind, seed])
+  assert paired.split_seed('kind=vae,latent_dim=50,seed=12') == (
+      'kind=vae,latent_dim=50', 12)
+  found = paired.pairs(str(tmp_path), 'kind=vae', 'kind=evae',
+                       keys=('iw_marginal',))
+  assert len(found) == 3
+  (group, stats), = paired.seed_pairs(found, ('iw_marginal',)).items()
+  assert group == 'kind=vae,latent_dim=50'
+  want = [np.mean(values['evae', s] - values['vae', s]) for s in range(3)]
+  np.testing.assert_allclose(stats['iw_marginal']['seeds'], want)
+  np.testing.assert_allclose(stats['iw_marginal']['seed_stderr'],
+                             np.std(want, ddof=1) / np.sqrt(3))
+  run = subprocess.run(
+      [sys.executable, '-m', 'experiments.paired', f'--root={tmp_path}',
+       '--base=kind=vae', '--other=kind=evae', '--keys=iw_marginal'],
+      cwd=ROOT, capture_output=True, text=True, timeout=120)
+  assert run.returncode == 0, run.stderr[-2000:]
+  assert (f'| kind=vae,latent_dim=50 | iw_marginal | {np.mean(want):+.2f} ± '
+          in run.stdout)
+  assert '3 seeds' in run.stdout
+
+
+def _fake_run(root, name, kind, latent_dim, seed, iw, stride=25):
+  """An evaluated workdir with the eval.json fields the tables read and
+  per-example IW values ``iw``."""
+  from experiments import paired
+  os.makedirs(root / name)
+  num_epitomes = 1 if kind == 'vae' else (latent_dim - 25) // stride + 1
+  run = {'config': {'seed': seed, 'model': {
+             'kind': kind, 'latent_dim': latent_dim, 'num_layers': 2,
+             'hidden_dim': 200},
+         'train': {'z_dropout_rate': 0.0, 'kl_weight': 1.0,
+                   'schedule': 'burda', 'burda_stages': 4, 'num_epochs': 1},
+         'data': {'name': 'idx', 'path': 'mnist'}},
+         'step': 100, 'checkpoint_epochs': 40, 'num_epitomes': num_epitomes,
+         'epitome_shape': {'latent_dim': latent_dim, 'epitome_size': 25,
+                           'stride': stride},
+         'iw_log_likelihood': {'marginal': {'mean': float(np.mean(iw))},
+                               'assigned_epitome': {'mean': -1.0}},
+         'active_units': {'count': 20 + seed}}
+  with open(root / name / 'eval.json', 'w') as f:
+    json.dump(run, f)
+  np.savez(root / name / paired.EXAMPLES, iw_marginal=iw)
+
+
+def test_tables_report_pairs_at_the_seed_level(tmp_path):
+  """Table 2 and the stride table: the mean over seeds with its
+  between-seed SE, and the paired difference seed by seed, against numpy."""
+  rs = np.random.RandomState(3)
+  shared = rs.randn(30) * 5 - 90
+  values = {}
+  for seed in range(3):
+    for kind, shift in (('vae', 0.0), ('evae', 0.5 + 0.1 * seed)):
+      iw = shared + shift + rs.randn(30) * 0.1
+      values[kind, seed] = iw
+      _fake_run(tmp_path, f'kind={kind},latent_dim=50,seed={seed}', kind, 50,
+                seed, iw)
+  diffs = [np.mean(values['evae', s] - values['vae', s]) for s in range(3)]
+  table = tables.render(str(tmp_path), 'table2')
+  nll = [-np.mean(values['vae', s]) for s in range(3)]
+  assert (f'**{np.mean(nll):.2f}** ± {np.std(nll, ddof=1) / np.sqrt(3):.2f} '
+          '(3 seeds) / 86.76' in table)
+  cell = (f'{np.mean(diffs):+.2f} ± {np.std(diffs, ddof=1) / np.sqrt(3):.2f}'
+          ' (3 seeds: ' + ', '.join(f'{d:+.2f}' for d in diffs))
+  assert cell in table and 'agrees' in table   # the paper: eVAE better
+  assert '20, 21, 22 / 20, 21, 22' in table
+  stride = tables.render(str(tmp_path), 'stride')
+  assert '(the baseline)' in stride and cell in stride
+
+
 def test_workers_share_the_accelerators_they_have():
   """More workers than GPUs: each worker gets a GPU that exists (round
   robin) and does not grab most of its memory; one worker per GPU keeps
