@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The MNIST reproductions of experiments/RESULTS.md, one experiment per
 # call, on a local folder of the original MNIST IDX files. Usage:
-#   bash experiments/mnist.sh EXPERIMENT MNIST_DIR ROOT
-# EXPERIMENT: table2 | table2_stride | iwae | fig3 | table4 | fig2 | assignment
+#   bash experiments/mnist.sh EXPERIMENT MNIST_DIR ROOT [RUN_SWEEP FLAGS...]
+# (e.g. --where=model.epitome_size=4 for Table 4's better K alone)
+# EXPERIMENT: table2 | table2_stride | iwae | fig3 | table4 | fig2 | fig6 | assignment
 # Each trains and evaluates every point into ROOT/EXPERIMENT/ (resumable:
 # rerun to continue) and prints the table, from the kept results, with the
 # paper's numbers beside ours.
@@ -10,24 +11,32 @@
 # point is copied to KEEP/EXPERIMENT/<point>/ (default experiments/results/mnist,
 # meant to be committed) and a point already there is skipped.
 set -euo pipefail
-EXP=${1:?table2 | table2_stride | iwae | fig3 | table4 | fig2 | assignment}
+EXP=${1:?table2 | table2_stride | iwae | fig3 | table4 | fig2 | fig6 | assignment}
 DATA=${2:?folder of MNIST IDX files}
 ROOT=${3:-runs/mnist}
+shift $(( $# < 3 ? $# : 3 ))  # the rest goes to every run_sweep call
 PY=${PYTHON:-python}  # PYTHON=python3 where there is no 'python'
 KEPT=${KEEP:-experiments/results/mnist}
 S=("$PY" -m experiments.run_sweep --root="$ROOT/$EXP" --set=data.name=idx
    "--set=data.path=$DATA" --set=train.progress_bar=False
    --workers="${WORKERS:-2}" --devices="${DEVICES:-auto}"
-   --seeds="${SEEDS:-3}" "--keep=$KEPT/$EXP")
+   --seeds="${SEEDS:-3}" "--keep=$KEPT/$EXP" "$@")
 # Reduced budget for Fig. 2/3 and Table 4 (the paper trains 200 epochs):
 # 10 epochs, Parzen (10,000 samples, sigma on 1,000 validation images)
 # scored on the first 2,000 test images.
 REDUCED=(--set=train.num_epochs=10 --set=eval.num_examples=2000)
 case "$EXP" in
-  table2)  # Burda et al.'s protocol, stages 1-4 (40 of 3,280 epochs)
-    "${S[@]}" --sweep=configs/sweeps/table2.py --set=train.burda_stages=4 \
-      --set=eval.iw_num_examples=2000
-    "$PY" -m experiments.tables --root="$KEPT/$EXP" --table=table2 ;;
+  table2)  # Burda et al.'s protocol, stages 1-4 (40 epochs); the D = 50 pair
+    # is table2_stride's VAE and stride-25 eVAE (the same configs)
+    for d in 100 200; do
+      "${S[@]}" --sweep=configs/sweeps/table2.py --set=train.burda_stages=4 \
+        --set=eval.iw_num_examples=2000 --where=model.latent_dim=$d
+    done
+    "${S[@]}" --sweep=configs/sweeps/table2_stride.py --set=train.burda_stages=4 \
+      --set=eval.iw_num_examples=2000 --where=model.latent_dim=50 \
+      --where=model.stride=25 "--keep=$KEPT/table2_stride"
+    "$PY" -m experiments.tables --root="$KEPT/table2,$KEPT/table2_stride" \
+      --table=table2 ;;
   table2_stride)  # D = 50: eVAE K = 25 at stride 25 / 5 / 1, VAE D = 50 / 25
     "${S[@]}" --sweep=configs/sweeps/table2_stride.py --set=train.burda_stages=4 \
       --set=eval.iw_num_examples=2000
@@ -47,6 +56,10 @@ case "$EXP" in
     "$PY" -m experiments.tables --root="$KEPT/$EXP" --table=table4 ;;
   fig2)
     "${S[@]}" --sweep=configs/sweeps/fig2.py "${REDUCED[@]}" \
+      --set=eval.iw_samples=100 --set=eval.iw_num_examples=500
+    "$PY" -m experiments.tables --root="$KEPT/$EXP" --table=summary ;;
+  fig6)  # Figs. 5, 6, 10: D = 2..20, 2-d overlapping epitomes; pictures, one seed
+    "${S[@]}" --sweep=configs/sweeps/fig6.py "${REDUCED[@]}" --seeds=1 \
       --set=eval.iw_samples=100 --set=eval.iw_num_examples=500
     "$PY" -m experiments.tables --root="$KEPT/$EXP" --table=summary ;;
   assignment)  # Algorithm 1 vs per-step y*, the Fig. 3 eVAE, 10 epochs

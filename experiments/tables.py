@@ -26,13 +26,17 @@ KINDS = ('vae', 'mvae', 'evae')
 
 
 def load_runs(root: str) -> List[Dict]:
-  """eval.json of every workdir directly under ``root`` (with its name)."""
+  """eval.json of every workdir directly under ``root`` (with its ``name``
+  and ``dir``); ``root`` may be several folders separated by commas (a
+  table whose points two sweeps share)."""
   runs = []
-  for path in sorted(glob.glob(os.path.join(root, '*', 'eval.json'))):
-    with open(path) as f:
-      run = json.load(f)
-    run['name'] = os.path.basename(os.path.dirname(path))
-    runs.append(run)
+  for folder in root.split(','):
+    for path in sorted(glob.glob(os.path.join(folder, '*', 'eval.json'))):
+      with open(path) as f:
+        run = json.load(f)
+      run['dir'] = os.path.dirname(path)
+      run['name'] = os.path.basename(run['dir'])
+      runs.append(run)
   return runs
 
 
@@ -95,7 +99,7 @@ def _over_seeds(values) -> str:
   return f'**{values.mean():.2f}** ± {stderr:.2f} ({len(values)} seeds)'
 
 
-def _paired_over_seeds(root, base_runs, other_runs, expected_sign=0) -> str:
+def _paired_over_seeds(base_runs, other_runs, expected_sign=0) -> str:
   """The paired IW difference (other - base) of every seed both have, at
   the seed level (experiments.paired.format_seed_cell)."""
   from experiments import paired  # pylint: disable=g-import-not-at-top
@@ -106,8 +110,7 @@ def _paired_over_seeds(root, base_runs, other_runs, expected_sign=0) -> str:
     if base is None:
       continue
     try:
-      diffs.append(paired.compare(os.path.join(root, base['name']),
-                                  os.path.join(root, other['name']),
+      diffs.append(paired.compare(base['dir'], other['dir'],
                                   ('iw_marginal',))['iw_marginal'])
     except (OSError, KeyError):
       pass  # evaluated before per-example values were saved
@@ -121,18 +124,25 @@ def _units(runs) -> str:
                    for r in sorted(runs, key=_seed)) or '–'
 
 
-def _table2(runs, paper_rows, root, names=('VAE', 'eVAE')) -> str:
+def _table2(runs, paper_rows, names=('VAE', 'eVAE')) -> str:
   """-log p(x) (IW, marginal over epitomes) beside the paper's, the eVAE's
   y*-only estimate, active units, and the paired eVAE - VAE difference in
   log p(x) on the same test images (positive: the eVAE is better), each
   over the training seeds the root holds (mean ± between-seed SE; a
-  verdict on the paper's sign only where mean ± 2 SE excludes zero)."""
+  verdict on the paper's sign only where mean ± 2 SE excludes zero).
+
+  The eVAE is Table 2's non-overlapping one (stride K); other layouts are
+  the stride table's. Rows: the paper's D and those with an eVAE (not the
+  stride table's VAE control at D = 25)."""
   v, e = names
+  runs = [r for r in runs if _model(r)['kind'] != 'evae' or
+          r['epitome_shape']['stride'] == r['epitome_shape']['epitome_size']]
   lines = [f'| D | {v} ours / paper | {e} ours / paper | {e} y*-only | '
            f'active units {v} / {e} (per seed) | {e} - {v}, paired |',
            '|' + ' --- |' * 6]
-  dims = sorted({_model(r)['latent_dim'] for r in runs}
-                | {p['latent_dim'] for p in paper_rows})
+  dims = sorted({p['latent_dim'] for p in paper_rows}
+                | {_model(r)['latent_dim'] for r in runs
+                   if _model(r)['kind'] == 'evae'})
   for d in dims:
     cells, found, paper_nll = [], {}, {}
     for kind in ('vae', 'evae'):
@@ -151,12 +161,12 @@ def _table2(runs, paper_rows, root, names=('VAE', 'eVAE')) -> str:
     sign = 0
     if None not in paper_nll.values():
       sign = 1 if paper_nll['vae'] > paper_nll['evae'] else -1
-    cells.append(_paired_over_seeds(root, vae, evae, sign))
+    cells.append(_paired_over_seeds(vae, evae, sign))
     lines.append(f'| {d} | ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines)
 
 
-def _stride(runs, root) -> str:
+def _stride(runs) -> str:
   """Table 2 at D = 50 by epitome layout: every model of the root (grouped
   over seeds) paired against the VAE with D = 50 seed by seed; the paper's
   sign (the eVAE better) is expected of the eVAEs, none of other VAEs."""
@@ -172,7 +182,7 @@ def _stride(runs, root) -> str:
     shape, m = rs[0]['epitome_shape'], _model(rs[0])
     sign = 1 if m['kind'] == 'evae' else 0
     diff = ('(the baseline)' if base and group == base[0] else
-            _paired_over_seeds(root, groups[base[0]], rs, sign) if base
+            _paired_over_seeds(groups[base[0]], rs, sign) if base
             else '–')
     epochs = sorted({r.get('checkpoint_epochs', '?') for r in rs}, key=str)
     lines.append(
@@ -242,11 +252,11 @@ def render(root: str, table: str) -> str:
     body = _grid_table(runs, paper['table4'],
                        [(h, l) for h in (500, 1000) for l in (1, 2, 3)])
   elif table == 'table2':
-    body = _table2(runs, paper['table2'], root)
+    body = _table2(runs, paper['table2'])
   elif table == 'stride':
-    body = _stride(runs, root)
+    body = _stride(runs)
   elif table == 'iwae':  # beside Burda et al.'s IWAE, not the eVAE paper
-    body = _table2(runs, paper['iwae'], root, ('IWAE', 'IWAE-eVAE'))
+    body = _table2(runs, paper['iwae'], ('IWAE', 'IWAE-eVAE'))
   else:
     body = _table3(runs, paper['table3'])
   note = ('Cells: **ours** / paper; Parzen log-density in nats with active '
@@ -273,7 +283,8 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  flags.DEFINE_string('root', None, 'Sweep root directory.')
+  flags.DEFINE_string('root', None, 'Sweep root directory (or several, '
+                      'separated by commas).')
   flags.DEFINE_enum('table', 'summary', TABLES, 'Which table.')
   flags.mark_flags_as_required(['root'])
   app.run(main)
