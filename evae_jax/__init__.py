@@ -1,17 +1,24 @@
 """evae_jax: the Epitomic Variational Autoencoder (Yeung et al., 2017) in JAX.
 
-The public, framework-agnostic API: epitome masks and the per-epitome bound.
-Everything here is a pure function, safe under jit, vmap, grad and sharding.
+A trained model: ``evae_jax.load(workdir)`` (`evae_jax.api`) returns a
+`TrainedModel` with encode, elbo, log_likelihood, sample, reconstruct and
+assign.
+
+The framework-agnostic API: epitome masks, the per-epitome bound and the
+importance-weighted estimates of log p(x | y) (per epitome, (B, E)) and of
+log p(x) (marginal over epitomes, (B,)). These are pure functions, safe
+under jit, vmap, grad and sharding.
 """
 
 import importlib
+import warnings
 
 # Imported on first use (PEP 562), so that `import evae_jax` is instant and
 # the command line can handle Ctrl-C before JAX loads.
 _EXPORTS = {
     'assign_epitomes': 'elbo', 'elbo_fn': 'elbo',
     'elbo_from_encoding': 'elbo', 'ElboTerms': 'elbo',
-    'epitome_loss': 'elbo', 'iw_log_likelihood': 'elbo',
+    'epitome_loss': 'elbo',
     'iw_log_likelihood_per_epitome': 'elbo', 'iwae_loss': 'elbo',
     'logsumexp_bound': 'elbo', 'point_estimate_bound': 'elbo',
     'EpitomeConfigError': 'epitomes', 'epitome_starts': 'epitomes',
@@ -19,10 +26,28 @@ _EXPORTS = {
     'bernoulli_log_prob': 'likelihoods',
     'gaussian_kl_to_standard': 'likelihoods',
     'gaussian_log_prob': 'likelihoods',
+    'iw_log_marginal_likelihood': 'marginal',
+    'log_marginal_from_per_epitome': 'marginal',
+    'load': 'api', 'TrainedModel': 'api',
+}
+# Old names: still served, with a DeprecationWarning on every access (they
+# are never cached in the module's globals, so each use warns).
+_DEPRECATED = {
+    'iw_log_likelihood': (
+        'elbo', 'iw_log_likelihood_per_epitome',
+        'evae_jax.iw_log_likelihood returns log p(x | y) per epitome, shape '
+        '(B, E), not log p(x). Use evae_jax.iw_log_likelihood_per_epitome '
+        'for those values (the same function) or '
+        'evae_jax.iw_log_marginal_likelihood for log p(x), shape (B,); the '
+        'old name will be removed.'),
 }
 
 
 def __getattr__(name):
+  if name in _DEPRECATED:
+    module, target, message = _DEPRECATED[name]
+    warnings.warn(message, DeprecationWarning, stacklevel=2)
+    return getattr(importlib.import_module(f'evae_jax.{module}'), target)
   if name in _EXPORTS:
     value = getattr(importlib.import_module(f'evae_jax.{_EXPORTS[name]}'),
                     name)
@@ -32,16 +57,16 @@ def __getattr__(name):
 
 
 def __dir__():
-  return sorted(set(globals()) | set(_EXPORTS))
+  return sorted(set(globals()) | set(_EXPORTS) | set(_DEPRECATED))
 
 
 __version__ = '0.1.0'
 
 __all__ = [
-    'ElboTerms', 'EpitomeConfigError', 'assign_epitomes',
+    'ElboTerms', 'EpitomeConfigError', 'TrainedModel', 'assign_epitomes',
     'bernoulli_log_prob', 'elbo_fn', 'elbo_from_encoding', 'epitome_loss',
     'epitome_starts', 'gaussian_kl_to_standard', 'gaussian_log_prob',
-    'iw_log_likelihood', 'iw_log_likelihood_per_epitome', 'iwae_loss',
-    'logsumexp_bound', 'make_masks', 'num_epitomes',
-    'point_estimate_bound',
+    'iw_log_likelihood_per_epitome', 'iw_log_marginal_likelihood',
+    'iwae_loss', 'load', 'log_marginal_from_per_epitome', 'logsumexp_bound',
+    'make_masks', 'num_epitomes', 'point_estimate_bound',
 ]

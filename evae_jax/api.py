@@ -1,0 +1,388 @@
+"""A trained model in five lines: ``evae_jax.load(workdir)``.
+
+    import jax, evae_jax
+    m = evae_jax.load('runs/digits')          # local folder or gs://bucket/run
+    x = m.splits.test[:100]                    # uint8 (100, 8, 8), as loaded
+    log_px = m.log_likelihood(x, jax.random.PRNGKey(0), num_samples=1000)
+    images = m.sample(jax.random.PRNGKey(1), 16)   # (16, 8, 8) in [0, 1]
+
+`load` reads the workdir's ``config.json`` and newest checkpoint (through
+`evae_jax.report.load_trained`, as ``--mode=evaluate`` does) and returns a
+`TrainedModel`. Its methods are thin wrappers of `evae_jax.models`,
+`evae_jax.sampling` and `evae_jax.evaluate`, jitted with the model static.
+
+Inputs: a batch of images x of shape (B, H, W), (B, H, W, 1) or flattened
+(B, H * W), with H x W the dataset's image shape (``m.image_shape``), either
+uint8 in [0, 255] (as ``m.splits`` holds them; scaled by 1/255) or floats in
+[0, 1] (used as they are). No binarisation is applied: a Bernoulli decoder
+scores grey levels as a cross-entropy. To score images exactly as
+``--mode=evaluate`` does (one fixed binarisation of the test images for
+``data.binarization=dynamic``), pass ``m.eval_inputs(images)``.
+
+Random keys: every stochastic method takes ``rng``, a ``jax.random`` key or
+an int seed; the same key gives the same result.
+"""
+
+import functools
+from typing import Optional, Sequence, Tuple, Union
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from evae_jax import configuration
+from evae_jax import defaults
+from evae_jax import elbo
+from evae_jax import errors
+from evae_jax import evaluate
+from evae_jax import files
+from evae_jax import input_pipeline
+from evae_jax import models
+from evae_jax import report
+from evae_jax import sampling
+from evae_jax import state as state_lib
+from evae_jax import workdirs
+
+Key = Union[jax.Array, int]
+
+
+def _key(rng: Key) -> jax.Array:
+  """A PRNG key from a key or an int seed."""
+  if isinstance(rng, (int, np.integer)):
+    return jax.random.PRNGKey(int(rng))
+  return rng
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def _encode(model, params, x):
+  return model.encode(params, x)
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def _elbo_terms(model, params, x, rng):
+  return model.elbo_terms(params, x, rng)[0]
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def _assign(model, params, x, rng):
+  return elbo.assign_epitomes(model.elbo_terms(params, x, rng)[0].elbo)
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def _bound(model, params, x, rng):
+  score = model.elbo_terms(params, x, rng)[0].elbo
+  select = model.elbo_terms(params, x, elbo.selection_key(rng))[0].elbo
+  return elbo.point_estimate_bound(select, score)
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def _reconstruct(model, params, x, rng):
+  y = elbo.assign_epitomes(model.elbo_terms(params, x, rng)[0].elbo)
+  return sampling.reconstruct(model, params, x, y)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def _generate(model, params, rng, n):
+  return sampling.generate(model, params, rng, n)
+
+
+class TrainedModel:
+  """A trained eVAE / VAE / mVAE: its config, parameters and epitome masks.
+
+  Attributes:
+    workdir: where it was loaded from.
+    config: the ``ml_collections.ConfigDict`` it was trained with.
+    params: the parameters of the newest checkpoint.
+    model: the `evae_jax.models.Model` (pure functions of ``params``).
+    masks: (E, D) float32 epitome masks; a VAE has E = 1.
+    splits: the dataset as training saw it (`evae_jax.input_pipeline.Splits`,
+      uint8 (n, H, W) train / valid / test).
+    step: training steps of the checkpoint.
+  """
+
+  def __init__(self, workdir: str, config: ml_collections.ConfigDict,
+               state, splits: input_pipeline.Splits):
+    self.workdir = workdir
+    self.config = config
+    self.params = state.params
+    self.model = state.model
+    self.masks = self.model.masks
+    self.splits = splits
+    self.step = int(state.step)
+
+  def __repr__(self) -> str:
+    m = self.config.model
+    return (f'TrainedModel({self.workdir!r}: {m.kind}, D={self.latent_dim}, '
+            f'E={self.num_epitomes}, {m.likelihood} likelihood, '
+            f'images {self.image_shape}, step {self.step})')
+
+  @property
+  def image_shape(self) -> Tuple[int, int]:
+    """(H, W) of the images the model was trained on."""
+    return self.splits.image_shape
+
+  @property
+  def num_epitomes(self) -> int:
+    """E."""
+    return int(self.masks.shape[0])
+
+  @property
+  def latent_dim(self) -> int:
+    """D, latent units in the flat layout (E * K for an mVAE)."""
+    return int(self.masks.shape[1])
+
+  def inputs(self, x) -> jax.Array:
+    """Images -> the float32 (B, N) inputs of the network (module docstring).
+
+    Args:
+      x: (B, H, W), (B, H, W, 1) or (B, H * W); uint8 in [0, 255] or
+        floats in [0, 1].
+
+    Returns:
+      (B, N) float32 in [0, 1], N = H * W.
+
+    Raises:
+      ValueError: the shape or the values do not fit the model.
+    """
+    n = int(np.prod(self.image_shape))
+    shape = tuple(np.shape(x))
+    if len(shape) == 4 and shape[-1] == 1:
+      shape = shape[:-1]
+    if len(shape) < 2 or int(np.prod(shape[1:])) != n:
+      raise ValueError(
+          f'x has shape {np.shape(x)}; this model takes a batch of '
+          f'{self.image_shape[0]}x{self.image_shape[1]} images: (B, '
+          f'{self.image_shape[0]}, {self.image_shape[1]}), (B, '
+          f'{self.image_shape[0]}, {self.image_shape[1]}, 1) or (B, {n}). '
+          'For one image, add a leading axis (x[None]).')
+    dtype = np.dtype(x.dtype) if hasattr(x, 'dtype') else np.asarray(x).dtype
+    if dtype == np.uint8:
+      return jnp.asarray(x).reshape(shape[0], n).astype(jnp.float32) / 255.0
+    if dtype == np.bool_ or np.issubdtype(dtype, np.floating):
+      if isinstance(x, np.ndarray) and x.size and not (
+          np.all(np.isfinite(x)) and x.min() >= 0.0 and x.max() <= 1.0):
+        raise ValueError(
+            f'x holds floats in [{np.nanmin(x):g}, {np.nanmax(x):g}] (or '
+            'NaN/inf); float images must lie in [0, 1]. Pass uint8 images '
+            '(scaled by 1/255) or divide by 255 first.')
+      return jnp.asarray(x, jnp.float32).reshape(shape[0], n)
+    raise ValueError(f'x has dtype {dtype}; pass uint8 images in [0, 255] or '
+                     'float images in [0, 1].')
+
+  def eval_inputs(self, images: np.ndarray) -> jax.Array:
+    """uint8 images -> (B, N) inputs exactly as ``--mode=evaluate`` scores
+    them: with ``data.binarization=dynamic``, one fixed stochastic
+    binarisation (`evae_jax.evaluate.eval_inputs`); else x / 255."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+      raise ValueError(f'eval_inputs takes uint8 images (as in .splits), not '
+                       f'{images.dtype}.')
+    return evaluate.eval_inputs(images.reshape((len(images),)
+                                               + self.image_shape),
+                                self.config.data)
+
+  def encode(self, x) -> Tuple[jax.Array, jax.Array]:
+    """The Gaussian posterior q(z | x) over all D units.
+
+    Args:
+      x: (B, ...) images (see `inputs`).
+
+    Returns:
+      (mu, logvar), each (B, D). Epitome y uses the units where
+      ``masks[y]`` is 1: q(z | x, y) = N(masks[y] * mu, exp(masks[y] * logvar)).
+    """
+    return _encode(self.model, self.params, self.inputs(x))
+
+  def elbo(self, x, rng: Key) -> elbo.ElboTerms:
+    """Single-sample ELBO_y(x) of every epitome, one shared noise draw.
+
+        ELBO_y(x) = log p(x | y, z_y) - sum_d masks[y, d] KL(q(z_d | x) || N(0, 1))
+
+    Args:
+      x: (B, ...) images (see `inputs`).
+      rng: key (or int seed) of the noise.
+
+    Returns:
+      `evae_jax.ElboTerms` (elbo, log_lik, kl), each (B, E), in nats.
+    """
+    return _elbo_terms(self.model, self.params, self.inputs(x), _key(rng))
+
+  def bound(self, x, rng: Key) -> jax.Array:
+    """The eq. 7 lower bound on log p(x): ELBO_{y*}(x) - log E, with y*
+    chosen on one noise draw and scored on an independent one (unbiased,
+    as ``--mode=evaluate``'s 'bound').
+
+    Returns:
+      (B,) nats.
+    """
+    return _bound(self.model, self.params, self.inputs(x), _key(rng))
+
+  def assign(self, x, rng: Key) -> jax.Array:
+    """y*(x) = argmax_y ELBO_y(x) on one noise draw (eq. 7).
+
+    Returns:
+      (B,) int32 epitome indices in [0, E).
+    """
+    return _assign(self.model, self.params, self.inputs(x), _key(rng))
+
+  def reconstruct(self, x, rng: Key) -> jax.Array:
+    """Decoder mean at the posterior mean of the assigned epitome,
+    E[x | masks[y*] * mu(x)], with y* = `assign` (x, rng).
+
+    Returns:
+      (B, H, W) float32 in [0, 1].
+    """
+    x = self.inputs(x)
+    out = _reconstruct(self.model, self.params, x, _key(rng))
+    return out.reshape((x.shape[0],) + self.image_shape)
+
+  def sample(self, rng: Key, n: int) -> jax.Array:
+    """Draws from the generative model: y ~ U{1..E}, z ~ N(0, I), and the
+    decoder mean E[x | masks[y] * z].
+
+    Returns:
+      (n, H, W) float32 in [0, 1].
+    """
+    if n < 1:
+      raise ValueError(f'n={n} must be >= 1.')
+    x = _generate(self.model, self.params, _key(rng), int(n))
+    return jnp.clip(x, 0.0, 1.0).reshape((n,) + self.image_shape)
+
+  def log_likelihood_per_epitome(self, x, rng: Key, num_samples: int = 5000,
+                                 chunk_size: int = 100,
+                                 batch_size: int = 100) -> np.ndarray:
+    """Importance-weighted estimates of log p(x | y) for every epitome
+    (Burda et al.; `evae_jax.iw_log_likelihood_per_epitome`).
+
+    Args:
+      x: (B, ...) images (see `inputs`).
+      rng: key (or int seed); batch i uses fold_in(rng, i).
+      num_samples: k importance samples (5000 in the paper).
+      chunk_size: samples drawn at once (bounds memory).
+      batch_size: examples per batch (bounds memory).
+
+    Returns:
+      (B, E) float32 numpy array, nats.
+    """
+    return self._iw(x, rng, num_samples, chunk_size, batch_size)['per_epitome']
+
+  def log_likelihood(self, x, rng: Key, num_samples: int = 5000,
+                     chunk_size: int = 100, batch_size: int = 100
+                     ) -> np.ndarray:
+    """Importance-weighted estimate of log p(x), marginal over epitomes with
+    the paper's uniform prior p(y) = 1/E:
+
+        log p(x) ~= logsumexp_y log p(x | y) - log E
+
+    with log p(x | y) from `log_likelihood_per_epitome` (same arguments,
+    same values). The headline 'IW log-likelihood, marginal' of
+    ``--mode=evaluate``; an estimate that tightens (from below, in
+    expectation) as ``num_samples`` grows.
+
+    Args:
+      x: (B, ...) images (see `inputs`).
+      rng: key (or int seed); batch i uses fold_in(rng, i).
+      num_samples: k importance samples per epitome (5000 in the paper).
+      chunk_size: samples drawn at once (bounds memory).
+      batch_size: examples per batch (bounds memory).
+
+    Returns:
+      (B,) float numpy array, nats.
+    """
+    return self._iw(x, rng, num_samples, chunk_size, batch_size)['marginal']
+
+  def _iw(self, x, rng, num_samples, chunk_size, batch_size):
+    if num_samples < 1:
+      raise ValueError(f'num_samples={num_samples} must be >= 1.')
+    return evaluate.iw_estimates(self.params, self.model, self.inputs(x),
+                                 _key(rng), int(num_samples), int(chunk_size),
+                                 int(batch_size))
+
+  def active_units(self, x, rng: Key, threshold: float = 0.02
+                   ) -> Tuple[np.ndarray, int]:
+    """Unit activity A_u = Cov_x(E_q[u]) over the batch x (paper §3), with
+    E_q[u] = mu_u(x) inside the assigned epitome y*(x) and 0 outside.
+
+    Returns:
+      (activity (D,) numpy array, number of units with A_u > threshold).
+    """
+    x = self.inputs(x)
+    mu, _ = _encode(self.model, self.params, x)
+    y = _assign(self.model, self.params, x, _key(rng))
+    activity, count = evaluate.active_units(mu, y, self.masks, threshold)
+    return np.asarray(activity), count
+
+
+def _saved_config(workdir: str) -> ml_collections.ConfigDict:
+  """The workdir's config.json, with fields added to evae_jax since it was
+  written set to their defaults."""
+  saved = workdirs.load_saved_config(workdir)
+  if saved is None:
+    raise errors.ConfigError(
+        f'{workdir} has no {workdirs.CONFIG_FILE}: it is not a workdir that '
+        'evae_jax trained (or training has not started). Pass the --workdir '
+        'of a training run.')
+  flat = configuration.flatten(saved)
+  config = defaults.get_config()
+  for field, default in configuration.flatten(
+      configuration.config_as_dict(config)).items():
+    if field in flat:
+      section, _, name = field.rpartition('.')
+      target = config[section] if section else config
+      value = flat[field]
+      if isinstance(default, tuple) and isinstance(value, list):
+        value = tuple(value)
+      target[name] = value
+  return config
+
+
+def load(workdir: str, member: Optional[str] = None,
+         overrides: Optional[dict] = None) -> TrainedModel:
+  """Loads the newest checkpoint of a training run.
+
+  Args:
+    workdir: the run's --workdir (local path or ``gs://bucket/run``), or
+      one member subdirectory of a run that trained several models
+      (``train.num_seeds`` / ``train.kl_weights``), e.g. ``runs/x/seed=1``.
+    member: for such a run, the member subdirectory's name instead
+      (``load('runs/x', member='seed=1')``).
+    overrides: config fields to change before loading, flattened, e.g.
+      ``{'data.path': '/new/place/data.npz'}`` when the data moved. Fields
+      that define the model must stay as trained.
+
+  Returns:
+    A `TrainedModel`.
+
+  Raises:
+    evae_jax.errors.ConfigError: not a trained workdir, or one that holds
+      several models and no ``member`` was given (the message lists them).
+    evae_jax.input_pipeline.DataError: the training data cannot be loaded.
+  """
+  workdir = str(workdir)
+  if member:
+    workdir = files.join(workdir, member)
+  config = _saved_config(workdir)
+  team = state_lib.members(config)
+  if len(team) > 1:
+    names = [name for name, _ in team]
+    raise errors.ConfigError(
+        f'{workdir} holds {len(team)} models trained side by side ('
+        f'{", ".join(names)}); load one: evae_jax.load({workdir!r}, '
+        f'member={names[0]!r}) or evae_jax.load('
+        f'{files.join(workdir, names[0])!r}).')
+  pinned = dict(configuration.flatten(configuration.config_as_dict(config)))
+  for field, value in (overrides or {}).items():
+    if field not in pinned:
+      raise errors.ConfigError(f'overrides: unknown config field {field!r}.')
+    if any(field.startswith(p) for p in workdirs.EVALUATION_PINNED):
+      raise errors.ConfigError(
+          f'overrides: {field} defines the trained model and cannot change '
+          f'(trained: {pinned[field]!r}).')
+    section, _, name = field.rpartition('.')
+    (config[section] if section else config)[name] = value
+  state, splits = report.load_trained(config, workdir)
+  return TrainedModel(workdir, config, state, splits)
+
+
+__all__: Sequence[str] = ('TrainedModel', 'load')
