@@ -1,10 +1,9 @@
-"""eVAE on the fixed binarisation of MNIST (Larochelle & Murray) from tfds."""
+"""eVAE on the fixed binarisation of MNIST (Larochelle & Murray) from tfds.
 
-from configs import mnist
+The config lives in the installed library, `evae_jax/configs/binarized_mnist.py`, so that
+it works from any directory; this file keeps ``--config=configs/binarized_mnist.py``
+and ``from configs import binarized_mnist`` working in a checkout. Your own config
+file, anywhere: ``from evae_jax.configs import binarized_mnist``.
+"""
 
-
-def get_config():
-  config = mnist.get_config()
-  config.data.name = 'binarized_mnist'
-  config.data.binarization = 'none'  # the data are already binary
-  return config
+from evae_jax.configs.binarized_mnist import get_config  # pylint: disable=unused-import

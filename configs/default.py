@@ -1,10 +1,9 @@
 """Default config: an eVAE on scikit-learn's bundled 8x8 digits (runs anywhere).
 
-Every other config starts from this one and overrides a few fields. The
-fields, their defaults and their meaning are in ``evae_jax/defaults.py``
-(the library checks every config against them).
+The config lives in the installed library, `evae_jax/configs/default.py`, so that
+it works from any directory; this file keeps ``--config=configs/default.py``
+and ``from configs import default`` working in a checkout. Your own config
+file, anywhere: ``from evae_jax.configs import default``.
 """
 
-from evae_jax import defaults
-
-get_config = defaults.get_config
+from evae_jax.configs.default import get_config  # pylint: disable=unused-import

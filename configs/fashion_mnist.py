@@ -1,16 +1,9 @@
 """eVAE on Fashion-MNIST from local MNIST-format IDX files (MNIST's protocol).
 
-Defaults to where Debian's `dataset-fashion-mnist` package installs the
-files; point --config.data.path elsewhere for your own copy. L = 2, H = 200,
-D = 50, K = 5 (Table 2's architecture).
+The config lives in the installed library, `evae_jax/configs/fashion_mnist.py`, so that
+it works from any directory; this file keeps ``--config=configs/fashion_mnist.py``
+and ``from configs import fashion_mnist`` working in a checkout. Your own config
+file, anywhere: ``from evae_jax.configs import fashion_mnist``.
 """
 
-from configs import mnist
-
-
-def get_config():
-  config = mnist.get_config()
-  config.data.name = 'idx'
-  config.data.path = '/usr/share/datasets/fashion-mnist'
-  config.model.hidden_dim = 200
-  return config
+from evae_jax.configs.fashion_mnist import get_config  # pylint: disable=unused-import

@@ -1,21 +1,9 @@
-"""Tiny config for tests: seconds on one CPU core."""
+"""Tiny config for tests: seconds on one CPU core.
 
-from configs import default
+The config lives in the installed library, `evae_jax/configs/test.py`, so that
+it works from any directory; this file keeps ``--config=configs/test.py``
+and ``from configs import test`` working in a checkout. Your own config
+file, anywhere: ``from evae_jax.configs import test``.
+"""
 
-
-def get_config():
-  config = default.get_config()
-  config.model.latent_dim = 6
-  config.model.epitome_size = 2
-  config.model.hidden_dim = 16
-  config.train.num_epochs = 2
-  config.train.batch_size = 50
-  config.train.progress_bar = False
-  config.eval.iw_samples = 8
-  config.eval.iw_chunk = 4
-  config.eval.iw_num_examples = 40
-  config.eval.parzen_samples = 200
-  config.eval.parzen_valid = 50
-  config.eval.num_examples = 100
-  config.eval.num_image_samples = 16
-  return config
+from evae_jax.configs.test import get_config  # pylint: disable=unused-import
