@@ -1,9 +1,15 @@
 """Orbax checkpoints in ``workdir/checkpoints``: save, keep the last N, restore safely.
 
 Orbax writes each checkpoint to a temporary folder and renames it when
-complete, so a crash mid-save never leaves a half-written latest step. A
-checkpoint that is unreadable all the same (disk fault, manual damage) is
-moved aside, not deleted, and the previous one is used with a warning.
+complete, so a crash mid-save never leaves a half-written latest step. The
+step's record (its step, the checksum of its arrays and the config that
+trained it) is written into the same temporary folder, so a step never
+counts as saved without it, and every step is read back once written. A
+checkpoint that is unreadable all the same (disk fault, manual damage), or
+whose arrays, checksum or step do not match its folder, is moved aside, not
+deleted, and the previous one is used with a warning; so is a newer step
+without a checksum (an earlier version's, whose checksums.json is lost) when
+an older step is verified.
 """
 
 import hashlib
@@ -19,8 +25,19 @@ import orbax.checkpoint as ocp
 from evae_jax import files
 from evae_jax import sharding
 
+# Earlier versions kept every step's checksum here; read for their steps.
 CHECKSUMS_FILE = 'checksums.json'
-_ITEM = 'default'  # the item folder of a single-item orbax checkpoint
+_ITEM = 'default'  # the item folder of the arrays in an orbax checkpoint
+# The item beside it: the step, the checksum of the arrays and the config
+# that trained them, written by orbax with the arrays into the temporary
+# folder that is renamed into place whole, so that a step never counts as
+# saved without its record.
+META_ITEM = 'evae_jax'
+_META_FILE = 'metadata'  # the file orbax's JsonSave writes in its item
+# Characters that orbax (through epath's glob) reads as a pattern when it
+# gathers the parts of a checkpoint: under such a path it skips the merge
+# of the parts and writes a checkpoint that never restores.
+_GLOB_CHARACTERS = '[\\'
 
 
 def tree_checksum(tree: Any) -> str:
@@ -34,7 +51,61 @@ def tree_checksum(tree: Any) -> str:
 
 
 class CheckpointError(RuntimeError):
-  """No checkpoint in a non-empty checkpoint folder can be restored."""
+  """No checkpoint in a non-empty checkpoint folder can be restored, or one
+  cannot be written (or read back) where it is asked for."""
+
+
+def check_path(path: str) -> None:
+  """Refuses a path under which orbax would write checkpoints that never
+  restore (a character it reads as a glob pattern).
+
+  Raises:
+    CheckpointError: naming the character and the fix.
+  """
+  path = files.absolute(path)
+  found = sorted({c for c in path if c in _GLOB_CHARACTERS})
+  if found:
+    shown = ' and '.join(repr(c) for c in found)
+    raise CheckpointError(
+        f'The path {path} contains {shown}, a character that orbax (which '
+        'writes the checkpoints) reads as a file-name pattern: checkpoints '
+        'written there could never be restored. Use a --workdir without '
+        "'[' or '\\' anywhere in its path (e.g. runs/exp-1 or "
+        'runs/lr=1e-3); nothing was written.')
+
+
+def stored_config(workdir: str) -> Tuple[Optional[dict], Optional[int]]:
+  """The config saved with the newest checkpoint in ``workdir`` that has
+  one, and its step; (None, None) if none has (or there is none)."""
+  directory = files.join(workdir, 'checkpoints')
+  try:
+    names = files.listdir(directory) if files.isdir(directory) else []
+  except Exception:  # pylint: disable=broad-except
+    return None, None
+  for step in sorted((int(n) for n in names if n.isdigit()), reverse=True):
+    meta = _read_meta(files.join(directory, str(step)))
+    if isinstance(meta, dict) and isinstance(meta.get('config'), dict):
+      return meta['config'], step
+  return None, None
+
+
+def _read_meta(path: str) -> Optional[dict]:
+  """The record saved in step folder ``path`` (None: none was saved, as by
+  earlier versions).
+
+  Raises:
+    CheckpointError: the record exists but cannot be read.
+  """
+  meta_path = files.join(path, META_ITEM, _META_FILE)
+  if not files.exists(files.join(path, META_ITEM)):
+    return None
+  try:
+    meta = json.loads(files.read_text(meta_path))
+  except Exception as e:  # pylint: disable=broad-except
+    raise CheckpointError(f'its record {meta_path} is unreadable ({e})') from e
+  if not isinstance(meta, dict):
+    raise CheckpointError(f'its record {meta_path} is not a JSON object')
+  return meta
 
 
 class Checkpoints:
@@ -42,6 +113,7 @@ class Checkpoints:
 
   def __init__(self, workdir: str, keep: int):
     self.directory = files.absolute(files.join(workdir, 'checkpoints'))
+    check_path(self.directory)
     self._keep = keep
     self._manager = self._open()
     self._checksums_path = files.join(self.directory, CHECKSUMS_FILE)
@@ -55,12 +127,16 @@ class Checkpoints:
   def steps(self):
     return sorted(self._manager.all_steps())
 
-  def save(self, step: int, tree: Any) -> None:
-    """Saves ``tree`` as step ``step`` and waits until it is on disk.
+  def save(self, step: int, tree: Any, config: Optional[dict] = None) -> None:
+    """Saves ``tree`` as step ``step``, with its step, checksum and
+    ``config`` in the same folder, waits until it is on disk and reads it
+    back.
 
     Raises:
-      CheckpointError: the disk is full or read-only; earlier checkpoints
-        are untouched (orbax only renames a complete checkpoint into place).
+      CheckpointError: the disk is full or read-only (earlier checkpoints
+        are untouched: orbax only renames a complete checkpoint into place),
+        or the checkpoint written does not read back as saved (it is moved
+        aside, never deleted).
     """
     try:
       # A folder that cannot be written fails here, before orbax starts
@@ -69,13 +145,37 @@ class Checkpoints:
     except Exception as e:  # pylint: disable=broad-except
       # OSError locally; object stores raise their own types.
       raise self._write_error(step, e) from e
+    local = sharding.local_copy(tree)
+    meta = {'step': int(step), 'checksum': tree_checksum(local)}
+    if config is not None:
+      meta['config'] = config
     try:
-      self._manager.save(step, args=ocp.args.StandardSave(tree), force=True)
+      self._manager.save(step, args=ocp.args.Composite(**{
+          _ITEM: ocp.args.StandardSave(tree),
+          META_ITEM: ocp.args.JsonSave(meta)}), force=True)
       self._manager.wait_until_finished()
-      if sharding.is_lead():  # one writer; every process saved its part
-        self._write_checksum(step, tree_checksum(sharding.local_copy(tree)))
     except (OSError, ValueError) as e:  # tensorstore reports ENOSPC as ValueError
       raise self._write_error(step, e) from e
+    self._read_back(step, local)
+
+  def _read_back(self, step: int, local: Any) -> None:
+    """Restores the step just written and checks it against its record, so
+    that a checkpoint that can never be restored fails its save, not a
+    resume days later."""
+    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, local)
+    try:
+      _, verified = self._restore_step(step, abstract)
+      if not verified:
+        raise CheckpointError('its record (step and checksum) is missing')
+    except Exception as e:  # orbax/tensorstore raise many types.
+      reason = f'{type(e).__name__}: {e}'[:300]
+      aside = self._move_aside(step, 'unreadable')
+      raise CheckpointError(
+          f'The checkpoint of step {step} was written to {self.directory} '
+          f'but does not read back ({reason}); it was moved to {aside}. '
+          f'Earlier checkpoints are intact ({self.steps()}). Check the disk '
+          '(or the workdir path) and rerun the same command to resume.'
+      ) from e
 
   def _write_error(self, step: int, error: Exception) -> 'CheckpointError':
     return CheckpointError(
@@ -85,37 +185,60 @@ class Checkpoints:
         'and rerun the same command to resume.')
 
   def _read_checksums(self) -> dict:
+    """checksums.json of earlier versions ({} if missing or unreadable)."""
     try:
       sums = json.loads(files.read_text(self._checksums_path))
       return sums if isinstance(sums, dict) else {}
-    except (OSError, ValueError):
+    except Exception:  # pylint: disable=broad-except
       return {}
 
-  def _write_checksum(self, step: int, checksum: str) -> None:
-    """Records the step's checksum and forgets those of deleted steps."""
-    kept = {str(s) for s in self.steps()}
-    sums = {k: v for k, v in self._read_checksums().items() if k in kept}
-    sums[str(step)] = checksum
-    files.write_text(self._checksums_path, json.dumps(sums))
-
-  def _restore_step(self, step: int, abstract: Any) -> Any:
+  def _restore_step(self, step: int, abstract: Any) -> Tuple[Any, bool]:
     """One step, read by path (a stray or empty step folder cannot confuse
-    orbax's manager about the others), verified against its checksum."""
+    orbax's manager about the others), checked against the step and the
+    checksum saved with it. Returns (tree, whether a checksum verified it).
+
+    Raises:
+      CheckpointError (or whatever orbax raises): the step is incomplete,
+        damaged, or holds another step than its folder's name says.
+    """
     path = files.join(self.directory, str(step))
-    if not files.isfile(files.join(path, _ITEM, 'manifest.ocdbt')) and \
-        not files.isfile(files.join(path, _ITEM, '_METADATA')):
+    item = files.join(path, _ITEM)
+    if not files.isfile(files.join(item, 'manifest.ocdbt')) and \
+        not files.isfile(files.join(item, '_METADATA')):
       raise CheckpointError(f'{path} holds no complete checkpoint')
+    if files.isdir(files.join(item, 'ocdbt.process_0')) and \
+        not files.isfile(files.join(item, 'manifest.ocdbt')):
+      raise CheckpointError(f'{item} has no manifest.ocdbt: its parts were '
+                            'never merged into one checkpoint')
+    meta = _read_meta(path)
+    if meta is not None:
+      if meta.get('step') != step:
+        raise CheckpointError(
+            f'it holds step {meta.get("step")}, not {step}: a step folder '
+            'renamed or copied by hand')
+      expected = meta.get('checksum')
+    else:  # written by an earlier version
+      expected = self._read_checksums().get(str(step))
     with ocp.StandardCheckpointer() as checkpointer:
-      tree = checkpointer.restore(files.join(path, _ITEM), abstract)
-    expected = self._read_checksums().get(str(step))
+      tree = checkpointer.restore(item, abstract)
     if expected is not None and tree_checksum(tree) != expected:
       raise CheckpointError('its arrays do not match the checksum saved with '
                             'them (bit flips or partial overwrite)')
-    return tree
+    if isinstance(tree, dict) and 'step' in tree and \
+        int(np.asarray(tree['step'])) != step:
+      raise CheckpointError(
+          f'it holds the state of step {int(np.asarray(tree["step"]))}, not '
+          f'{step}: a step folder renamed or copied by hand')
+    return tree, expected is not None
 
   def restore_latest(self, target: Any, max_step: Optional[int] = None
                      ) -> Tuple[Optional[Any], Optional[int]]:
-    """Restores the newest readable checkpoint into the structure of ``target``.
+    """Restores the newest verified checkpoint into the structure of
+    ``target`` (or, if none is verified, the newest readable one).
+
+    A step is verified when a checksum was saved with it (every step this
+    version writes; earlier versions' steps through checksums.json). Newer
+    steps that are damaged or unverified are moved aside, never deleted.
 
     Args:
       target: a pytree with the shapes and dtypes of the saved one.
@@ -131,29 +254,51 @@ class Checkpoints:
     if not steps:
       return None, None
     abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, target)
-    failures = []
+    failures, unverified, chosen, newest_unverified = [], [], None, None
     for step in reversed(steps):
       try:
-        tree = self._restore_step(step, abstract)
+        tree, verified = self._restore_step(step, abstract)
       except Exception as e:  # orbax/tensorstore raise many types.
         failures.append((step, f'{type(e).__name__}: {e}'[:300]))
-        logging.warning('Checkpoint at step %d is unreadable (%s); trying '
-                        'the previous one.', step, failures[-1][1])
+        logging.warning('Checkpoint at step %d is unreadable or damaged (%s); '
+                        'trying the previous one.', step, failures[-1][1])
         continue
-      # Only newer checkpoints that failed while an older one reads are
-      # damaged: move them aside (never delete) so that new saves can reuse
-      # their step numbers.
-      for bad_step, _ in failures:
-        logging.warning('Moved the unreadable checkpoint of step %d to %s; '
+      if verified:
+        chosen = (tree, step)
+        break
+      logging.warning(
+          'Checkpoint at step %d is unverified: no checksum was saved with '
+          'it (an earlier version kept them in %s, now missing or '
+          'incomplete); looking for an older, verified one.', step,
+          self._checksums_path)
+      if newest_unverified is None:
+        newest_unverified = (tree, step)
+      unverified.append(step)
+    if chosen is None and newest_unverified is not None:
+      chosen = newest_unverified
+      logging.warning('No checkpoint is verified: resuming from the '
+                      'unverified step %d, the newest that reads.', chosen[1])
+    if chosen is None:
+      raise CheckpointError(
+          f'None of the checkpoints in {self.directory} can be restored '
+          f'({"; ".join(f"step {s}: {m}" for s, m in failures)}). Either '
+          'they are damaged or they were written by a different model or '
+          'version. Nothing was changed: move the checkpoints folder away (or '
+          'use a new --workdir) to start afresh, or restore it from a backup.')
+    tree, step = chosen
+    # Damaged steps, and newer unverified steps when an older one is
+    # verified, are moved aside, never deleted, so that new saves can reuse
+    # their step numbers.
+    for bad_step, _ in failures:
+      logging.warning('Moved the unreadable checkpoint of step %d to %s; '
                         'falling back to step %d.', bad_step,
                         self._move_aside(bad_step), step)
-      return tree, step
-    raise CheckpointError(
-        f'None of the checkpoints in {self.directory} can be restored '
-        f'({"; ".join(f"step {s}: {m}" for s, m in failures)}). Either they '
-        'are damaged or they were written by a different model or version. '
-        'Nothing was changed: move the checkpoints folder away (or use a new '
-        '--workdir) to start afresh, or restore it from a backup.')
+    for later in unverified:
+      if later > step:
+        logging.warning('Moved the unverified checkpoint of step %d to %s; '
+                        'falling back to the verified step %d.', later,
+                        self._move_aside(later, 'unverified'), step)
+    return tree, step
 
   def set_aside_after(self, step: Optional[int]) -> None:
     """Moves steps newer than ``step`` (None: all) out of the way, renamed,

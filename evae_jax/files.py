@@ -105,6 +105,14 @@ def remove(path: str) -> None:
   _path(path).unlink()
 
 
+def remove_dir(path: str) -> None:
+  """Removes the empty folder ``path`` (a no-op inside a bucket, where an
+  empty folder does not exist)."""
+  if is_remote(path):
+    return
+  os.rmdir(path)
+
+
 def rename(source: str, target: str) -> None:
   """Moves a file or folder to a new name that does not exist yet.
 

@@ -7,6 +7,7 @@ validation, metrics, checkpoints, signals) and finish (figures).
 
 import contextlib
 import dataclasses
+import json
 import logging
 import signal
 import time
@@ -218,6 +219,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       holds an exclusive lock on it for the whole run).
   """
   configuration.validate(config)
+  workdirs.check_path(workdir)  # before the lock creates the workdir
   lock = (workdirs.locked(workdir) if jax.process_index() == 0
           else contextlib.nullcontext())
   with lock:
@@ -247,7 +249,10 @@ class _Member:
       self.writer.write(step, summary)
 
   def save(self, step: int, state, assignments) -> None:
-    self.checkpoints.save(step, state_tree(state, assignments))
+    # The config travels with the step: with config.json lost, a resume
+    # with another config is still refused (workdirs.load_saved_config).
+    self.checkpoints.save(step, state_tree(state, assignments),
+                          configuration.config_as_dict(self.config))
 
   def close(self) -> None:
     if self.writer:
@@ -333,6 +338,9 @@ def _set_up(config, workdir) -> _Run:
   states = sharding.replicate(states, mesh)
   step = int(sharding.to_host(states.step)[0])
   lead = sharding.is_lead()
+  if lead:
+    for member_dir in dirs:
+      _keep_damaged_metrics(member_dir)
   team = [_Member(name, member, member_dir, ckpt,
                   eval_rng=seeds.run_key(member.seed, seeds.VALID),
                   # Records past the restored step (written before a kill)
@@ -353,6 +361,33 @@ def _set_up(config, workdir) -> _Run:
       kl_weights=jnp.asarray([m.config.train.kl_weight for m in team],
                              jnp.float32),
       step=step, last_saved=last_saved, saved_finite=saved_finite, lead=lead)
+
+
+def _keep_damaged_metrics(workdir: str) -> None:
+  """Lines of metrics.jsonl that are not a record (a torn last line from a
+  kill mid-write, or damage) are dropped when the run resumes: say so, and
+  keep them in ``metrics.jsonl.damaged-<time>``, never lose them."""
+  path = files.join(workdir, metric_writers.METRICS_FILE)
+  if not files.exists(path):
+    return
+  bad = []
+  for number, line in enumerate(files.read_text(path).splitlines(), 1):
+    if not line.strip():
+      continue
+    try:
+      record = json.loads(line)
+      record['step']  # pylint: disable=pointless-statement
+    except (ValueError, KeyError, TypeError, IndexError):
+      bad.append((number, line))
+  if not bad:
+    return
+  kept = f'{path}.damaged-{time.strftime("%Y%m%d-%H%M%S")}-{time.time_ns()}'
+  files.write_text(kept, ''.join(f'{line}\n' for _, line in bad))
+  logging.warning(
+      '%s: dropping %d line(s) that are not a metrics record (line %s%s); '
+      'they are kept in %s.', path, len(bad),
+      ', '.join(str(n) for n, _ in bad[:10]), ', ...' if len(bad) > 10 else '',
+      kept)
 
 
 def _loop(run: _Run, stop: Dict[str, Optional[str]]) -> None:

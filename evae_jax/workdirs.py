@@ -11,20 +11,29 @@ from typing import Any, Dict
 
 import ml_collections
 
+from evae_jax import checkpoints
 from evae_jax import configuration
 from evae_jax import errors
 from evae_jax import files
 from evae_jax import sharding
 
 LOCK_FILE = '.lock'
+# The suffix of the staging folder of an overwrite in progress.
+_MOVING = '.moving'
 CONFIG_FILE = 'config.json'
-# Fields that may change between runs in one workdir without invalidating
-# its checkpoints: more epochs, other evaluation settings, cosmetics.
-RESUMABLE_CHANGES = ('train.num_epochs', 'train.burda_stages', 'train.progress_bar',
-                     'train.overwrite', 'train.keep_checkpoints',
-                     'train.eval_every_epochs', 'train.max_chunk_steps',
-                     'train.distributed', 'train.coordinator_address',
-                     'train.num_processes', 'train.process_id', 'eval.')
+# Fields that say how a run is carried out, not which run it is: they may
+# change between runs in one workdir without invalidating its checkpoints
+# (more epochs, another device count or checkpoint interval, the same data
+# found at another path, evaluation settings, cosmetics). A resume logs the
+# change; every other field defines the run and a change is refused.
+RESUMABLE_CHANGES = ('train.num_epochs', 'train.burda_stages',
+                     'train.progress_bar', 'train.overwrite',
+                     'train.keep_checkpoints', 'train.eval_every_epochs',
+                     'train.max_chunk_steps', 'train.checkpoint_every_steps',
+                     'train.num_devices', 'train.distributed',
+                     'train.coordinator_address', 'train.num_processes',
+                     'train.process_id', 'data.path', 'data.data_dir',
+                     'data.download_timeout', 'eval.')
 # Fields that decide which model a checkpoint holds and what it is scored on:
 # evaluating or sampling with another value would score a different model.
 EVALUATION_PINNED = ('model.', 'data.name', 'data.binarization',
@@ -34,22 +43,53 @@ WorkdirError = errors.WorkdirError
 _WARNED = set()  # remote workdirs already warned about (no lock)
 
 
+def _resumable(key: str) -> bool:
+  return any(key == r or (r.endswith('.') and key.startswith(r))
+             for r in RESUMABLE_CHANGES)
+
+
 def config_changes(saved: Dict[str, Any], requested: Dict[str, Any]):
   """The flattened fields that differ, except those in RESUMABLE_CHANGES."""
   a, b = configuration.flatten(saved), configuration.flatten(requested)
-  return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and
-                not any(k == r or (r.endswith('.') and k.startswith(r))
-                        for r in RESUMABLE_CHANGES))
+  return sorted(k for k in set(a) | set(b)
+                if a.get(k) != b.get(k) and not _resumable(k))
+
+
+def resumable_changes(saved: Dict[str, Any], requested: Dict[str, Any]):
+  """'field: old -> new' for each field of RESUMABLE_CHANGES that differs."""
+  a, b = configuration.flatten(saved), configuration.flatten(requested)
+  return [f'{k}: {a.get(k)!r} -> {b.get(k)!r}' for k in sorted(set(a) | set(b))
+          if a.get(k) != b.get(k) and _resumable(k)]
+
+
+def check_path(workdir: str) -> None:
+  """Refuses a workdir whose checkpoints could never be restored (see
+  `checkpoints.check_path`), before anything is created.
+
+  Raises:
+    checkpoints.CheckpointError: naming the character and the fix.
+  """
+  checkpoints.check_path(files.join(workdir, 'checkpoints'))
 
 
 def load_saved_config(workdir: str):
-  """The config a workdir was trained with, or None for a fresh workdir."""
+  """The config a workdir was trained with, or None for a fresh workdir.
+
+  Without config.json, the config saved with the newest checkpoint that has
+  one stands in for it (with a warning), so that deleting config.json does
+  not let another config resume the run.
+  """
   path = files.join(workdir, CONFIG_FILE)
   if files.is_remote(path):
-    if not files.exists(path):
-      return None
-  elif not os.path.lexists(path):  # a dangling link is a damaged file
-    return None
+    missing = not files.exists(path)
+  else:
+    missing = not os.path.lexists(path)  # a dangling link is a damaged file
+  if missing:
+    stored, step = checkpoints.stored_config(workdir)
+    if stored is not None:
+      logging.warning('%s is missing: checking the config against the one '
+                      'saved with the checkpoint of step %d.', path, step)
+    return stored
   try:
     saved = json.loads(files.read_text(path))
   except (OSError, ValueError) as e:
@@ -192,8 +232,13 @@ def _check_config_unchanged(config: ml_collections.ConfigDict,
   saved = load_saved_config(workdir)
   if saved is None:
     return []
-  changes = config_changes(
-      saved, configuration.config_as_dict(config))
+  requested = configuration.config_as_dict(config)
+  changes = config_changes(saved, requested)
+  if not changes:
+    harmless = resumable_changes(saved, requested)
+    if harmless:
+      logging.info('Resuming %s with changed settings that do not change '
+                   'the run: %s.', workdir, '; '.join(harmless))
   if changes and not config.train.overwrite:
     raise configuration.ConfigError(
         f'Workdir {workdir} holds a run with a different config '
@@ -217,6 +262,7 @@ def prepare(config: ml_collections.ConfigDict, workdir: str) -> None:
       full disk).
     configuration.ConfigError: the saved config differs.
   """
+  check_path(workdir)
   if not sharding.is_lead():
     _check_config_unchanged(config, workdir)  # process 0 writes; others read
     return
@@ -233,18 +279,66 @@ def prepare(config: ml_collections.ConfigDict, workdir: str) -> None:
         'directory on a writable disk with free space, or a bucket you can '
         'write to (--workdir=DIR).') from e
   check_writable(workdir)
+  _undo_an_interrupted_move(workdir)
   changes = _check_config_unchanged(config, workdir)
   if changes:
-    backup = files.join(workdir, f'previous-{time.strftime("%Y%m%d-%H%M%S")}')
-    while files.exists(backup):  # two overwrites within one second
-      backup += '-'
-    files.makedirs(backup)
-    for name in files.listdir(workdir):
-      if not name.startswith('previous-') and name != LOCK_FILE:
-        files.rename(files.join(workdir, name), files.join(backup, name))
+    backup = _move_earlier_run(workdir)
     logging.warning('Config changed (%s): moved the earlier run to %s.',
                     ', '.join(changes), backup)
   files.write_text(files.join(workdir, CONFIG_FILE), config.to_json(indent=2))
+
+
+def _move_earlier_run(workdir: str) -> str:
+  """Moves the earlier run's files into ``workdir/previous-<time>/``.
+
+  They are moved one by one into a staging folder (``.previous-<time>.
+  moving``), which is renamed to its final name once it holds them all: a
+  ``previous-*`` folder is always a whole run, and a kill half way leaves
+  the staging folder, which the next `prepare` moves back first
+  (`_undo_an_interrupted_move`).
+  """
+  stamp = f'previous-{time.strftime("%Y%m%d-%H%M%S")}'
+  while (files.exists(files.join(workdir, stamp)) or
+         files.exists(files.join(workdir, f'.{stamp}{_MOVING}'))):
+    stamp += '-'  # two overwrites within one second
+  staging = files.join(workdir, f'.{stamp}{_MOVING}')
+  files.makedirs(staging)
+  for name in files.listdir(workdir):
+    if not _kept_in_place(name):
+      files.rename(files.join(workdir, name), files.join(staging, name))
+  backup = files.join(workdir, stamp)
+  files.rename(staging, backup)
+  return backup
+
+
+def _kept_in_place(name: str) -> bool:
+  """Entries of a workdir that an overwrite leaves where they are."""
+  return (name.startswith('previous-') or name == LOCK_FILE or
+          (name.startswith('.previous-') and name.endswith(_MOVING)))
+
+
+def _undo_an_interrupted_move(workdir: str) -> None:
+  """Moves the files of an overwrite killed half way back into place: the
+  workdir is again as it was before, and the command run now decides (the
+  same overwrite moves them all again, into one folder)."""
+  for name in files.listdir(workdir):
+    if not (name.startswith('.previous-') and name.endswith(_MOVING)):
+      continue
+    staging = files.join(workdir, name)
+    entries = files.listdir(staging)
+    clashes = [e for e in entries if files.exists(files.join(workdir, e))]
+    if clashes:
+      raise WorkdirError(
+          f'{staging} holds files of an earlier run whose move aside was '
+          f'interrupted, but {", ".join(clashes)} also exist in {workdir}. '
+          'Move that folder\'s contents back by hand (or rename it to '
+          f'{name[1:-len(_MOVING)]}) and rerun; nothing was changed.')
+    for entry in entries:
+      files.rename(files.join(staging, entry), files.join(workdir, entry))
+    files.remove_dir(staging)
+    logging.warning('Moving the earlier run aside into %s was interrupted: '
+                    'moved its %d entries back into %s first.',
+                    name[1:-len(_MOVING)], len(entries), workdir)
 
 
 def _reason(error: Exception) -> str:

@@ -215,3 +215,24 @@ def test_absurd_sizes_are_refused_before_allocation():
   configuration.validate(config)
   with pytest.raises(configuration.ConfigError, match='GiB'):
     configuration.check_memory(config, 784)
+
+
+def test_a_damaged_metrics_line_is_dropped_with_a_warning_and_kept(
+    trained, tmp_path, caplog):
+  import logging
+  import shutil
+  workdir = str(tmp_path / 'run')
+  shutil.copytree(trained, workdir)
+  path = os.path.join(workdir, metric_writers.METRICS_FILE)
+  lines = open(path).read().splitlines(keepends=True)
+  open(path, 'w').write(lines[0] + 'garbage{\n' + ''.join(lines[1:]))
+  config = test_config.get_config()
+  config.train.num_epochs = 3
+  with caplog.at_level(logging.WARNING):
+    train.train_and_evaluate(config, workdir)
+  assert 'metrics.jsonl' in caplog.text and 'line 2' in caplog.text
+  steps = [r['step'] for r in metric_writers.read_metrics(workdir)]
+  assert steps == [STEPS, 2 * STEPS, 3 * STEPS]
+  kept = [n for n in os.listdir(workdir) if n.startswith('metrics.jsonl.')]
+  assert len(kept) == 1
+  assert 'garbage{' in open(os.path.join(workdir, kept[0])).read()

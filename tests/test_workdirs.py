@@ -70,3 +70,84 @@ def test_evaluation_config_may_differ_only_in_evaluation_fields(tmp_path):
   config.model.kind = 'vae'
   with pytest.raises(configuration.ConfigError, match='model.kind'):
     workdirs.check_evaluation_config(config, workdir)
+
+
+@pytest.mark.parametrize('field,value', [
+    ('train.num_devices', 1), ('train.checkpoint_every_steps', 13),
+    ('train.progress_bar', True), ('data.path', '/elsewhere/the-same-files')])
+def test_how_a_run_runs_may_change_on_resume_and_the_change_is_logged(
+    tmp_path, caplog, field, value):
+  """These fields say how the run is carried out, not which run it is."""
+  import logging
+  workdir = str(tmp_path / 'run')
+  config = test_config.get_config()
+  workdirs.prepare(config, workdir)
+  section, name = field.split('.')
+  before = config[section][name]
+  config[section][name] = value
+  with caplog.at_level(logging.INFO):
+    workdirs.prepare(config, workdir)
+  assert field in caplog.text and repr(value) in caplog.text
+  assert repr(before) in caplog.text
+  saved = json.load(open(os.path.join(workdir, workdirs.CONFIG_FILE)))
+  assert saved[section][name] == value
+  assert not [n for n in os.listdir(workdir) if n.startswith('previous-')]
+
+
+def _tree_digest(directory):
+  import hashlib
+  out = {}
+  for base, _, names in os.walk(directory):
+    for name in names:
+      if name != workdirs.LOCK_FILE:
+        path = os.path.join(base, name)
+        out[os.path.relpath(path, directory)] = hashlib.sha256(
+            open(path, 'rb').read()).hexdigest()
+  return out
+
+
+@pytest.mark.parametrize('killed_at_move', [1, 2, 3, 6])
+def test_a_kill_in_the_middle_of_an_overwrite_loses_and_mixes_nothing(
+    tmp_path, killed_at_move):
+  """train.overwrite=True moves the earlier run aside; SIGKILL the process
+  at its n-th move (a real kill, at that exact moment), then rerun the
+  same command: the earlier run is whole in one previous-<time>/ and
+  nothing of it is left in the workdir to mix with the new run."""
+  import subprocess
+  import sys
+  from tests.conftest import ROOT
+  workdir = str(tmp_path / 'run')
+  workdirs.prepare(test_config.get_config(), workdir)
+  for name, text in (('metrics.jsonl', '{"step": 26}\n'),
+                     ('checkpoints/26/data', 'arrays'),
+                     ('samples.png', 'png'), ('tensorboard/events', 'ev')):
+    os.makedirs(os.path.dirname(os.path.join(workdir, name)), exist_ok=True)
+    open(os.path.join(workdir, name), 'w').write(text)
+  before = _tree_digest(workdir)
+  child = (
+      'import os, signal\n'
+      'from configs import test\n'
+      'from evae_jax import files, workdirs\n'
+      'rename, calls = files.rename, []\n'
+      'def killed_at_a_move(source, target):\n'
+      '  calls.append(source)\n'
+      f'  if len(calls) == {killed_at_move}:\n'
+      '    os.kill(os.getpid(), signal.SIGKILL)\n'
+      '  rename(source, target)\n'
+      'files.rename = killed_at_a_move\n'
+      'config = test.get_config()\n'
+      'config.model.latent_dim += 2\n'
+      'config.train.overwrite = True\n'
+      f'workdirs.prepare(config, {workdir!r})\n')
+  proc = subprocess.run([sys.executable, '-c', child], cwd=ROOT,
+                        capture_output=True, text=True, timeout=120)
+  assert proc.returncode == -9, proc.stderr[-2000:]
+  other = test_config.get_config()
+  other.model.latent_dim += 2
+  other.train.overwrite = True
+  workdirs.prepare(other, workdir)  # the same command, rerun
+  previous = [n for n in os.listdir(workdir) if n.startswith('previous-')]
+  assert len(previous) == 1, os.listdir(workdir)
+  assert _tree_digest(os.path.join(workdir, previous[0])) == before
+  assert set(os.listdir(workdir)) - {workdirs.LOCK_FILE} == {
+      workdirs.CONFIG_FILE, previous[0]}
