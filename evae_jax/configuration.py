@@ -13,11 +13,12 @@ import ml_collections
 import numpy as np
 
 from evae_jax import defaults
-from evae_jax import elbo
+from evae_jax import elbo  # pylint: disable=unused-import  # registers the objectives
 from evae_jax import errors
 from evae_jax import epitomes
 from evae_jax import input_pipeline
 from evae_jax import models
+from evae_jax import objectives
 from evae_jax import optimizers
 from evae_jax import schedules
 
@@ -65,6 +66,46 @@ def _check_fields(config: ml_collections.ConfigDict) -> None:
       raise ConfigError(f'{field}={value} must be a finite number.')
 
 
+def _check_objective(config: ml_collections.ConfigDict) -> None:
+  """train.objective against the registry (`evae_jax.objectives`): the model
+  kinds it supports, whether it takes num_samples and a KL term; and the
+  over-pruning remedies."""
+  m, t = config.model, config.train
+  _choice(t.objective, objectives.names(), 'train.objective')
+  spec = objectives.get(t.objective)
+  if m.kind not in spec.model_kinds:
+    raise ConfigError(f'train.objective={t.objective!r} is implemented for '
+                      f'model.kind {spec.model_kinds}, not {m.kind!r}.')
+  if not spec.uses_num_samples and t.num_samples != 1:
+    raise ConfigError(f'train.num_samples={t.num_samples} is used only by the '
+                      f'objectives {objectives.names(uses_num_samples=True)}; '
+                      'set e.g. --config.train.objective=iwae, or '
+                      'train.num_samples=1.')
+  _positive(t.free_bits, 'train.free_bits', allow_zero=True)
+  _positive(t.free_bits_group, 'train.free_bits_group')
+  _positive(t.kl_warmup_steps, 'train.kl_warmup_steps', allow_zero=True)
+  if not 0.0 <= t.kl_warmup_start <= 1.0:
+    raise ConfigError(f'train.kl_warmup_start={t.kl_warmup_start} must be in '
+                      '[0, 1] (a fraction of train.kl_weight).')
+  if not spec.weights_kl:
+    changed = [f'train.{name}={t[name]!r}' for name, off in (
+        ('kl_weight', 1.0), ('kl_weights', ()), ('z_dropout_rate', 0.0),
+        ('free_bits', 0.0), ('kl_warmup_steps', 0))
+               if (tuple(t[name]) if name == 'kl_weights' else t[name]) != off]
+    if changed:
+      raise ConfigError(
+          f'train.objective={t.objective!r} is a bound on log p(x) without a '
+          f'separate KL term: it takes no KL weight, z dropout, free bits or '
+          f'KL warm-up ({", ".join(changed)}); set train.kl_weight=1.0, '
+          'train.kl_weights=(), train.z_dropout_rate=0.0, train.free_bits=0.0 '
+          'and train.kl_warmup_steps=0.')
+  units = epitome_shape(m)[0]
+  if t.free_bits and units % t.free_bits_group:
+    raise ConfigError(f'train.free_bits_group={t.free_bits_group} does not '
+                      f'divide the {units} latent units; use a divisor of '
+                      f'{units} (1 = per unit).')
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises `ConfigError` for any value the run cannot use."""
   _check_fields(config)
@@ -82,20 +123,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
       raise ConfigError(f'train.{name}={t[name]} must be in [0, 1).')
   _positive(t.adam_eps, 'train.adam_eps')
   _positive(t.num_samples, 'train.num_samples')
-  if t.objective in elbo.IWAE_OBJECTIVES:
-    if m.kind == 'mvae':
-      raise ConfigError(f'train.objective={t.objective!r} is implemented for '
-                        "model.kind 'evae' and 'vae', not 'mvae'.")
-    if t.z_dropout_rate or t.kl_weight != 1.0 or len(t.kl_weights):
-      raise ConfigError(f'train.objective={t.objective!r} is a bound on log '
-                        'p(x): it takes no KL weight or z dropout; set '
-                        'train.kl_weight=1.0, train.kl_weights=() and '
-                        'train.z_dropout_rate=0.0.')
-  elif t.num_samples != 1:
-    raise ConfigError(f'train.num_samples={t.num_samples} is used only by the '
-                      "objectives 'iwae' and 'iwae_marginal'; set "
-                      "--config.train.objective=iwae or train.num_samples=1.")
-  _choice(t.objective, elbo.OBJECTIVES, 'train.objective')
   _choice(t.assignment, schedules.ASSIGNMENTS, 'train.assignment')
   _choice(t.schedule, schedules.SCHEDULES, 'train.schedule')
   if t.schedule == 'burda':
@@ -108,6 +135,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   except epitomes.EpitomeConfigError as err:
     raise ConfigError(f'{err} (config fields model.latent_dim, '
                       'model.epitome_size, model.stride)') from err
+  _check_objective(config)
   _positive(m.num_layers, 'model.num_layers', allow_zero=True)
   for section, name in (('model', 'hidden_dim'), ('train', 'num_epochs'),
                         ('train', 'batch_size'), ('train', 'learning_rate'),

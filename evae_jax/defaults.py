@@ -58,8 +58,20 @@ def get_config():
   config.train.kl_weights = ()  # non-empty: one model per lambda, vmapped
   config.train.z_dropout_rate = 0.0  # dropout VAE of paper §3.2
   config.train.objective = 'point'  # point (eq. 7) | logsumexp | iwae |
-  #   iwae_marginal (importance-weighted, k = train.num_samples)
+  #   iwae_marginal (importance-weighted, k = train.num_samples); the
+  #   registry is evae_jax/objectives.py
   config.train.num_samples = 1  # k of the iwae objectives
+  # Over-pruning remedies: they change only what is optimised; every bound,
+  # IW estimate and metric reported stays the true ELBO / log-likelihood.
+  config.train.free_bits = 0.0  # lambda nats of free bits (Kingma et al.,
+  #   2016): each unit's (group's) training KL is max(lambda, its minibatch
+  #   mean KL), over the units of the chosen epitome; 0 = off
+  config.train.free_bits_group = 1  # latent units per free-bits group;
+  #   must divide the number of latent units (1 = per unit)
+  config.train.kl_warmup_steps = 0  # KL warm-up: the KL weight rises
+  #   linearly over this many (global) steps; 0 = off
+  config.train.kl_warmup_start = 0.0  # warm-up starts at this fraction of
+  #   train.kl_weight (0 = from a plain autoencoder's loss)
   config.train.assignment = 'step'  # step: y* every step | epoch: Algorithm 1
   config.train.assignment_samples = 1  # noise draws averaged by Algorithm 1's
   #   per-epoch assignment

@@ -1,8 +1,14 @@
-"""The epitomic ELBO and the estimators built on it (paper §2, §4, eq. 7).
+"""The epitomic ELBO and the estimators built on it (paper §2, §4, eq. 7),
+and the training objectives that optimise them.
 
 Everything here is framework-agnostic: the encoder and the decoder are plain
 callables, so a user's own networks plug in. All functions are pure and safe
 under ``jax.jit``, ``jax.vmap`` and ``jax.grad``.
+
+The objectives ('point', 'logsumexp', 'iwae', 'iwae_marginal') are written
+once against the interface of `SharedLatents` (eVAE, VAE) and
+`MixtureLatents` (mVAE) and registered in `evae_jax.objectives`, which
+every caller goes through (`epitome_loss` for the callables below).
 
     encode(x) -> (mu, logvar)           each (B, D)
     decode_log_prob(z, x) -> log p(x|z)  shape (B,), z already masked, (B, D)
@@ -19,12 +25,11 @@ import jax.numpy as jnp
 
 from evae_jax import epitomes
 from evae_jax import likelihoods
+from evae_jax import objectives
 
 Encode = Callable[[jax.Array], Tuple[jax.Array, jax.Array]]
 DecodeLogProb = Callable[[jax.Array, jax.Array], jax.Array]
 
-OBJECTIVES = ('point', 'logsumexp', 'iwae', 'iwae_marginal')
-IWAE_OBJECTIVES = ('iwae', 'iwae_marginal')
 # fold_in constant of the selection draw A (the scoring draw B uses split).
 SELECTION_FOLD = 7
 
@@ -170,8 +175,8 @@ def logsumexp_bound(select_elbo: jax.Array,
 
 
 def selection_key(rng: jax.Array) -> jax.Array:
-  """The key of the selection draw A, independent of the keys that
-  `epitome_loss` and `mixture_loss` derive from ``rng`` for scoring."""
+  """The key of the selection draw A, independent of the keys that the
+  objectives derive from ``rng`` for scoring (``jax.random.split(rng)``)."""
   return jax.random.fold_in(rng, SELECTION_FOLD)
 
 
@@ -185,37 +190,6 @@ def _z_scale(rng, shape, dtype, z_dropout_rate):
 
 def _pick(a, assignments):
   return jnp.take_along_axis(a, assignments[:, None], -1)[:, 0]
-
-
-def _aux(chosen_ll, chosen_kl, assignments, log_e, lse_bound=None):
-  """Diagnostics, all scored on the draw B that is independent of y*."""
-  elbo = chosen_ll - chosen_kl
-  aux = {'elbo': elbo, 'log_lik': chosen_ll, 'kl': chosen_kl,
-         'assignments': assignments, 'bound': elbo - log_e}
-  if lse_bound is not None:
-    aux['logsumexp_bound'] = lse_bound
-  return jax.lax.stop_gradient(aux)
-
-
-def _loss_from_terms(select, log_lik, kl, kl_weight, objective, assignments,
-                     log_e):
-  """Per-example loss and aux from selection terms of draw A and (B, E)
-  scoring terms of draw B that carry gradients (both objectives)."""
-  weighted = log_lik - kl_weight * kl
-  if objective == 'logsumexp':
-    sel_ll, sel_kl = select
-    sel_weighted = sel_ll - kl_weight * sel_kl
-    assignments = assign_epitomes(sel_weighted)
-    per_example = -logsumexp_bound(sel_weighted, weighted)
-    lse = logsumexp_bound(sel_ll - sel_kl, log_lik - kl)
-    return per_example, _aux(_pick(log_lik, assignments),
-                             _pick(kl, assignments), assignments, log_e, lse)
-  if assignments is None:
-    sel_ll, sel_kl = select
-    assignments = assign_epitomes(sel_ll - kl_weight * sel_kl)
-  per_example = -_pick(weighted, assignments) + log_e
-  return per_example, _aux(_pick(log_lik, assignments),
-                           _pick(kl, assignments), assignments, log_e)
 
 
 def _selection_terms(mu, logvar, masks, decode_log_prob, x, rng,
@@ -233,107 +207,134 @@ def _selection_terms(mu, logvar, masks, decode_log_prob, x, rng,
   return jax.lax.stop_gradient((log_lik.T, kl.T))
 
 
-def _check_objective(objective):
-  if objective not in OBJECTIVES:
-    raise ValueError(f'objective must be one of {OBJECTIVES}, got {objective!r}')
+# ---------------------------------------------------------------------------
+# The model kinds as the objectives see them.
+#
+# An objective (below) is written once against this interface; each model
+# kind implements it. ``enc`` is whatever the kind's ``encoding`` returns
+# (the objectives pass it back, never look inside).
+#
+#   model_kinds                       config kinds it serves
+#   masks                             (E, D) in the flat layout
+#   encoding(x) -> enc
+#   noise_shape(enc, x) -> (shape, dtype) of one draw of eps
+#   terms(enc, x, eps, z_scale, assignments=None)
+#       -> (log_lik, kl) each (B, E), or (B,) for the given epitomes
+#   selection_terms(enc, x, rng, z_dropout_rate)
+#       -> (log_lik, kl) each (B, E) of draw A, without gradients
+#   unit_kl(enc) -> (B, D) KL(q(z_d | x) || N(0, 1)) per unit, flat layout
+#   log_weights(enc, x, eps, assignments=None)
+#       -> (E, B) log importance weights, or (B,) for the given epitomes
+# ---------------------------------------------------------------------------
 
 
-def epitome_loss(encode: Encode, decode_log_prob: DecodeLogProb, x: jax.Array,
-                 masks: jax.Array, rng: jax.Array, *,
-                 kl_weight: float | jax.Array = 1.0,
-                 objective: str = 'point',
-                 z_dropout_rate: float = 0.0,
-                 assignments: Optional[jax.Array] = None,
-                 num_samples: int = 1
-                 ) -> Tuple[jax.Array, dict]:
-  """Training loss: the negative bound of eq. 7, averaged over the batch.
+class SharedLatents(NamedTuple):
+  """The eVAE (and the VAE, E = 1): one encoder and one decoder shared by
+  the epitomes, given as the callables of this module's docstring.
 
-  Two independent noise draws: A (from `selection_key`) chooses, B scores.
-  With W_y = log p(x | y, z_y) - lambda KL_y (lambda is the KL weight of
-  paper §3.1; it multiplies the z-KL only):
-
-  ``objective='point'`` (the paper): y* = argmax_y W_y(A), found for all
-  epitomes at once without gradients; then only the chosen epitome is
-  computed with gradients, on draw B:
-
-      loss(x) = -W_{y*}(B) + log E.
-
-  ``objective='logsumexp'``: with q_A(y|x) = softmax_y W_y(A) (no gradient),
-
-      loss(x) = -(sum_y q_A(y) [W_y(B) - log q_A(y)] - log E),
-
-  which backpropagates through all E epitomes (see `logsumexp_bound`).
-
-  ``objective='iwae'`` / ``'iwae_marginal'``: `iwae_loss` with
-  ``num_samples`` importance samples (kl_weight must be 1).
-
-  Since y* and q_A do not depend on B, both losses are unbiased estimates of
-  valid (negative) bounds; scoring the selecting draw would not be. The log
-  E term is KL(delta(y*) || uniform p(y)); it keeps eVAE bounds comparable
-  with VAE bounds in nats. A VAE (E = 1) needs no selection pass.
-
-  Args:
+  Attributes:
     encode: x -> (mu, logvar), each (B, D).
-    decode_log_prob: (z, x) -> (B,) log p(x | z).
-    x: (B, ...) batch.
+    decode_log_prob: (z (B, D), x) -> (B,) log p(x | z).
     masks: (E, D) epitome masks.
-    rng: PRNG key.
-    kl_weight: lambda (scalar; may be traced, e.g. vmapped over models).
-    objective: 'point', 'logsumexp', 'iwae' or 'iwae_marginal'.
-    z_dropout_rate: dropout rate on z (the dropout VAE of paper §3.2); 0 off.
-    assignments: optional (B,) int epitome per example, fixed in advance
-      (Algorithm 1) from data independent of ``rng``; by default y* is
-      chosen here, per step, from draw A.
-    num_samples: k of the IWAE objectives (ignored by the others).
-
-  Returns:
-    (loss, aux): scalar loss and a dict of (B,)-shaped diagnostics, all on
-    draw B: 'elbo' (the true, unweighted ELBO of the assigned epitome),
-    'log_lik', 'kl', 'assignments', 'bound' (eq. 7, with log E) and, for
-    the logsumexp objective, 'logsumexp_bound'.
   """
-  _check_objective(objective)
-  if objective in IWAE_OBJECTIVES:
-    if z_dropout_rate:
-      raise ValueError('The IWAE objectives do not support z dropout.')
-    return iwae_loss(encode, decode_log_prob, x, masks, rng,
-                     num_samples=num_samples,
-                     marginal=objective == 'iwae_marginal',
-                     assignments=assignments)
-  masks = jnp.asarray(masks)
-  eps_rng, drop_rng = jax.random.split(rng)
-  mu, logvar = encode(x)
-  eps = jax.random.normal(eps_rng, mu.shape, mu.dtype)
-  z_scale = _z_scale(drop_rng, mu.shape, mu.dtype, z_dropout_rate)
-  log_e = epitomes.log_num_epitomes(masks)
+  encode: Encode
+  decode_log_prob: DecodeLogProb
+  masks: jax.Array
 
-  def all_terms(mu_, logvar_, eps_, z_scale_):
+  model_kinds = ('evae', 'vae')
+
+  def encoding(self, x):
+    return self.encode(x)
+
+  def noise_shape(self, enc, x):  # pylint: disable=unused-argument
+    return enc[0].shape, enc[0].dtype
+
+  def terms(self, enc, x, eps, z_scale, assignments=None):
+    mu, logvar = enc
+    if assignments is not None:
+      return _masked_terms(mu, logvar, eps, self.masks[assignments],
+                           self.decode_log_prob, x, z_scale)
     log_lik, kl = jax.vmap(lambda m: _masked_terms(
-        mu_, logvar_, eps_, m, decode_log_prob, x, z_scale_))(masks)
+        mu, logvar, eps, m, self.decode_log_prob, x, z_scale))(self.masks)
     return log_lik.T, kl.T
 
-  select = None
-  needs_selection = masks.shape[0] > 1 and (assignments is None
-                                            or objective == 'logsumexp')
-  if needs_selection:
-    select = _selection_terms(mu, logvar, masks, decode_log_prob, x, rng,
-                              z_dropout_rate)
-  if objective == 'logsumexp':
-    log_lik, kl = all_terms(mu, logvar, eps, z_scale)
-    if select is None:  # E = 1: q is a point mass, the bound is the ELBO.
-      select = (jnp.zeros_like(log_lik), jnp.zeros_like(kl))
-    per_example, aux = _loss_from_terms(select, log_lik, kl, kl_weight,
-                                        objective, None, log_e)
-    return jnp.mean(per_example), aux
-  if masks.shape[0] == 1:
-    assignments = jnp.zeros(mu.shape[:1], jnp.int32)
-  elif assignments is None:
-    sel_ll, sel_kl = select
-    assignments = assign_epitomes(sel_ll - kl_weight * sel_kl)
-  chosen_ll, chosen_kl = _masked_terms(
-      mu, logvar, eps, masks[assignments], decode_log_prob, x, z_scale)
-  per_example = -(chosen_ll - kl_weight * chosen_kl) + log_e
-  return jnp.mean(per_example), _aux(chosen_ll, chosen_kl, assignments, log_e)
+  def selection_terms(self, enc, x, rng, z_dropout_rate):
+    return _selection_terms(*enc, self.masks, self.decode_log_prob, x, rng,
+                            z_dropout_rate)
+
+  def unit_kl(self, enc):
+    return likelihoods.gaussian_kl_to_standard(*enc)
+
+  def log_weights(self, enc, x, eps, assignments=None):
+    mu, logvar = enc
+    if assignments is not None:
+      return log_importance_weight(mu, logvar, eps, self.masks[assignments],
+                                   self.decode_log_prob, x)
+    return jax.vmap(lambda m: log_importance_weight(
+        mu, logvar, eps, m, self.decode_log_prob, x))(self.masks)
+
+
+class MixtureLatents(NamedTuple):
+  """The mVAE: E independent VAEs of K units each (see `mixture_terms`).
+  In the flat layout component e owns units [e K, (e + 1) K).
+
+  Attributes:
+    encode_all: x -> (mu, logvar), each (E, B, K).
+    decode_log_prob_all: (z (E, B, K), x) -> (E, B) log p_e(x | z_e).
+    latent_dim: K.
+    num_components: E.
+  """
+  encode_all: Encode
+  decode_log_prob_all: DecodeLogProb
+  latent_dim: int
+  num_components: int
+
+  model_kinds = ('mvae',)
+
+  @property
+  def masks(self):
+    k = self.latent_dim
+    return jnp.asarray(epitomes.make_masks(self.num_components * k, k, k))
+
+  def encoding(self, x):
+    return self.encode_all(x)
+
+  def noise_shape(self, enc, x):  # pylint: disable=unused-argument
+    return (x.shape[0], self.latent_dim), jnp.float32
+
+  def terms(self, enc, x, eps, z_scale, assignments=None):
+    log_lik, kl = _mixture_terms(enc, self.decode_log_prob_all, x, eps,
+                                 z_scale)
+    if assignments is None:
+      return log_lik, kl
+    return _pick(log_lik, assignments), _pick(kl, assignments)
+
+  def selection_terms(self, enc, x, rng, z_dropout_rate):
+    # The components encode again for draw A (no gradient flows there).
+    del enc
+    shape, dtype = self.noise_shape(None, x)
+    sel_rng, sel_drop_rng = jax.random.split(selection_key(rng))
+    return jax.lax.stop_gradient(mixture_terms(
+        self.encode_all, self.decode_log_prob_all, x,
+        jax.random.normal(sel_rng, shape, dtype),
+        _z_scale(sel_drop_rng, shape, dtype, z_dropout_rate)))
+
+  def unit_kl(self, enc):
+    kl = likelihoods.gaussian_kl_to_standard(*enc)  # (E, B, K)
+    return jnp.transpose(kl, (1, 0, 2)).reshape(kl.shape[1], -1)
+
+  def log_weights(self, enc, x, eps, assignments=None):
+    raise NotImplementedError('The mVAE has no importance weights here; the '
+                              'objectives registry does not offer it any.')
+
+
+def _mixture_terms(enc, decode_log_prob_all, x, eps, z_scale):
+  mu, logvar = enc
+  z = mu + jnp.exp(0.5 * logvar) * eps[None]
+  if z_scale is not None:
+    z = z * z_scale[None]
+  kl = jnp.sum(likelihoods.gaussian_kl_to_standard(mu, logvar), axis=-1)
+  return decode_log_prob_all(z, x).T, kl.T
 
 
 def mixture_terms(encode_all: Encode, decode_log_prob_all: DecodeLogProb,
@@ -352,56 +353,338 @@ def mixture_terms(encode_all: Encode, decode_log_prob_all: DecodeLogProb,
   Returns:
     (log_lik, kl), each (B, E).
   """
-  mu, logvar = encode_all(x)
-  z = mu + jnp.exp(0.5 * logvar) * eps[None]
-  if z_scale is not None:
-    z = z * z_scale[None]
-  kl = jnp.sum(likelihoods.gaussian_kl_to_standard(mu, logvar), axis=-1)
-  return decode_log_prob_all(z, x).T, kl.T
+  return _mixture_terms(encode_all(x), decode_log_prob_all, x, eps, z_scale)
 
 
-def mixture_loss(encode_all: Encode, decode_log_prob_all: DecodeLogProb,
-                 x: jax.Array, rng: jax.Array, latent_dim: int, *,
-                 kl_weight: float | jax.Array = 1.0, objective: str = 'point',
-                 z_dropout_rate: float = 0.0,
-                 assignments: Optional[jax.Array] = None
-                 ) -> Tuple[jax.Array, dict]:
-  """The eq. 7 loss for the mVAE: E independent VAEs of K units each.
+# ---------------------------------------------------------------------------
+# Over-pruning remedies that change only what is optimised.
+# ---------------------------------------------------------------------------
 
-  Same objective as `epitome_loss`, with the same two independent draws
-  (A selects without gradients, B scores). Nothing is shared between
-  components, so every component runs forward on B and the chosen one is
-  picked per example (the others receive zero gradient).
+
+def free_bits_kl(unit_kl: jax.Array, usage: jax.Array, free_bits: float,
+                 group_size: int = 1) -> jax.Array:
+  """The training KL with free bits (Kingma et al., 2016, openai/iaf kl_min).
+
+  Units are taken ``group_size`` consecutive ones at a time (group g). With
+  r_{b,d} in [0, 1] how much example b uses unit d (M[y*_b, d] for a point
+  q(y|x); sum_y q(y|x_b) M[y, d] otherwise), u_{b,g} = max_{d in g} r_{b,d},
+  KL_{b,g} = sum_{d in g} r_{b,d} KL_{b,d} and the minibatch average over
+  the examples that use the group
+
+      avg_g = sum_b KL_{b,g} / sum_b u_{b,g},
+
+  each example's KL term becomes
+
+      KL_FB(b) = sum_g u_{b,g} max(free_bits, avg_g).
+
+  For a VAE (r = 1) this is Kingma et al.'s sum_g max(lambda, mean_b
+  KL_{b,g}) per example; for the eVAE only the units of the chosen epitome
+  carry KL, as in eq. 8. When every avg_g >= free_bits the batch mean of
+  KL_FB equals the batch mean of the true KL; a group below free_bits gets
+  no KL gradient. This changes the loss only: bounds use the true KL.
 
   Args:
-    encode_all, decode_log_prob_all: see `mixture_terms`.
-    x: (B, ...) batch.
-    rng: PRNG key.
-    latent_dim: K, latent units per component.
-    kl_weight, objective, z_dropout_rate, assignments: as in `epitome_loss`.
+    unit_kl: (B, D) KL(q(z_d | x_b) || N(0, 1)) per unit.
+    usage: (B, D) r_{b,d}; no gradient flows through it.
+    free_bits: lambda in nats per group.
+    group_size: units per group; must divide D.
 
   Returns:
-    (loss, aux) as in `epitome_loss`.
+    (B,) free-bits KL of every example.
   """
-  _check_objective(objective)
+  batch, units = unit_kl.shape
+  if units % group_size:
+    raise ValueError(f'free_bits_group={group_size} must divide the '
+                     f'{units} latent units.')
+  usage = jax.lax.stop_gradient(usage)
+  group_kl = jnp.sum((usage * unit_kl).reshape(batch, -1, group_size), -1)
+  group_use = jnp.max(usage.reshape(batch, -1, group_size), -1)
+  average = jnp.sum(group_kl, 0) / jnp.maximum(jnp.sum(group_use, 0), 1e-12)
+  return jnp.sum(group_use * jnp.maximum(free_bits, average), -1)
+
+
+def _training_kl(latents, enc, kl, usage, options):
+  """The KL term of the loss: the true (B,) KL, or its free-bits version."""
+  if not options.free_bits:
+    return kl
+  return free_bits_kl(latents.unit_kl(enc), usage, options.free_bits,
+                      options.free_bits_group)
+
+
+# ---------------------------------------------------------------------------
+# The training objectives (registered in `evae_jax.objectives`).
+# ---------------------------------------------------------------------------
+
+
+def _aux(chosen_ll, chosen_kl, assignments, log_e, lse_bound=None,
+         training_kl=None):
+  """Diagnostics, all scored on the draw B that is independent of y*."""
+  elbo = chosen_ll - chosen_kl
+  aux = {'elbo': elbo, 'log_lik': chosen_ll, 'kl': chosen_kl,
+         'assignments': assignments, 'bound': elbo - log_e}
+  if lse_bound is not None:
+    aux['logsumexp_bound'] = lse_bound
+  if training_kl is not None:
+    aux['free_bits_kl'] = training_kl
+  return jax.lax.stop_gradient(aux)
+
+
+def _scoring_draw(latents, enc, x, rng, z_dropout_rate):
+  """eps and the dropout multipliers of the scoring draw B."""
   eps_rng, drop_rng = jax.random.split(rng)
-  shape = (x.shape[0], latent_dim)
-  eps = jax.random.normal(eps_rng, shape)
-  z_scale = _z_scale(drop_rng, shape, eps.dtype, z_dropout_rate)
-  log_lik, kl = mixture_terms(encode_all, decode_log_prob_all, x, eps, z_scale)
-  num_components = log_lik.shape[-1]
-  select = None
-  if num_components > 1 and (assignments is None or objective == 'logsumexp'):
-    sel_rng, sel_drop_rng = jax.random.split(selection_key(rng))
-    select = jax.lax.stop_gradient(mixture_terms(
-        encode_all, decode_log_prob_all, x, jax.random.normal(sel_rng, shape),
-        _z_scale(sel_drop_rng, shape, eps.dtype, z_dropout_rate)))
-  elif assignments is None or objective == 'logsumexp':
-    select = (jnp.zeros_like(log_lik), jnp.zeros_like(kl))
-  per_example, aux = _loss_from_terms(select, log_lik, kl, kl_weight,
-                                      objective, assignments,
-                                      math.log(num_components))
-  return jnp.mean(per_example), aux
+  shape, dtype = latents.noise_shape(enc, x)
+  return (jax.random.normal(eps_rng, shape, dtype),
+          _z_scale(drop_rng, shape, dtype, z_dropout_rate))
+
+
+@objectives.register('point', summary='eq. 7: y* = argmax_y of draw A, '
+                     'scored on draw B (the paper)')
+def point_loss(latents, x: jax.Array, rng: jax.Array,
+               options: objectives.LossOptions) -> Tuple[jax.Array, dict]:
+  """The paper's loss: the negative bound of eq. 7, averaged over the batch.
+
+  With W_y = log p(x | y, z_y) - lambda KL_y (lambda multiplies the z-KL
+  only, paper §3.1), y* = argmax_y W_y(A) on the selection draw A, for all
+  epitomes at once without gradients (or y* fixed by ``assignments``); then
+  only the chosen epitome is scored, with gradients, on the independent
+  draw B:
+
+      loss(x) = -W_{y*}(B) + log E.
+
+  Since y* does not depend on B this is an unbiased estimate of a valid
+  negative bound; the log E term is KL(delta(y*) || uniform p(y)). A model
+  with one epitome needs no selection pass. With free bits, KL_{y*} in the
+  loss is `free_bits_kl` over the units of y* (selection is unchanged).
+
+  Args:
+    latents: `SharedLatents` or `MixtureLatents`.
+    x: (B, ...) batch.
+    rng: PRNG key.
+    options: `evae_jax.objectives.LossOptions`.
+
+  Returns:
+    (loss, aux): the scalar loss, and (B,) diagnostics on draw B: 'elbo'
+    (the true, unweighted ELBO of y*), 'log_lik', 'kl' (true KL),
+    'assignments', 'bound' (eq. 7, with log E) and, with free bits,
+    'free_bits_kl'.
+  """
+  masks = latents.masks
+  enc = latents.encoding(x)
+  eps, z_scale = _scoring_draw(latents, enc, x, rng, options.z_dropout_rate)
+  log_e = epitomes.log_num_epitomes(masks)
+  kl_weight, assignments = options.kl_weight, options.assignments
+  if masks.shape[0] == 1:
+    assignments = jnp.zeros(x.shape[:1], jnp.int32)
+  elif assignments is None:
+    sel_ll, sel_kl = latents.selection_terms(enc, x, rng,
+                                             options.z_dropout_rate)
+    assignments = assign_epitomes(sel_ll - kl_weight * sel_kl)
+  chosen_ll, chosen_kl = latents.terms(enc, x, eps, z_scale, assignments)
+  train_kl = _training_kl(latents, enc, chosen_kl, masks[assignments],
+                          options)
+  per_example = -(chosen_ll - kl_weight * train_kl) + log_e
+  return jnp.mean(per_example), _aux(
+      chosen_ll, chosen_kl, assignments, log_e,
+      training_kl=train_kl if options.free_bits else None)
+
+
+@objectives.register('logsumexp', summary='q_A(y|x) = softmax_y of draw A, '
+                     'scored on draw B (beyond the paper)')
+def logsumexp_loss(latents, x: jax.Array, rng: jax.Array,
+                   options: objectives.LossOptions) -> Tuple[jax.Array, dict]:
+  """The tighter bound of `logsumexp_bound`, negated and averaged.
+
+  With q_A(y|x) = softmax_y W_y(A) (no gradient) and W_y as in `point_loss`,
+
+      loss(x) = -(sum_y q_A(y) [W_y(B) - log q_A(y)] - log E),
+
+  which backpropagates through all E epitomes. Fixed ``assignments`` are not
+  used: q_A is recomputed every step. With free bits, sum_y q_A(y) KL_y
+  becomes `free_bits_kl` with usage sum_y q_A(y) M[y].
+
+  Args:
+    latents, x, rng, options: as in `point_loss`.
+
+  Returns:
+    (loss, aux) as in `point_loss`, with (B,) 'logsumexp_bound' (the true
+    bound on draw B); 'assignments' is argmax_y q_A(y).
+  """
+  masks = latents.masks
+  enc = latents.encoding(x)
+  eps, z_scale = _scoring_draw(latents, enc, x, rng, options.z_dropout_rate)
+  log_e = epitomes.log_num_epitomes(masks)
+  kl_weight = options.kl_weight
+  log_lik, kl = latents.terms(enc, x, eps, z_scale)
+  if masks.shape[0] > 1:
+    sel_ll, sel_kl = latents.selection_terms(enc, x, rng,
+                                             options.z_dropout_rate)
+  else:  # E = 1: q is a point mass, the bound is the ELBO.
+    sel_ll, sel_kl = jnp.zeros_like(log_lik), jnp.zeros_like(kl)
+  sel_weighted = sel_ll - kl_weight * sel_kl
+  assignments = assign_epitomes(sel_weighted)
+  train_kl = None
+  if options.free_bits:
+    usage = jax.nn.softmax(sel_weighted, axis=-1) @ masks
+    train_kl = _training_kl(latents, enc, None, usage, options)
+    per_example = -logsumexp_bound(sel_weighted, log_lik) + kl_weight * train_kl
+  else:
+    per_example = -logsumexp_bound(sel_weighted, log_lik - kl_weight * kl)
+  lse = logsumexp_bound(sel_ll - sel_kl, log_lik - kl)
+  return jnp.mean(per_example), _aux(_pick(log_lik, assignments),
+                                     _pick(kl, assignments), assignments,
+                                     log_e, lse, train_kl)
+
+
+def _iwae(latents, x, rng, options, marginal):
+  """`iwae_point_loss` / `iwae_marginal_loss`."""
+  num_samples = options.num_samples
+  if num_samples < 1:
+    raise objectives.ObjectiveError(f'num_samples={num_samples} must be >= 1.')
+  if num_samples == 1 and not marginal:
+    return point_loss(latents, x, rng, options._replace(kl_weight=1.0))
+  masks = latents.masks
+  log_e, log_k = epitomes.log_num_epitomes(masks), math.log(num_samples)
+  enc = latents.encoding(x)
+  eps_rng, _ = jax.random.split(rng)
+  shape, dtype = latents.noise_shape(enc, x)
+  eps = jax.random.normal(eps_rng, (num_samples,) + shape, dtype)
+  if marginal:
+    lw = jax.vmap(lambda e: latents.log_weights(enc, x, e))(eps)  # (k, E, B)
+    per_epitome = jax.nn.logsumexp(lw, axis=0) - log_k  # (E, B)
+    bound = jax.nn.logsumexp(per_epitome, axis=0) - log_e
+    y = assign_epitomes(per_epitome.T)
+    chosen = jnp.take_along_axis(jnp.mean(lw, 0).T, y[:, None], -1)[:, 0]
+  else:
+    if masks.shape[0] == 1:
+      y = jnp.zeros(x.shape[:1], jnp.int32)
+    elif options.assignments is None:
+      sel_ll, sel_kl = latents.selection_terms(enc, x, rng, 0.0)
+      y = assign_epitomes(sel_ll - sel_kl)
+    else:
+      y = options.assignments
+    lw = jax.vmap(lambda e: latents.log_weights(enc, x, e, y))(eps)  # (k, B)
+    bound = jax.nn.logsumexp(lw, axis=0) - log_k - log_e
+    chosen = jnp.mean(lw, 0)
+  aux = jax.lax.stop_gradient({'bound': bound, 'elbo': chosen,
+                               'assignments': y})
+  return -jnp.mean(bound), aux
+
+
+@objectives.register('iwae', model_kinds=('evae', 'vae'),
+                     uses_num_samples=True, weights_kl=False,
+                     summary='IWAE bound of y* with k samples (Burda et al.)')
+def iwae_point_loss(latents, x: jax.Array, rng: jax.Array,
+                    options: objectives.LossOptions) -> Tuple[jax.Array, dict]:
+  """Importance-weighted bound of the chosen epitome (Burda et al., 2015;
+  the eVAE paper's future work, §5.4), negated and averaged over the batch.
+
+  With w_{y,i} the importance weight of sample i of epitome y
+  (`log_importance_weight`) and k = ``options.num_samples`` samples eps_i ~
+  N(0, I) drawn in one batched pass (k, B, D): y* = argmax_y ELBO_y(x; A)
+  from the single-sample selection draw A of `point_loss` (independent of
+  the eps_i, or fixed by ``assignments``), then
+
+      L_k(x) = log (1/k) sum_i w_{y*,i} - log E,
+
+  Burda et al.'s IWAE bound for a VAE (E = 1). Only the chosen epitome is
+  evaluated with gradients: k decoder passes per example. k = 1 is
+  `point_loss` itself (closed-form KL). A lower bound on log p(x) in
+  expectation that increases with k.
+
+  Args:
+    latents: `SharedLatents`.
+    x, rng: as in `point_loss`.
+    options: num_samples = k >= 1 and optional assignments (Algorithm 1);
+      no KL weight, z dropout or free bits.
+
+  Returns:
+    (loss, aux): scalar loss; aux holds (B,) 'bound' (L_k, in nats, with
+    log E), 'elbo' (mean over i of log w of y*, the k = 1 bound's estimate
+    without log E) and 'assignments' (y*). For k = 1, `point_loss`'s aux.
+  """
+  return _iwae(latents, x, rng, options, marginal=False)
+
+
+@objectives.register('iwae_marginal', model_kinds=('evae', 'vae'),
+                     uses_num_samples=True, weights_kl=False,
+                     summary='IWAE bound of the marginal over epitomes')
+def iwae_marginal_loss(latents, x: jax.Array, rng: jax.Array,
+                       options: objectives.LossOptions
+                       ) -> Tuple[jax.Array, dict]:
+  """Importance-weighted bound of the marginal over epitomes, negated and
+  averaged over the batch:
+
+      L_k(x) = log (1/E) sum_y (1/k) sum_i w_{y,i},
+
+  with the k samples of `iwae_point_loss` shared by all epitomes. Tighter
+  than the point bound on the same samples; backpropagates through every
+  epitome (E * k decoder passes). Fixed ``assignments`` are not used.
+
+  Args:
+    latents, x, rng: as in `iwae_point_loss`.
+    options: num_samples = k >= 1.
+
+  Returns:
+    (loss, aux): as in `iwae_point_loss`, with 'assignments' = argmax_y of
+    the per-epitome estimates.
+  """
+  return _iwae(latents, x, rng, options, marginal=True)
+
+
+def epitome_loss(encode: Encode, decode_log_prob: DecodeLogProb, x: jax.Array,
+                 masks: jax.Array, rng: jax.Array, *,
+                 objective: str = 'point', **options) -> Tuple[jax.Array, dict]:
+  """The training loss of the eVAE / VAE for any registered objective.
+
+  `evae_jax.objectives.loss` for `SharedLatents` (encode, decode_log_prob,
+  masks): by default the paper's eq. 7 loss (`point_loss`), with y* chosen on
+  draw A and scored on the independent draw B.
+
+  Args:
+    encode: x -> (mu, logvar), each (B, D).
+    decode_log_prob: (z, x) -> (B,) log p(x | z).
+    x: (B, ...) batch.
+    masks: (E, D) epitome masks.
+    rng: PRNG key.
+    objective: a name of `evae_jax.objectives.REGISTRY` ('point',
+      'logsumexp', 'iwae', 'iwae_marginal', ...).
+    **options: fields of `evae_jax.objectives.LossOptions` (kl_weight,
+      z_dropout_rate, assignments, num_samples, free_bits, free_bits_group).
+
+  Returns:
+    (loss, aux): scalar loss and a dict of (B,) diagnostics; every objective
+    gives 'bound', 'elbo' and 'assignments' (see the objective's function
+    for the rest: 'log_lik' and 'kl' for 'point' and 'logsumexp').
+
+  Raises:
+    evae_jax.objectives.ObjectiveError: an unknown objective or options it
+      does not take.
+  """
+  return objectives.loss(SharedLatents(encode, decode_log_prob,
+                                       jnp.asarray(masks)),
+                         x, rng, objective=objective, **options)
+
+
+def iwae_loss(encode: Encode, decode_log_prob: DecodeLogProb, x: jax.Array,
+              masks: jax.Array, rng: jax.Array, *, num_samples: int,
+              marginal: bool = False,
+              assignments: Optional[jax.Array] = None
+              ) -> Tuple[jax.Array, dict]:
+  """`epitome_loss` with objective 'iwae' (``marginal=False``, see
+  `iwae_point_loss`) or 'iwae_marginal' (`iwae_marginal_loss`).
+
+  Args:
+    encode, decode_log_prob, x, masks, rng: as in `epitome_loss`.
+    num_samples: k >= 1.
+    marginal: the marginal bound instead of the point one.
+    assignments: optional (B,) fixed epitomes (Algorithm 1), point only.
+
+  Returns:
+    (loss, aux) of the objective.
+  """
+  return epitome_loss(encode, decode_log_prob, x, masks, rng,
+                      objective='iwae_marginal' if marginal else 'iwae',
+                      num_samples=num_samples, assignments=assignments)
 
 
 def log_importance_weight(mu: jax.Array, logvar: jax.Array, eps: jax.Array,
@@ -428,81 +711,6 @@ def log_importance_weight(mu: jax.Array, logvar: jax.Array, eps: jax.Array,
   log_q = likelihoods.diag_normal_log_prob_elementwise(z, mu, logvar)
   return (decode_log_prob(mask * z, x)
           + jnp.sum(mask * (log_prior - log_q), axis=-1))
-
-
-def iwae_loss(encode: Encode, decode_log_prob: DecodeLogProb, x: jax.Array,
-              masks: jax.Array, rng: jax.Array, *, num_samples: int,
-              marginal: bool = False,
-              assignments: Optional[jax.Array] = None
-              ) -> Tuple[jax.Array, dict]:
-  """Importance-weighted epitomic objectives (Burda et al., 2015; the eVAE
-  paper's future work, §5.4), negated and averaged over the batch.
-
-  With w_{y,i} the importance weight of sample i of epitome y
-  (`log_importance_weight`), the k samples eps_i ~ N(0, I) drawn in one
-  batched pass (k, B, D) and shared by all epitomes:
-
-  - point (``marginal=False``): y* = argmax_y ELBO_y(x; A) from the
-    single-sample selection draw A of `epitome_loss` (independent of the
-    eps_i, or fixed by ``assignments``), then
-        L_k(x) = log (1/k) sum_i w_{y*,i} - log E,
-    Burda et al.'s IWAE bound for a VAE (E = 1). Only the chosen epitome is
-    evaluated with gradients: k decoder passes per example. k = 1 is the
-    eq. 7 loss itself (`epitome_loss`, with the closed-form KL).
-  - marginal: L_k(x) = log (1/E) sum_y (1/k) sum_i w_{y,i}, a bound on
-    log p(x) that is tighter than the point one for the same samples and
-    backpropagates through every epitome: E * k decoder passes.
-
-  Both are lower bounds on log p(x) in expectation and increase with k.
-
-  Args:
-    encode: x -> (mu, logvar), each (B, D).
-    decode_log_prob: (z, x) -> (B,) log p(x | z).
-    x: (B, ...) batch.
-    masks: (E, D) epitome masks.
-    rng: PRNG key (draw A from `selection_key`, the eps_i from the first
-      half of ``jax.random.split(rng)``, as in `epitome_loss`).
-    num_samples: k >= 1.
-    marginal: the marginal bound instead of the point one.
-    assignments: optional (B,) fixed epitomes (Algorithm 1), point only.
-
-  Returns:
-    (loss, aux): scalar loss; aux holds (B,) 'bound' (L_k, in nats, with
-    log E), 'elbo' (mean over i of log w of the chosen epitome, the k = 1
-    bound's estimate without log E) and 'assignments' (y*; for the marginal,
-    argmax_y of the per-epitome estimates).
-  """
-  masks = jnp.asarray(masks)
-  if num_samples == 1 and not marginal:
-    return epitome_loss(encode, decode_log_prob, x, masks, rng,
-                        assignments=assignments)
-  log_e, log_k = epitomes.log_num_epitomes(masks), math.log(num_samples)
-  eps_rng, _ = jax.random.split(rng)
-  mu, logvar = encode(x)
-  eps = jax.random.normal(eps_rng, (num_samples,) + mu.shape, mu.dtype)
-  if marginal:
-    lw = jax.vmap(lambda e: jax.vmap(lambda m: log_importance_weight(
-        mu, logvar, e, m, decode_log_prob, x))(masks))(eps)  # (k, E, B)
-    per_epitome = jax.nn.logsumexp(lw, axis=0) - log_k  # (E, B)
-    bound = jax.nn.logsumexp(per_epitome, axis=0) - log_e
-    y = assign_epitomes(per_epitome.T)
-    chosen = jnp.take_along_axis(jnp.mean(lw, 0).T, y[:, None], -1)[:, 0]
-  else:
-    if masks.shape[0] == 1:
-      y = jnp.zeros(mu.shape[:1], jnp.int32)
-    elif assignments is None:
-      sel_ll, sel_kl = _selection_terms(mu, logvar, masks, decode_log_prob, x,
-                                        rng)
-      y = assign_epitomes(sel_ll - sel_kl)
-    else:
-      y = assignments
-    lw = jax.vmap(lambda e: log_importance_weight(
-        mu, logvar, e, masks[y], decode_log_prob, x))(eps)  # (k, B)
-    bound = jax.nn.logsumexp(lw, axis=0) - log_k - log_e
-    chosen = jnp.mean(lw, 0)
-  aux = jax.lax.stop_gradient({'bound': bound, 'elbo': chosen,
-                               'assignments': y})
-  return -jnp.mean(bound), aux
 
 
 def iw_log_likelihood_per_epitome(

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from evae_jax import elbo
 from evae_jax import epitomes
 from evae_jax import likelihoods
+from evae_jax import objectives
 
 LIKELIHOODS = ('bernoulli', 'gaussian')
 OUTPUT_BIAS_INITS = ('zeros', 'train_mean')
@@ -195,11 +196,14 @@ class SharedModel:
     """(B, N) -> (mu, logvar), each (B, D)."""
     return bind(self.module.apply, params)[0](x)
 
-  def loss(self, params, x, rng, **kwargs):
-    """`evae_jax.elbo.epitome_loss` for this model."""
-    encode, decode_log_prob = bind(self.module.apply, params)
-    return elbo.epitome_loss(encode, decode_log_prob, x, self.masks, rng,
-                             **kwargs)
+  def latents(self, params) -> elbo.SharedLatents:
+    """This model as the objectives see it (`evae_jax.elbo.SharedLatents`)."""
+    return elbo.SharedLatents(*bind(self.module.apply, params), self.masks)
+
+  def loss(self, params, x, rng, *, objective='point', **options):
+    """`evae_jax.objectives.loss` of ``objective`` for this model."""
+    return objectives.loss(self.latents(params), x, rng, objective=objective,
+                           **options)
 
   def elbo_terms(self, params, x, rng):
     """(ElboTerms (B, E), mu (B, D), logvar (B, D)) with one noise draw."""
@@ -260,10 +264,17 @@ class MixtureModel:
     flat = lambda a: jnp.transpose(a, (1, 0, 2)).reshape(a.shape[1], -1)
     return flat(mu), flat(logvar)
 
-  def loss(self, params, x, rng, num_samples=1, **kwargs):  # pylint: disable=unused-argument
-    """`evae_jax.elbo.mixture_loss` for this model (no IWAE objectives)."""
-    return elbo.mixture_loss(*self._all(params), x, rng,
-                             self.component.latent_dim, **kwargs)
+  def latents(self, params) -> elbo.MixtureLatents:
+    """This model as the objectives see it (`evae_jax.elbo.MixtureLatents`)."""
+    return elbo.MixtureLatents(*self._all(params), self.component.latent_dim,
+                               self.num_components)
+
+  def loss(self, params, x, rng, *, objective='point', **options):
+    """`evae_jax.objectives.loss` of ``objective`` for this model; an
+    objective registered without 'mvae' raises
+    `evae_jax.objectives.ObjectiveError`."""
+    return objectives.loss(self.latents(params), x, rng, objective=objective,
+                           **options)
 
   def elbo_terms(self, params, x, rng):
     """(ElboTerms (B, E), mu (B, E K), logvar (B, E K))."""
@@ -314,9 +325,16 @@ class Model(Protocol):
   def encode(self, params, x) -> Tuple[jax.Array, jax.Array]:
     """(mu, logvar), each (B, D)."""
 
-  def loss(self, params, x, rng, **options) -> Tuple[jax.Array, dict]:
-    """(scalar training loss, aux metrics); options as in
-    `evae_jax.train.train_step` (objective, kl_weight, assignments, ...)."""
+  def latents(self, params):
+    """The model as the objectives of `evae_jax.objectives` see it (the
+    interface in `evae_jax.elbo`: `elbo.SharedLatents`,
+    `elbo.MixtureLatents`)."""
+
+  def loss(self, params, x, rng, *, objective: str = 'point',
+           **options) -> Tuple[jax.Array, dict]:
+    """(scalar training loss, aux metrics) of a registered objective;
+    options are the fields of `evae_jax.objectives.LossOptions` (kl_weight,
+    assignments, ...), as `evae_jax.steps.train_step` passes them."""
 
   def elbo_terms(self, params, x, rng):
     """(`evae_jax.elbo.ElboTerms` each (B, E), mu, logvar) on one draw."""
@@ -328,10 +346,6 @@ class Model(Protocol):
   def decode_mean(self, params, z, assignments) -> jax.Array:
     """(B, N) decoder means for codes z of epitomes ``assignments`` (B,)
     (the shared decoder of the eVAE ignores ``assignments``)."""
-
-
-# The network's earlier name, kept for code that imports it.
-EVAE = VAENetwork
 
 
 MODEL_KINDS = ('evae', 'vae', 'mvae')

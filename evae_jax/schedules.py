@@ -6,6 +6,9 @@
   runs 3^i epochs at `burda_stage_rate` (learning_rate * 10^(-i/7), rounded
   as their code rounds it).
 
+KL warm-up (`kl_warmup_factor`): the KL weight rises linearly over the first
+``train.kl_warmup_steps`` global steps (an over-pruning remedy).
+
 Epoch order: a uniform permutation per epoch, or, for Algorithm 1, a
 stratified shuffle in which every minibatch holds a number of examples of
 each epitome proportionate to that epitome's share of the training set.
@@ -78,3 +81,25 @@ def stratified_order(rng: jax.Array, assignments: jax.Array,
   rank = jnp.arange(n) - starts[group]
   score = (rank + jax.random.uniform(jitter_rng, (n,))) / counts[group]
   return by_group[jnp.argsort(score)].astype(jnp.int32)
+
+
+def kl_warmup_factor(step, warmup_steps: int, start: float = 0.0):
+  """The fraction of the KL weight at ``step`` under KL warm-up.
+
+      factor(t) = start + (1 - start) * min(t / N, 1),
+
+  rising linearly from ``start`` at t = 0 to 1 at t = N = ``warmup_steps``
+  and 1 after (Bowman et al., 2015; Sønderby et al., 2016). The step is the
+  run's global step (it counts across the stages of the 'burda' schedule).
+  It changes only what is optimised: bounds and metrics use the true KL.
+
+  Args:
+    step: the global step (an int or a traced integer scalar).
+    warmup_steps: N >= 1.
+    start: the fraction at step 0, in [0, 1].
+
+  Returns:
+    float32 scalar in [start, 1].
+  """
+  t = jnp.asarray(step, jnp.float32) / warmup_steps
+  return start + (1.0 - start) * jnp.minimum(t, 1.0)

@@ -32,13 +32,19 @@ class StepOptions:
   Attributes:
     batch_size: B.
     binarization: see `evae_jax.input_pipeline.preprocess`.
-    objective: 'point' (eq. 7) or 'logsumexp'.
+    objective: a name of `evae_jax.objectives.REGISTRY` ('point' (eq. 7),
+      'logsumexp', 'iwae', 'iwae_marginal').
     z_dropout_rate: dropout on z (dropout VAE); 0 disables it.
     per_epoch_assignment: Algorithm 1 (y* fixed for the epoch) instead of
       choosing y* at every step.
     assignment_samples: noise draws averaged per example by Algorithm 1's
       assignment (a less noisy argmax of ELBO_y).
-    num_samples: k of the IWAE objectives.
+    num_samples: k of the objectives that use it (the IWAE ones).
+    free_bits: free bits lambda in nats (`evae_jax.elbo.free_bits_kl`); 0 off.
+    free_bits_group: latent units per free-bits group.
+    kl_warmup_steps: KL warm-up length in steps
+      (`evae_jax.schedules.kl_warmup_factor`); 0 off.
+    kl_warmup_start: the KL weight's fraction at step 0 of the warm-up.
   """
   batch_size: int
   binarization: str = 'none'
@@ -47,32 +53,55 @@ class StepOptions:
   per_epoch_assignment: bool = False
   assignment_samples: int = 1
   num_samples: int = 1
+  free_bits: float = 0.0
+  free_bits_group: int = 1
+  kl_warmup_steps: int = 0
+  kl_warmup_start: float = 0.0
 
   @classmethod
   def from_config(cls, config):
-    return cls(batch_size=config.train.batch_size,
+    t = config.train
+    return cls(batch_size=t.batch_size,
                binarization=config.data.binarization,
-               objective=config.train.objective,
-               z_dropout_rate=config.train.z_dropout_rate,
-               per_epoch_assignment=config.train.assignment == 'epoch',
-               assignment_samples=config.train.assignment_samples,
-               num_samples=config.train.num_samples)
+               objective=t.objective,
+               z_dropout_rate=t.z_dropout_rate,
+               per_epoch_assignment=t.assignment == 'epoch',
+               assignment_samples=t.assignment_samples,
+               num_samples=t.num_samples,
+               free_bits=t.free_bits,
+               free_bits_group=t.free_bits_group,
+               kl_warmup_steps=t.kl_warmup_steps,
+               kl_warmup_start=t.kl_warmup_start)
 
 
-@functools.partial(jax.jit, static_argnames=('objective', 'z_dropout_rate',
-                                             'num_samples'))
+def _warmed_up(kl_weight, step, kl_warmup_steps, kl_warmup_start):
+  """The KL weight at ``step``: ``kl_weight`` itself without warm-up."""
+  if not kl_warmup_steps:
+    return kl_weight
+  return kl_weight * schedules.kl_warmup_factor(step, kl_warmup_steps,
+                                                kl_warmup_start)
+
+
+@functools.partial(jax.jit, static_argnames=(
+    'objective', 'z_dropout_rate', 'num_samples', 'free_bits',
+    'free_bits_group', 'kl_warmup_steps', 'kl_warmup_start'))
 def train_step(state: TrainState, batch: jax.Array, rng: jax.Array,
                kl_weight: float | jax.Array = 1.0,
                assignments: Optional[jax.Array] = None, *,
                objective: str = 'point',
                z_dropout_rate: float = 0.0,
-               num_samples: int = 1) -> tuple[TrainState, Dict]:
-  """One Adam step on the negative bound of eq. 7.
+               num_samples: int = 1,
+               free_bits: float = 0.0,
+               free_bits_group: int = 1,
+               kl_warmup_steps: int = 0,
+               kl_warmup_start: float = 0.0) -> tuple[TrainState, Dict]:
+  """One Adam step on the model's loss for ``objective``.
 
-  The bound is computed for all epitomes at once on one noise draw, each
-  example is assigned y* = argmax_y ELBO_y, and only the chosen epitome is
-  computed with gradients, on an independent draw
-  (`evae_jax.elbo.epitome_loss`).
+  The loss is the model's ``loss`` (`evae_jax.objectives.loss`): by default
+  the negative bound of eq. 7, with y* chosen on one noise draw and only the
+  chosen epitome computed with gradients, on an independent draw
+  (`evae_jax.elbo.point_loss`). KL warm-up scales ``kl_weight`` by
+  `evae_jax.schedules.kl_warmup_factor` of the state's (global) step.
 
   Args:
     state: parameters and optimizer state.
@@ -81,23 +110,36 @@ def train_step(state: TrainState, batch: jax.Array, rng: jax.Array,
     kl_weight: lambda of paper §3.1.
     assignments: optional (B,) epitome per example fixed in advance
       (Algorithm 1); by default y* is chosen in the step.
-    objective: 'point' (eq. 7), 'logsumexp', 'iwae' or 'iwae_marginal'.
+    objective: a registered objective ('point' (eq. 7), 'logsumexp', 'iwae',
+      'iwae_marginal').
     z_dropout_rate: dropout on z (dropout VAE); 0 disables it.
     num_samples: k of the IWAE objectives.
+    free_bits: free bits in nats per group; 0 disables it.
+    free_bits_group: latent units per free-bits group.
+    kl_warmup_steps: steps over which the KL weight rises linearly from
+      kl_warmup_start * kl_weight to kl_weight; 0 disables warm-up.
+    kl_warmup_start: see kl_warmup_steps.
 
   Returns:
     (new_state, metrics): scalar metrics 'loss', 'elbo', 'bound', 'log_lik',
-    'kl' (batch means, scored on a draw independent of y*), 'logsumexp_bound'
-    for that objective, and 'grad_norm'.
+    'kl' (batch means of the true terms, scored on a draw independent of
+    y*), 'logsumexp_bound' for that objective, 'free_bits_kl' with free
+    bits, 'kl_weight' with warm-up, and 'grad_norm'.
   """
+  weight = _warmed_up(kl_weight, state.step, kl_warmup_steps, kl_warmup_start)
+
   def loss_fn(params):
-    return state.model.loss(params, batch, rng, kl_weight=kl_weight,
+    return state.model.loss(params, batch, rng, kl_weight=weight,
                             objective=objective, z_dropout_rate=z_dropout_rate,
-                            assignments=assignments, num_samples=num_samples)
+                            assignments=assignments, num_samples=num_samples,
+                            free_bits=free_bits,
+                            free_bits_group=free_bits_group)
 
   (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   metrics = {k: jnp.mean(v) for k, v in aux.items() if k != 'assignments'}
   metrics['loss'] = loss
+  if kl_warmup_steps:
+    metrics['kl_weight'] = jnp.asarray(weight, jnp.float32)
   metrics['grad_norm'] = optax.tree.norm(grads)
   return state.apply_gradients(grads=grads), metrics
 
@@ -130,7 +172,11 @@ def _chunk(state, images, assignments, rng, kl_weight, epoch,
     return train_step(state, x, key, kl_weight, fixed,
                       objective=options.objective,
                       z_dropout_rate=options.z_dropout_rate,
-                      num_samples=options.num_samples)
+                      num_samples=options.num_samples,
+                      free_bits=options.free_bits,
+                      free_bits_group=options.free_bits_group,
+                      kl_warmup_steps=options.kl_warmup_steps,
+                      kl_warmup_start=options.kl_warmup_start)
 
   return jax.lax.scan(body, state, indices)
 
@@ -196,6 +242,8 @@ def train_chunks(states: TrainState, images: jax.Array,
 def _assign(state, images, rng, kl_weight, epoch, options):
   _, data_rng = _keys(rng)
   key = jax.random.fold_in(jax.random.fold_in(data_rng, epoch), seeds.ASSIGN)
+  kl_weight = _warmed_up(kl_weight, state.step, options.kl_warmup_steps,
+                         options.kl_warmup_start)
   b = options.batch_size
   n = images.shape[0]
   padded = jnp.concatenate([images, images[:(-n) % b]])
@@ -222,7 +270,8 @@ def assign_dataset(states: TrainState, images: jax.Array, rngs: jax.Array,
                    kl_weights, epoch, *,
                    options: StepOptions) -> jax.Array:
   """Algorithm 1, line 3: y* of every training example under the current
-  parameters, with the objective being optimised (lambda-weighted ELBO).
+  parameters, with the objective being optimised (lambda-weighted ELBO;
+  with KL warm-up, lambda at the state's step).
 
   Args:
     states: train states of M models stacked on a leading axis.

@@ -1,0 +1,132 @@
+"""The objectives registry: one entry per objective, what it states, the
+errors for unsupported combinations (at library level, not only in config
+validation), and adding an objective as one registered function."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import test as test_config
+from evae_jax import configuration
+from evae_jax import elbo
+from evae_jax import epitomes
+from evae_jax import models
+from evae_jax import objectives
+
+B, N, D = 6, 8, 4
+
+
+def _shared(num_epitomes=2):
+  rs = np.random.RandomState(0)
+  w = jnp.asarray(rs.randn(N, 2 * D) * 0.3, jnp.float32)
+  v = jnp.asarray(rs.randn(D, N) * 0.3, jnp.float32)
+  encode = lambda x: (x @ w[:, :D], x @ w[:, D:])
+  decode = lambda z, x: jnp.sum(x * (z @ v) - jax.nn.softplus(z @ v), -1)
+  k = D // num_epitomes
+  return elbo.SharedLatents(encode, decode,
+                            jnp.asarray(epitomes.make_masks(D, k, k)))
+
+
+def _model(kind):
+  config = test_config.get_config()
+  config.model.kind = kind
+  model = models.make_model(config.model, N)
+  return model, model.init(jax.random.PRNGKey(0))
+
+
+X = (np.random.RandomState(1).rand(B, N) > 0.5).astype(np.float32)
+
+
+def test_registry_states_kinds_samples_and_kl_term():
+  reg = objectives.REGISTRY
+  assert tuple(reg) == ('point', 'logsumexp', 'iwae', 'iwae_marginal')
+  assert reg['point'].model_kinds == ('evae', 'vae', 'mvae')
+  assert reg['logsumexp'].model_kinds == ('evae', 'vae', 'mvae')
+  for name in ('iwae', 'iwae_marginal'):
+    assert reg[name].model_kinds == ('evae', 'vae')
+    assert reg[name].uses_num_samples and not reg[name].weights_kl
+  assert not reg['point'].uses_num_samples and reg['point'].weights_kl
+  assert objectives.names(uses_num_samples=True) == ('iwae', 'iwae_marginal')
+  assert reg['point'].loss_fn is elbo.point_loss
+
+
+def test_mvae_with_an_iwae_objective_raises_in_the_library():
+  """It used to train the point objective silently."""
+  model, params = _model('mvae')
+  for name in ('iwae', 'iwae_marginal'):
+    with pytest.raises(objectives.ObjectiveError, match="not 'mvae'"):
+      model.loss(params, X, jax.random.PRNGKey(0), objective=name,
+                 num_samples=3)
+
+
+@pytest.mark.parametrize('objective,options,needle', [
+    ('point', {'num_samples': 5}, 'does not use num_samples'),
+    ('logsumexp', {'num_samples': 2}, 'does not use num_samples'),
+    ('iwae', {'num_samples': 3, 'kl_weight': 0.5}, 'no kl_weight'),
+    ('iwae', {'num_samples': 3, 'z_dropout_rate': 0.1}, 'no z_dropout_rate'),
+    ('iwae_marginal', {'num_samples': 3, 'free_bits': 0.5}, 'no free_bits'),
+    ('nope', {}, 'must be one of'),
+])
+def test_unsupported_options_raise_in_the_library(objective, options, needle):
+  with pytest.raises(objectives.ObjectiveError, match=needle):
+    objectives.loss(_shared(), X, jax.random.PRNGKey(0), objective=objective,
+                    **options)
+  with pytest.raises(ValueError, match=needle):  # the public entry point
+    latents = _shared()
+    elbo.epitome_loss(latents.encode, latents.decode_log_prob, X,
+                      latents.masks, jax.random.PRNGKey(0),
+                      objective=objective, **options)
+
+
+@pytest.mark.parametrize('kind', ['evae', 'vae', 'mvae'])
+@pytest.mark.parametrize('objective', ['point', 'logsumexp'])
+def test_every_kind_runs_every_objective_it_supports(kind, objective):
+  model, params = _model(kind)
+  loss, aux = jax.jit(lambda p: model.loss(p, X, jax.random.PRNGKey(2),
+                                           objective=objective))(params)
+  assert np.isfinite(loss)
+  for key in ('elbo', 'bound', 'log_lik', 'kl', 'assignments'):
+    assert aux[key].shape == (B,), key
+  np.testing.assert_allclose(aux['elbo'], aux['log_lik'] - aux['kl'],
+                             rtol=1e-6)
+
+
+def test_config_validation_follows_the_registry():
+  config = test_config.get_config()
+  config.model.kind = 'mvae'
+  config.train.objective = 'iwae'
+  with pytest.raises(configuration.ConfigError, match="not 'mvae'"):
+    configuration.validate(config)
+  config = test_config.get_config()
+  config.train.num_samples = 4
+  with pytest.raises(configuration.ConfigError,
+                     match=r"only by the objectives \('iwae', 'iwae_marginal'\)"):
+    configuration.validate(config)
+  config = test_config.get_config()
+  config.train.objective = 'unknown'
+  with pytest.raises(configuration.ConfigError, match='train.objective'):
+    configuration.validate(config)
+
+
+def test_adding_an_objective_is_one_registered_function(monkeypatch):
+  """A new objective registered once is accepted by config validation and
+  trained by both model kinds' ``loss``, with nothing else changed."""
+  monkeypatch.setattr(objectives, 'REGISTRY', dict(objectives.REGISTRY))
+
+  @objectives.register('half_point', summary='half the point loss')
+  def half_point(latents, x, rng, options):
+    loss, aux = elbo.point_loss(latents, x, rng, options)
+    return 0.5 * loss, aux
+
+  config = test_config.get_config()
+  config.train.objective = 'half_point'
+  configuration.validate(config)
+  for kind in ('evae', 'mvae'):
+    model, params = _model(kind)
+    rng = jax.random.PRNGKey(3)
+    half, _ = model.loss(params, X, rng, objective='half_point')
+    full, _ = model.loss(params, X, rng, objective='point')
+    np.testing.assert_allclose(half, 0.5 * full, rtol=1e-6)
+  with pytest.raises(ValueError, match='registered twice'):
+    objectives.register('half_point')(half_point)
