@@ -1,5 +1,6 @@
 """The paper's measurements (docs/maths.md): bounds, importance-weighted
-log-likelihood, active units, per-unit KL, epitome usage and Parzen windows.
+log-likelihood, active units, per-unit KL, epitome usage and Parzen windows;
+and beyond the paper the mutual information I_q(x; z) (He et al., 2019).
 
 Functions take a trained model as (params, model) and float inputs (n, N)
 and are batched so that memory stays bounded for any dataset size.
@@ -7,7 +8,7 @@ and are batched so that memory stays bounded for any dataset size.
 
 import functools
 import math
-from typing import Dict, NamedTuple, Optional
+from typing import Any, Dict, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -21,6 +22,8 @@ from evae_jax import likelihoods
 from evae_jax import models
 
 EVAL_BINARIZATION_SEED_OFFSET = 1000
+# A_u thresholds of an active unit: the paper's (§3) and Burda et al.'s.
+ACTIVE_THRESHOLDS = (0.02, 0.01)
 
 
 def eval_inputs(images: np.ndarray, data_config) -> jax.Array:
@@ -188,6 +191,141 @@ def active_units(mu: jax.Array, assignments: jax.Array, masks: jax.Array,
   posterior_mean = masks[assignments] * mu
   activity = jnp.var(posterior_mean, axis=0)
   return activity, int(jnp.sum(activity > threshold))
+
+
+def active_unit_counts(activity: jax.Array,
+                       thresholds=ACTIVE_THRESHOLDS) -> Dict[float, int]:
+  """Number of units with A_u > t for each threshold t (the paper's 0.02
+  and Burda et al.'s 0.01 by default).
+
+  Args:
+    activity: (D,) A_u from `active_units`.
+    thresholds: the thresholds.
+
+  Returns:
+    {threshold: count}.
+  """
+  activity = np.asarray(activity)
+  return {float(t): int(np.sum(activity > t)) for t in thresholds}
+
+
+def _log_posterior_matrix(z, mu, logvar, dim_mask):
+  """(n_z, n) sum_d dim_mask_d log N(z_id; mu_jd, exp(logvar_jd)), chunked
+  over the rows of z so that memory stays at ~2^24 floats."""
+  n, d = mu.shape
+  chunk = max(1, min(z.shape[0], 2 ** 24 // max(1, n * d)))
+  pad = (-z.shape[0]) % chunk
+  zp = jnp.concatenate([z, jnp.zeros((pad, d), z.dtype)])
+
+  def rows(zc):  # (chunk, D) -> (chunk, n)
+    log_n = likelihoods.diag_normal_log_prob_elementwise(
+        zc[:, None, :], mu[None], logvar[None])
+    return jnp.sum(dim_mask * log_n, axis=-1)
+  out = jax.lax.map(rows, zp.reshape(-1, chunk, d))
+  return out.reshape(-1, n)[:z.shape[0]]
+
+
+@jax.jit
+def _mutual_information_batch(mu, logvar, eps, dim_mask, weights):
+  """(sum_i w_i [log q(z_i|x_i) - log q(z_i)], sum_i w_i) on one batch."""
+  z = mu + jnp.exp(0.5 * logvar) * eps
+  # E_q(z|x_i) log q(z|x_i) = -H(q(z|x_i)), closed form over the kept units.
+  neg_entropy = -0.5 * jnp.sum(dim_mask * (likelihoods.LOG_2PI + 1.0 + logvar),
+                               axis=-1)
+  log_density = _log_posterior_matrix(z, mu, logvar, dim_mask)
+  total = jnp.sum(weights)
+  log_qz = (jax.nn.logsumexp(log_density + jnp.log(weights)[None, :], axis=-1)
+            - jnp.log(total))
+  return jnp.sum(jnp.where(weights > 0, weights * (neg_entropy - log_qz),
+                           0.0)), total
+
+
+def mutual_information(mu: jax.Array, logvar: jax.Array, rng: jax.Array, *,
+                       dim_mask: Optional[jax.Array] = None,
+                       example_weights: Optional[jax.Array] = None,
+                       batch_size: int = 0) -> float:
+  """I_q(x; z) under the aggregate posterior (Hoffman & Johnson, 2016), by
+  He et al.'s (2019) estimator (calc_mi of jxhe/vae-lagging-encoder):
+
+      I = E_x[E_q(z|x) log q(z|x)] - E_{x, z ~ q(z|x)}[log q(z)],
+      q(z) ~= (1/n) sum_j q(z | x_j)   over the n posteriors of a batch,
+
+  with E_q(z|x) log q(z|x) = -1/2 sum_d (log 2 pi + 1 + logvar_d) in closed
+  form and one z_i ~ q(z | x_i) per example. q(z|x) = N(mu, exp(logvar)).
+  The batch mixture makes the estimate at most log n (He et al. average
+  over batches of their test set; ``batch_size=0`` uses every example as one
+  batch, the closest to the true aggregate posterior).
+
+  Args:
+    mu, logvar: (n, D) posterior parameters.
+    rng: key of the z draws.
+    dim_mask: optional (D,) 1 for the units that count (others are left out
+      of every density); default all.
+    example_weights: optional (n,) 0/1 weights: only examples of weight 1
+      enter the mixture q(z) and the average (e.g. one epitome's examples).
+    batch_size: examples per mixture (consecutive batches); 0 = all n.
+
+  Returns:
+    The estimate in nats (averaged over batches by their weight); NaN when
+    no example has weight.
+  """
+  n, d = mu.shape
+  dim_mask = jnp.ones((d,), mu.dtype) if dim_mask is None else jnp.asarray(
+      dim_mask, mu.dtype)
+  weights = (jnp.ones((n,), mu.dtype) if example_weights is None
+             else jnp.asarray(example_weights, mu.dtype))
+  eps = jax.random.normal(rng, mu.shape, mu.dtype)
+  batch_size = batch_size or n
+  total, count = 0.0, 0.0
+  for start in range(0, n, batch_size):
+    part = slice(start, start + batch_size)
+    if not float(jnp.sum(weights[part])):
+      continue
+    s, c = _mutual_information_batch(mu[part], logvar[part], eps[part],
+                                     dim_mask, weights[part])
+    total, count = total + float(s), count + float(c)
+  return total / count if count else float('nan')
+
+
+def epitome_mutual_information(mu: jax.Array, logvar: jax.Array,
+                               assignments: jax.Array, masks: jax.Array,
+                               rng: jax.Array,
+                               batch_size: int = 0) -> Dict[str, Any]:
+  """`mutual_information` of an eVAE (a VAE or the mVAE in its flat layout
+  too), with every example's posterior under its assigned epitome y*(x):
+
+      q(z | x) = q(z | x, y*) = N(M[y*] mu, exp(M[y*] logvar)),
+
+  i.e. the units of y* at (mu, exp(logvar)) and the other units at the prior
+  N(0, 1), as in eq. 6.
+
+  - 'marginal': I_q(x; z) over all D units with q(z) the mixture of these
+    posteriors over all examples (for a VAE, E = 1, He et al.'s number).
+  - 'per_epitome': (E,) for each y, I_q(x; z_y | y* = y): the examples
+    assigned to y only, the K units of y only (mixture over those
+    examples); NaN for an epitome no example is assigned to.
+
+  Args:
+    mu, logvar: (n, D) posterior parameters (shared layout).
+    assignments: (n,) y* per example.
+    masks: (E, D) epitome masks.
+    rng: key of the z draws (the same draws for every entry).
+    batch_size: see `mutual_information`.
+
+  Returns:
+    {'marginal': float, 'per_epitome': list of E floats}.
+  """
+  masks = jnp.asarray(masks, mu.dtype)
+  assignments = jnp.asarray(assignments)
+  chosen = masks[assignments]
+  marginal = mutual_information(chosen * mu, chosen * logvar, rng,
+                                batch_size=batch_size)
+  per_epitome = [
+      mutual_information(mu, logvar, rng, dim_mask=masks[y],
+                         example_weights=assignments == y,
+                         batch_size=batch_size)
+      for y in range(masks.shape[0])]
+  return {'marginal': marginal, 'per_epitome': per_epitome}
 
 
 def per_unit_kl(mu: jax.Array, logvar: jax.Array, assignments: jax.Array,
