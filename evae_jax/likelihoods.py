@@ -1,7 +1,8 @@
-"""Log-densities and KL divergences used by the bound (pure, summed per example).
+"""Log-densities and KL divergences used by the bound (pure).
 
-All functions reduce over every axis after the first batch-like axes that the
-caller passes explicitly via ``axis``; by default they sum over the last axis.
+`bernoulli_log_prob` and `gaussian_log_prob` sum over the last axis (the
+pixels of one example); the others are elementwise and leave the sum over
+latent units to the caller, which masks them first (an epitome's units).
 """
 
 import math
