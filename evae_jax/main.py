@@ -6,7 +6,8 @@
 
 Exit status: 0 done; 2 a configuration, data, workdir or checkpoint problem
 (one paragraph, no traceback); 3 the loss became NaN/inf; 75 interrupted by
-SIGTERM / Ctrl-C (a checkpoint was saved: rerun to resume).
+SIGTERM / Ctrl-C at any moment (in training a checkpoint was saved first:
+rerun to resume).
 """
 
 import os
@@ -14,16 +15,22 @@ import signal
 import sys
 
 
+def _signal_words(signum) -> str:
+  return 'Ctrl-C' if signum == signal.SIGINT else signal.Signals(signum).name
+
+
 def _interrupted_at_start_up(signum, frame):
-  del signum, frame
-  sys.stderr.write('interrupted: Ctrl-C during start-up; nothing was written. '
-                   'Rerun the same command.\n')
+  del frame
+  sys.stderr.write(f'interrupted: {_signal_words(signum)} during start-up; '
+                   'nothing was written. Rerun the same command.\n')
   os._exit(75)  # EXIT_INTERRUPTED, before anything is imported
 
 
-# Before the heavy imports below (JAX takes seconds to load): a Ctrl-C there
-# is one line, not a traceback. main() restores Python's default handler.
+# Before the heavy imports below (JAX takes seconds to load): a Ctrl-C or
+# SIGTERM there is one line, not a traceback. main() then makes both raise
+# `Stopped` (a KeyboardInterrupt).
 signal.signal(signal.SIGINT, _interrupted_at_start_up)
+signal.signal(signal.SIGTERM, _interrupted_at_start_up)
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import ast
@@ -59,6 +66,21 @@ USER_ERRORS = (configuration.ConfigError, input_pipeline.DataError,
                workdirs.WorkdirError, checkpoints.CheckpointError)
 
 
+class Stopped(KeyboardInterrupt):
+  """SIGINT or SIGTERM outside the training loop (which saves and stops on
+  them itself): raised where the program is, and, like Ctrl-C, not caught
+  by the ``except Exception`` of any library on the way up."""
+
+  def __init__(self, signum):
+    super().__init__(_signal_words(signum))
+    self.words = _signal_words(signum)
+
+
+def _raise_stopped(signum, frame):
+  del frame
+  raise Stopped(signum)
+
+
 class _QuietLibraries(std_logging.Filter):
   """Drops the INFO chatter of orbax; its warnings and errors still show."""
 
@@ -68,7 +90,8 @@ class _QuietLibraries(std_logging.Filter):
 
 def main(argv):
   del argv  # parse_flags refused any positional argument.
-  signal.signal(signal.SIGINT, signal.default_int_handler)
+  signal.signal(signal.SIGINT, _raise_stopped)
+  signal.signal(signal.SIGTERM, _raise_stopped)
   logging.get_absl_handler().addFilter(_QuietLibraries())
   try:
     tc = FLAGS.config.train
@@ -86,17 +109,21 @@ def main(argv):
       else:
         report.sample_workdir(FLAGS.config, FLAGS.workdir, FLAGS.num_samples)
   except USER_ERRORS as e:
+    _ignore_signals()  # the exit status is decided
     print(f'error: {e}', file=sys.stderr)
     _exit_now(2)
   except train.NonFiniteLossError as e:
+    _ignore_signals()
     print(f'error: {e}', file=sys.stderr)
     sys.exit(3)
   except train.Interrupted as e:
+    _ignore_signals()
     print(f'interrupted: {e}', file=sys.stderr)
     sys.exit(EXIT_INTERRUPTED)
-  except KeyboardInterrupt:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    print(f'interrupted: Ctrl-C during --mode={FLAGS.mode}; files already '
+  except KeyboardInterrupt as e:
+    _ignore_signals()
+    words = getattr(e, 'words', 'Ctrl-C')
+    print(f'interrupted: {words} during --mode={FLAGS.mode}; files already '
           'written are complete (each is written to a temporary name and '
           'renamed). Rerun the same command.', file=sys.stderr)
     # Not sys.exit: the interrupt may have cut a library's clean-up short,
@@ -105,9 +132,14 @@ def main(argv):
   finally:
     # Shutting down (joining orbax's and XLA's threads) is no moment for a
     # KeyboardInterrupt: the work is done or the exit status decided, and a
-    # Ctrl-C there killed the process by SIGINT (status -2) or crashed it
-    # in native teardown (-11).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Ctrl-C (or another SIGTERM) there killed the process by the signal
+    # (status -2, -15) or crashed it in native teardown (-11).
+    _ignore_signals()
+
+
+def _ignore_signals() -> None:
+  for sig in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(sig, signal.SIG_IGN)
 
 
 def _exit_now(status: int) -> None:

@@ -129,16 +129,18 @@ def test_parameters_that_became_nan_are_never_saved(tmp_path, monkeypatch):
              for leaf in jax.tree_util.tree_leaves(restored.params))
 
 
-@pytest.mark.parametrize('mode,when', [('evaluate', 'start-up'),
-                                       ('evaluate', 'working'),
-                                       ('sample', 'working'),
-                                       ('train', 'start-up')])
+@pytest.mark.parametrize('mode,when,sig', [
+    ('evaluate', 'start-up', 'SIGINT'), ('evaluate', 'working', 'SIGINT'),
+    ('sample', 'working', 'SIGINT'), ('train', 'start-up', 'SIGINT'),
+    ('evaluate', 'working', 'SIGTERM'), ('sample', 'start-up', 'SIGTERM'),
+    ('train', 'working', 'SIGTERM')])
 def test_ctrl_c_at_any_moment_is_one_line_and_exit_75(one_epoch_workdir, mode,
-                                                      when):
-  """Ctrl-C during start-up (1 s in: JAX still importing) or in the middle of
-  evaluate / sample (right after main logs the devices, before the data are
-  loaded): one line, status 75 (interrupted), no traceback. The second
-  moment is found from the log, not a delay: with a warm compilation cache
+                                                      when, sig):
+  """Ctrl-C (or SIGTERM, what a scheduler sends) during start-up (1 s in:
+  JAX still importing) or in the middle of evaluate / sample / training's
+  set-up (right after main logs the devices, before the data are loaded):
+  one line, status 75 (interrupted), no traceback. The second moment is
+  found from the log, not a delay: with a warm compilation cache
   evaluation can finish within any fixed delay."""
   import signal
   import time
@@ -155,7 +157,7 @@ def test_ctrl_c_at_any_moment_is_one_line_and_exit_75(one_epoch_workdir, mode,
       seen += line
       if 'JAX process 0/1' in line:
         break
-  proc.send_signal(signal.SIGINT)
+  proc.send_signal(getattr(signal, sig))
   _, stderr = proc.communicate(timeout=120)
   stderr = seen + stderr
   assert proc.returncode == 75, stderr[-3000:]
@@ -163,10 +165,12 @@ def test_ctrl_c_at_any_moment_is_one_line_and_exit_75(one_epoch_workdir, mode,
   assert stderr.strip().splitlines()[-1].startswith('interrupted:')
 
 
+@pytest.mark.parametrize('sig', ['SIGINT', 'SIGTERM'])
 def test_an_impatient_ctrl_c_burst_is_still_one_line_and_exit_75(
-    one_epoch_workdir):
-  """Ctrl-C pressed several times: the first interrupts, the rest must not
-  kill the process by SIGINT (status -2) while it reports and exits."""
+    one_epoch_workdir, sig):
+  """Ctrl-C pressed several times (or SIGTERM sent again while the process
+  shuts down): the first interrupts, the rest must not kill the process by
+  the signal (status -2 or -15) while it reports and exits."""
   import signal
   import time
   proc = subprocess.Popen(
@@ -180,7 +184,7 @@ def test_an_impatient_ctrl_c_burst_is_still_one_line_and_exit_75(
   for _ in range(20):
     if proc.poll() is not None:
       break
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, sig))
     time.sleep(0.01)
   _, stderr = proc.communicate(timeout=120)
   assert proc.returncode == 75, stderr[-3000:]
