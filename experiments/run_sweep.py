@@ -3,9 +3,12 @@
     python -m experiments.run_sweep --sweep=configs/sweeps/fig3.py --root=runs/fig3 \
         --set=train.num_epochs=10 --set=data.path=/data/mnist
 
-Finished points (with eval.json) are skipped, failed points are recorded in
-ROOT/sweep_status.json and the others go on. Exits 1 if any point failed,
-75 if none failed but some were interrupted (SIGTERM: rerun to resume).
+Finished points (an eval.json measured at the budget asked for) are skipped,
+failed points are recorded in ROOT/sweep_status.json and the others go on.
+Exits 1 if any point failed, 75 if none failed but some were interrupted,
+and 75 with one line on SIGTERM / Ctrl-C, after passing it on to the
+running points (each saves a checkpoint) and recording them: rerun to
+resume.
 """
 
 import sys
@@ -40,6 +43,12 @@ def main(argv):
                             FLAGS.devices, where, FLAGS.seeds, FLAGS.keep)
   failed = [n for n, r in points.items() if r['status'] == 'failed']
   interrupted = [n for n, r in points.items() if r['status'] == 'interrupted']
+  if sweeps.stopped_by():
+    print(f'interrupted: {sweeps.stopped_by()}: stopped the running points '
+          f'({", ".join(interrupted) or "none"}; each saved a checkpoint); '
+          f'statuses in {FLAGS.root}/{sweeps.STATUS_FILE}. Rerun the same '
+          'command to resume.', flush=True)
+    sys.exit(sweeps.EXIT_INTERRUPTED)
   done = len(points) - len(failed) - len(interrupted)
   print(f'{done} done, {len(interrupted)} interrupted (rerun to resume), '
         f'{len(failed)} failed' + (f': {", ".join(failed)}' if failed else ''))

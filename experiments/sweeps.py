@@ -4,7 +4,11 @@ A sweep file (``configs/sweeps/*.py``) has get_config() and sweep(). Each
 point trains and evaluates in its own subprocess (``python -m
 evae_jax.main``), so one failing point cannot take the others down and every
 point gets the CLI's resume and safety behaviour. Points whose eval.json
-exists are skipped. ``root/sweep_status.json`` records each point's
+says they were measured at the budget asked for (``train.num_epochs``,
+``schedule``, ``burda_stages``) are skipped; a rerun with more epochs
+trains them on. SIGTERM or Ctrl-C to the runner starts no new point and is
+passed on to the running ones, which save a checkpoint and stop; the runner
+records them as interrupted and exits 75. ``root/sweep_status.json`` records each point's
 outcome, its command and, for a failure, the end of its output.
 
 Seeds: ``seeds=S`` runs every point with ``seed`` = 0 .. S-1 as separate
@@ -18,13 +22,16 @@ eval_examples.npz, metrics.jsonl, report.md and PNGs are copied to
 on a fresh machine continues where the kept results stop.
 """
 
+import ast
 import concurrent.futures
+import contextlib
 import glob
 import importlib.util
 import json
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -36,14 +43,18 @@ STATUS_FILE = 'sweep_status.json'
 EXIT_INTERRUPTED = 75
 
 
-def load_points(sweep_path: str) -> List[Dict]:
-  """The override dicts of a sweep file's sweep()."""
+def _load_sweep(sweep_path: str):
   spec = importlib.util.spec_from_file_location('sweep_module', sweep_path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   if not hasattr(module, 'sweep') or not hasattr(module, 'get_config'):
     raise ValueError(f'{sweep_path} needs both get_config() and sweep().')
-  return list(module.sweep())
+  return module
+
+
+def load_points(sweep_path: str) -> List[Dict]:
+  """The override dicts of a sweep file's sweep()."""
+  return list(_load_sweep(sweep_path).sweep())
 
 
 def select(points: List[Dict], where: Dict[str, str]) -> List[Dict]:
@@ -85,8 +96,66 @@ def keep_results(workdir: str, dest: str) -> None:
   os.replace(tmp, dest)
 
 
-def is_kept(keep: str, name: str) -> bool:
-  return bool(keep) and os.path.exists(os.path.join(keep, name, 'eval.json'))
+def is_kept(keep: str, name: str, budget: Dict = None) -> bool:
+  """Whether ``keep`` holds the point's results, measured at ``budget``
+  (see `finished_at`; None: any budget)."""
+  return bool(keep) and finished_at(os.path.join(keep, name), budget)
+
+
+# The fields that set a point's training budget.
+BUDGET_FIELDS = ('train.num_epochs', 'train.schedule', 'train.burda_stages')
+
+
+def _value(text: str):
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text
+
+
+def requested_budget(sweep_path: str, overrides: Dict,
+                     extra: Sequence[str]) -> Dict:
+  """The values of `BUDGET_FIELDS` a point trains to: the sweep's
+  get_config(), then the point's overrides, then ``extra`` flags."""
+  config = _load_sweep(sweep_path).get_config()
+  budget = {}
+  for key in BUDGET_FIELDS:
+    section, name = key.split('.')
+    budget[key] = config[section].get(name)
+  budget.update({k: v for k, v in overrides.items() if k in BUDGET_FIELDS})
+  for flag in extra:
+    key, _, value = flag[len('--config.'):].partition('=')
+    if flag.startswith('--config.') and key in BUDGET_FIELDS:
+      budget[key] = _value(value)
+  return budget
+
+
+def _total_epochs(budget: Dict) -> float:
+  """Epochs of a run to ``budget`` (as `evae_jax.schedules.total_epochs`)."""
+  if budget.get('train.schedule') == 'burda':
+    return float(sum(3 ** i for i in range(budget['train.burda_stages'])))
+  return float(budget['train.num_epochs'])
+
+
+def finished_at(workdir: str, budget: Dict = None) -> bool:
+  """Whether ``workdir/eval.json`` exists and says it measured a checkpoint
+  trained to ``budget`` (its 'config' and 'checkpoint_epochs'): a rerun
+  with more epochs trains and evaluates such a point again instead of
+  skipping it. ``budget`` None: any eval.json counts."""
+  path = os.path.join(workdir, 'eval.json')
+  if not os.path.exists(path):
+    return False
+  if budget is None:
+    return True
+  try:
+    with open(path) as f:
+      results = json.load(f)
+    train = results['config']['train']
+    stored = {key: train.get(key.split('.')[1]) for key in BUDGET_FIELDS}
+    return (stored == budget and
+            float(results['checkpoint_epochs']) == _total_epochs(budget))
+  except (OSError, ValueError, KeyError, TypeError):
+    return False  # unreadable or without the fields: measure again
 
 
 def point_name(overrides: Dict) -> str:
@@ -159,6 +228,58 @@ class _Status:
       os.replace(self._path + '.tmp', self._path)
 
 
+class _Stop:
+  """SIGTERM / SIGINT to the runner: no new point starts, and the signal is
+  passed on to every running child (which saves a checkpoint and exits 75)
+  before the runner records them and exits."""
+
+  def __init__(self):
+    self.signal = None  # the name of the signal received, once received
+    self._lock = threading.Lock()
+    self._children = set()
+
+  def start(self, command, **kwargs) -> subprocess.Popen:
+    """Starts a child, unless a stop was asked (then returns None)."""
+    with self._lock:
+      if self.signal:
+        return None
+      proc = subprocess.Popen(command, **kwargs)
+      self._children.add(proc)
+      return proc
+
+  def wait(self, proc: subprocess.Popen) -> int:
+    try:
+      return proc.wait()
+    finally:
+      with self._lock:
+        self._children.discard(proc)
+
+  def handler(self, signum, _):
+    with self._lock:
+      self.signal = signal.Signals(signum).name
+      for proc in self._children:
+        if proc.poll() is None:
+          proc.send_signal(signum)
+
+  @contextlib.contextmanager
+  def installed(self):
+    """Catches SIGTERM and SIGINT in this (the main) thread meanwhile."""
+    previous = {}
+    try:
+      for sig in (signal.SIGTERM, signal.SIGINT):
+        previous[sig] = signal.signal(sig, self.handler)
+    except ValueError:  # not the main thread: leave signals alone
+      pass
+    try:
+      yield self
+    finally:
+      for sig, old in previous.items():
+        signal.signal(sig, old)
+
+
+_STOP = _Stop()
+
+
 def run_point(sweep_path: str, root: str, overrides: Dict,
               extra: Sequence[str], env: Dict[str, str]) -> Dict:
   """Trains then evaluates one point; returns its status record."""
@@ -171,16 +292,18 @@ def run_point(sweep_path: str, root: str, overrides: Dict,
   with open(log_path, 'a') as log:
     for mode in ('train', 'evaluate'):
       command = base + [f'--mode={mode}']
-      proc = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, **env}, text=True)
-      if proc.returncode == EXIT_INTERRUPTED:  # preempted: resume later
+      proc = _STOP.start(command, stdout=log, stderr=subprocess.STDOUT,
+                         env={**os.environ, **env}, text=True)
+      returncode = EXIT_INTERRUPTED if proc is None else _STOP.wait(proc)
+      if returncode == EXIT_INTERRUPTED or (
+          _STOP.signal and returncode < 0):  # preempted: resume later
         return {'status': 'interrupted', 'mode': mode,
-                'returncode': proc.returncode,
+                'returncode': returncode,
                 'seconds': time.time() - start, 'command': command}
-      if proc.returncode != 0:
+      if returncode != 0:
         with open(log_path) as f:
           tail = f.read()[-3000:]
-        return {'status': 'failed', 'mode': mode, 'returncode': proc.returncode,
+        return {'status': 'failed', 'mode': mode, 'returncode': returncode,
                 'seconds': time.time() - start, 'command': command,
                 'output_tail': tail}
   return {'status': 'done', 'seconds': time.time() - start, 'command': base}
@@ -206,6 +329,8 @@ def run_sweep(sweep_path: str, root: str, extra: Sequence[str] = (),
   Returns:
     The status record of every point.
   """
+  global _STOP
+  _STOP = _Stop()  # a fresh stop for each sweep run in this process
   os.makedirs(root, exist_ok=True)
   points = with_seeds(select(load_points(sweep_path), where or {}), seeds)
   detected_kind, detected = detect_devices()
@@ -220,17 +345,21 @@ def run_sweep(sweep_path: str, root: str, extra: Sequence[str] = (),
 
   def job(overrides):
     name = point_name(overrides)
-    if is_kept(keep, name):
+    budget = requested_budget(sweep_path, overrides, extra)
+    if is_kept(keep, name, budget):
       status.set(name, {**status.points.get(name, {}), 'status': 'done',
                         'kept': True})
       return
-    if os.path.exists(os.path.join(root, name, 'eval.json')):
+    if finished_at(os.path.join(root, name), budget):
       if keep:
         keep_results(os.path.join(root, name), os.path.join(keep, name))
       status.set(name, {**status.points.get(name, {}), 'status': 'done',
                         'skipped': True})
       return
     slot = slots.get()
+    if _STOP.signal:  # stopping: start nothing new
+      slots.put(slot)
+      return
     try:
       print(f'[{time.strftime("%H:%M:%S")}] start {name}', flush=True)
       record = run_point(sweep_path, root, overrides, extra,
@@ -246,6 +375,17 @@ def run_sweep(sweep_path: str, root: str, extra: Sequence[str] = (),
     print(f'[{time.strftime("%H:%M:%S")}] {record["status"]} {name}',
           flush=True)
 
-  with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-    list(pool.map(job, points))
+  with _STOP.installed(), concurrent.futures.ThreadPoolExecutor(
+      max_workers=workers) as pool:
+    futures = [pool.submit(job, p) for p in points]
+    while not all(f.done() for f in futures):
+      # Waits in short steps: the signal handler runs between them.
+      concurrent.futures.wait(futures, timeout=0.5)
+    for future in futures:
+      future.result()
   return status.points
+
+
+def stopped_by() -> str:
+  """The signal (SIGTERM, SIGINT) that stopped the last `run_sweep`, or ''."""
+  return _STOP.signal or ''
