@@ -127,10 +127,10 @@ class Checkpoints:
   def steps(self):
     return sorted(self._manager.all_steps())
 
-  def save(self, step: int, tree: Any, config: Optional[dict] = None) -> None:
+  def save(self, step: int, tree: Any, record: Optional[dict] = None) -> None:
     """Saves ``tree`` as step ``step``, with its step, checksum and
-    ``config`` in the same folder, waits until it is on disk and reads it
-    back.
+    ``record`` (JSON: the config, a digest of the data) in the same folder,
+    waits until it is on disk and reads it back.
 
     Raises:
       CheckpointError: the disk is full or read-only (earlier checkpoints
@@ -146,9 +146,8 @@ class Checkpoints:
       # OSError locally; object stores raise their own types.
       raise self._write_error(step, e) from e
     local = sharding.local_copy(tree)
-    meta = {'step': int(step), 'checksum': tree_checksum(local)}
-    if config is not None:
-      meta['config'] = config
+    meta = {**(record or {}), 'step': int(step),
+            'checksum': tree_checksum(local)}
     try:
       self._manager.save(step, args=ocp.args.Composite(**{
           _ITEM: ocp.args.StandardSave(tree),
@@ -157,6 +156,14 @@ class Checkpoints:
     except (OSError, ValueError) as e:  # tensorstore reports ENOSPC as ValueError
       raise self._write_error(step, e) from e
     self._read_back(step, local)
+
+  def record(self, step: int) -> Optional[dict]:
+    """What was saved with step ``step`` beside its arrays (None for a step
+    of an earlier version, or an unreadable record)."""
+    try:
+      return _read_meta(files.join(self.directory, str(step)))
+    except CheckpointError:
+      return None
 
   def _read_back(self, step: int, local: Any) -> None:
     """Restores the step just written and checks it against its record, so

@@ -236,6 +236,7 @@ class _Member:
   workdir: str
   checkpoints: checkpoints.Checkpoints
   eval_rng: jax.Array
+  data_digest: str = ''  # of the images it trains and validates on
   writer: Optional[metric_writers.MetricWriter] = None
   valid_metrics: Dict[str, float] = dataclasses.field(default_factory=dict)
 
@@ -252,7 +253,8 @@ class _Member:
     # The config travels with the step: with config.json lost, a resume
     # with another config is still refused (workdirs.load_saved_config).
     self.checkpoints.save(step, state_tree(state, assignments),
-                          configuration.config_as_dict(self.config))
+                          {'config': configuration.config_as_dict(self.config),
+                           'data': self.data_digest})
 
   def close(self) -> None:
     if self.writer:
@@ -330,7 +332,9 @@ def _set_up(config, workdir) -> _Run:
                                 jax.random.PRNGKey(0), steps_per_epoch)
   states, assignments, last_saved = _initial_states(
       team, ckpts, template, num_train, input_pipeline.pixel_mean(splits.train))
+  data_digest = checkpoints.tree_checksum((splits.train, splits.valid))
   if last_saved is not None:
+    _check_same_data(config, ckpts, last_saved, data_digest)
     logging.info('Resumed from the checkpoint at step %d.', last_saved)
   # Checkpoints this run writes are finite (checked before saving); the one
   # it resumed from may not be (an older version wrote it).
@@ -343,6 +347,7 @@ def _set_up(config, workdir) -> _Run:
       _keep_damaged_metrics(member_dir)
   team = [_Member(name, member, member_dir, ckpt,
                   eval_rng=seeds.run_key(member.seed, seeds.VALID),
+                  data_digest=data_digest,
                   # Records past the restored step (written before a kill)
                   # are dropped: every step appears once in the metrics.
                   writer=(metric_writers.MetricWriter(member_dir,
@@ -361,6 +366,25 @@ def _set_up(config, workdir) -> _Run:
       kl_weights=jnp.asarray([m.config.train.kl_weight for m in team],
                              jnp.float32),
       step=step, last_saved=last_saved, saved_finite=saved_finite, lead=lead)
+
+
+def _check_same_data(config, ckpts, step: int, digest: str) -> None:
+  """Refuses to resume on other images than the checkpoint was trained on
+  (data.path may change, to the same files elsewhere).
+
+  Raises:
+    configuration.ConfigError: the digest saved with the step differs.
+  """
+  for ckpt in ckpts:
+    saved = (ckpt.record(step) or {}).get('data')
+    if saved and saved != digest:
+      raise configuration.ConfigError(
+          f'The data loaded now (data.name={config.data.name!r}, '
+          f'data.path={config.data.path!r}) are not the images the '
+          f'checkpoint of step {step} in {ckpt.directory} was trained on. '
+          'data.path may change between runs only to the same files; point '
+          'it back at them, or train in a new --workdir. The checkpoints were '
+          'not touched.')
 
 
 def _keep_damaged_metrics(workdir: str) -> None:

@@ -206,3 +206,27 @@ def test_a_deleted_config_json_does_not_let_another_config_resume(
   assert len(previous) == 1
   assert sorted(os.listdir(os.path.join(workdir, previous[0], 'checkpoints'))
                 )[:2] == [str(STEPS), str(2 * STEPS)]
+
+
+# 5. Another data.path is accepted for the same images only.
+
+def test_another_data_path_resumes_only_with_the_same_images(tmp_path):
+  from tests.test_input_pipeline import write_idx_dir
+  same, copy, other = (str(tmp_path / n) for n in ('a', 'copy', 'other'))
+  write_idx_dir(same)
+  shutil.copytree(same, copy)
+  write_idx_dir(other, seed=1)
+  workdir = str(tmp_path / 'run')
+  config = test_config.get_config()
+  config.data.name, config.data.path = 'idx', same
+  config.data.num_valid, config.train.batch_size = 5, 5
+  config.train.num_epochs = 1
+  train.train_and_evaluate(config, workdir)
+  config.data.path, config.train.num_epochs = copy, 2  # the same files
+  train.train_and_evaluate(config, workdir)
+  steps = checkpoints.Checkpoints(workdir, 3).steps()
+  assert steps == [5, 10]
+  config.data.path, config.train.num_epochs = other, 3
+  with pytest.raises(configuration.ConfigError, match='data.path'):
+    train.train_and_evaluate(config, workdir)
+  assert checkpoints.Checkpoints(workdir, 3).steps() == steps
