@@ -1,0 +1,51 @@
+"""Config validation: the objectives registry decides which objective goes
+with which model kind and settings; the remedies are off by default."""
+
+import pytest
+
+from configs import test as test_config
+from evae_jax import configuration
+from evae_jax import defaults
+from evae_jax import objectives
+
+
+def test_remedies_are_off_by_default():
+  t = defaults.get_config().train
+  assert (t.free_bits, t.free_bits_group, t.kl_warmup_steps,
+          t.kl_warmup_start) == (0.0, 1, 0, 0.0)
+
+
+@pytest.mark.parametrize('kind', ['evae', 'vae', 'mvae'])
+@pytest.mark.parametrize('name', list(objectives.REGISTRY))
+def test_every_registered_objective_and_kind(name, kind):
+  config = test_config.get_config()
+  config.model.kind = kind
+  config.train.objective = name
+  if objectives.get(name).uses_num_samples:
+    config.train.num_samples = 3
+  if kind in objectives.get(name).model_kinds:
+    configuration.validate(config)
+  else:
+    with pytest.raises(configuration.ConfigError, match=repr(kind)):
+      configuration.validate(config)
+
+
+def test_a_kl_free_objective_names_every_setting_it_refuses():
+  config = test_config.get_config()
+  config.train.objective = 'iwae_marginal'
+  config.train.kl_weight = 0.5
+  config.train.z_dropout_rate = 0.1
+  with pytest.raises(configuration.ConfigError,
+                     match=r'train.kl_weight=0.5, train.z_dropout_rate=0.1'):
+    configuration.validate(config)
+
+
+def test_free_bits_group_must_divide_the_mvae_units():
+  config = test_config.get_config()
+  config.model.kind = 'mvae'  # D = 6, K = 2: 3 components, 6 units
+  config.train.free_bits = 0.1
+  config.train.free_bits_group = 4
+  with pytest.raises(configuration.ConfigError, match='divide the 6'):
+    configuration.validate(config)
+  config.train.free_bits_group = 3
+  configuration.validate(config)
