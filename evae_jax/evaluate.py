@@ -209,35 +209,31 @@ def active_unit_counts(activity: jax.Array,
   return {float(t): int(np.sum(activity > t)) for t in thresholds}
 
 
-def _log_posterior_matrix(z, mu, logvar, dim_mask):
-  """(n_z, n) sum_d dim_mask_d log N(z_id; mu_jd, exp(logvar_jd)), chunked
-  over the rows of z so that memory stays at ~2^24 floats."""
+def _log_posterior_matrix(z, mu, logvar):
+  """(n, n) sum_d log N(z_id; mu_jd, exp(logvar_jd)), chunked over the rows
+  of z so that memory stays at ~2^24 floats."""
   n, d = mu.shape
-  chunk = max(1, min(z.shape[0], 2 ** 24 // max(1, n * d)))
-  pad = (-z.shape[0]) % chunk
+  chunk = max(1, min(n, 2 ** 24 // max(1, n * d)))
+  pad = (-n) % chunk
   zp = jnp.concatenate([z, jnp.zeros((pad, d), z.dtype)])
 
   def rows(zc):  # (chunk, D) -> (chunk, n)
-    log_n = likelihoods.diag_normal_log_prob_elementwise(
-        zc[:, None, :], mu[None], logvar[None])
-    return jnp.sum(dim_mask * log_n, axis=-1)
-  out = jax.lax.map(rows, zp.reshape(-1, chunk, d))
-  return out.reshape(-1, n)[:z.shape[0]]
+    return jnp.sum(likelihoods.diag_normal_log_prob_elementwise(
+        zc[:, None, :], mu[None], logvar[None]), axis=-1)
+  return jax.lax.map(rows, zp.reshape(-1, chunk, d)).reshape(-1, n)[:n]
 
 
 @jax.jit
-def _mutual_information_batch(mu, logvar, eps, dim_mask, weights):
-  """(sum_i w_i [log q(z_i|x_i) - log q(z_i)], sum_i w_i) on one batch."""
+def _mutual_information_batch(mu, logvar, eps, weights):
+  """sum_i w_i [E_q(z|x_i) log q(z|x_i) - log q(z_i)] over one batch, with
+  q(z) the mixture of the posteriors of weight 1 (w = 0 rows: padding)."""
   z = mu + jnp.exp(0.5 * logvar) * eps
-  # E_q(z|x_i) log q(z|x_i) = -H(q(z|x_i)), closed form over the kept units.
-  neg_entropy = -0.5 * jnp.sum(dim_mask * (likelihoods.LOG_2PI + 1.0 + logvar),
-                               axis=-1)
-  log_density = _log_posterior_matrix(z, mu, logvar, dim_mask)
-  total = jnp.sum(weights)
+  # E_q(z|x_i) log q(z|x_i) = -H(q(z|x_i)), in closed form.
+  neg_entropy = -0.5 * jnp.sum(likelihoods.LOG_2PI + 1.0 + logvar, axis=-1)
+  log_density = _log_posterior_matrix(z, mu, logvar)
   log_qz = (jax.nn.logsumexp(log_density + jnp.log(weights)[None, :], axis=-1)
-            - jnp.log(total))
-  return jnp.sum(jnp.where(weights > 0, weights * (neg_entropy - log_qz),
-                           0.0)), total
+            - jnp.log(jnp.sum(weights)))
+  return jnp.sum(jnp.where(weights > 0, neg_entropy - log_qz, 0.0))
 
 
 def mutual_information(mu: jax.Array, logvar: jax.Array, rng: jax.Array, *,
@@ -254,37 +250,43 @@ def mutual_information(mu: jax.Array, logvar: jax.Array, rng: jax.Array, *,
   form and one z_i ~ q(z | x_i) per example. q(z|x) = N(mu, exp(logvar)).
   The batch mixture makes the estimate at most log n (He et al. average
   over batches of their test set; ``batch_size=0`` uses every example as one
-  batch, the closest to the true aggregate posterior).
+  batch, the closest to the true aggregate posterior). Cost O(n^2 D) per
+  batch of n.
 
   Args:
     mu, logvar: (n, D) posterior parameters.
-    rng: key of the z draws.
-    dim_mask: optional (D,) 1 for the units that count (others are left out
-      of every density); default all.
-    example_weights: optional (n,) 0/1 weights: only examples of weight 1
-      enter the mixture q(z) and the average (e.g. one epitome's examples).
-    batch_size: examples per mixture (consecutive batches); 0 = all n.
+    rng: key of the z draws (eps of shape (n, D), whatever the masks).
+    dim_mask: optional (D,) 0/1: only the units of 1 count (the others are
+      left out of every density); default all.
+    example_weights: optional (n,) 0/1: only the examples of 1 enter the
+      mixture q(z) and the average (e.g. one epitome's examples).
+    batch_size: examples per mixture (consecutive batches of the n, before
+      the weights select); 0 = all n.
 
   Returns:
-    The estimate in nats (averaged over batches by their weight); NaN when
-    no example has weight.
+    The estimate in nats (the mean over the selected examples); NaN when no
+    example is selected.
   """
+  mu, logvar = np.asarray(mu, np.float32), np.asarray(logvar, np.float32)
   n, d = mu.shape
-  dim_mask = jnp.ones((d,), mu.dtype) if dim_mask is None else jnp.asarray(
-      dim_mask, mu.dtype)
-  weights = (jnp.ones((n,), mu.dtype) if example_weights is None
-             else jnp.asarray(example_weights, mu.dtype))
-  eps = jax.random.normal(rng, mu.shape, mu.dtype)
+  eps = np.asarray(jax.random.normal(rng, (n, d), jnp.float32))
+  rows = (np.arange(n) if example_weights is None
+          else np.flatnonzero(np.asarray(example_weights)))
+  cols = (np.arange(d) if dim_mask is None
+          else np.flatnonzero(np.asarray(dim_mask)))
   batch_size = batch_size or n
-  total, count = 0.0, 0.0
+  total = 0.0
   for start in range(0, n, batch_size):
-    part = slice(start, start + batch_size)
-    if not float(jnp.sum(weights[part])):
+    members = rows[(rows >= start) & (rows < start + batch_size)]
+    if not len(members):
       continue
-    s, c = _mutual_information_batch(mu[part], logvar[part], eps[part],
-                                     dim_mask, weights[part])
-    total, count = total + float(s), count + float(c)
-  return total / count if count else float('nan')
+    # Padded to a power of two with weight-0 rows: few shapes to compile.
+    pad = (1 << (len(members) - 1).bit_length()) - len(members)
+    take = lambda a: np.pad(a[members][:, cols], ((0, pad), (0, 0)))
+    weights = np.pad(np.ones(len(members), np.float32), (0, pad))
+    total += float(_mutual_information_batch(take(mu), take(logvar),
+                                             take(eps), weights))
+  return total / len(rows) if len(rows) else float('nan')
 
 
 def epitome_mutual_information(mu: jax.Array, logvar: jax.Array,
@@ -315,8 +317,8 @@ def epitome_mutual_information(mu: jax.Array, logvar: jax.Array,
   Returns:
     {'marginal': float, 'per_epitome': list of E floats}.
   """
-  masks = jnp.asarray(masks, mu.dtype)
-  assignments = jnp.asarray(assignments)
+  masks, assignments = np.asarray(masks, np.float32), np.asarray(assignments)
+  mu, logvar = np.asarray(mu, np.float32), np.asarray(logvar, np.float32)
   chosen = masks[assignments]
   marginal = mutual_information(chosen * mu, chosen * logvar, rng,
                                 batch_size=batch_size)
