@@ -25,7 +25,9 @@ import orbax.checkpoint as ocp
 from evae_jax import files
 from evae_jax import sharding
 
-# Earlier versions kept every step's checksum here; read for their steps.
+# Every kept step's checksum, rewritten whole after each save: earlier
+# versions verify steps through it; this one reads it only for steps that
+# lack their own record (written by an earlier version).
 CHECKSUMS_FILE = 'checksums.json'
 _ITEM = 'default'  # the item folder of the arrays in an orbax checkpoint
 # The item beside it: the step, the checksum of the arrays and the config
@@ -156,6 +158,25 @@ class Checkpoints:
     except (OSError, ValueError) as e:  # tensorstore reports ENOSPC as ValueError
       raise self._write_error(step, e) from e
     self._read_back(step, local)
+    if sharding.is_lead():  # one writer
+      self._write_index()
+
+  def _write_index(self) -> None:
+    """Rewrites checksums.json with the checksum of every kept step, for
+    earlier versions (which verify steps through it) and for people: this
+    version reads a step's checksum from its own folder."""
+    legacy = self._read_checksums()
+    sums = {}
+    for kept in self.steps():
+      checksum = (self.record(kept) or {}).get('checksum') or legacy.get(
+          str(kept))
+      if checksum:
+        sums[str(kept)] = checksum
+    try:
+      files.write_text(self._checksums_path, json.dumps(sums))
+    except Exception as e:  # pylint: disable=broad-except
+      # OSError locally; object stores raise their own types.
+      raise self._write_error(self.steps()[-1], e) from e
 
   def record(self, step: int) -> Optional[dict]:
     """What was saved with step ``step`` beside its arrays (None for a step

@@ -334,7 +334,7 @@ def _set_up(config, workdir) -> _Run:
       team, ckpts, template, num_train, input_pipeline.pixel_mean(splits.train))
   data_digest = checkpoints.tree_checksum((splits.train, splits.valid))
   if last_saved is not None:
-    _check_same_data(config, ckpts, last_saved, data_digest)
+    _check_resumable(config, ckpts, last_saved, data_digest)
     logging.info('Resumed from the checkpoint at step %d.', last_saved)
   # Checkpoints this run writes are finite (checked before saving); the one
   # it resumed from may not be (an older version wrote it).
@@ -368,15 +368,28 @@ def _set_up(config, workdir) -> _Run:
       step=step, last_saved=last_saved, saved_finite=saved_finite, lead=lead)
 
 
-def _check_same_data(config, ckpts, step: int, digest: str) -> None:
-  """Refuses to resume on other images than the checkpoint was trained on
-  (data.path may change, to the same files elsewhere).
+def _check_resumable(config, ckpts, step: int, digest: str) -> None:
+  """Refuses to resume with another config than the checkpoint of ``step``
+  was trained with (whatever config.json says), or on other images (data.path
+  may change, to the same files elsewhere).
 
   Raises:
-    configuration.ConfigError: the digest saved with the step differs.
+    configuration.ConfigError: the config or the digest saved with the step
+      differs.
   """
-  for ckpt in ckpts:
-    saved = (ckpt.record(step) or {}).get('data')
+  for ckpt, (_, member) in zip(ckpts, members(config)):
+    record = ckpt.record(step) or {}
+    if isinstance(record.get('config'), dict):
+      changed = workdirs.config_changes(
+          record['config'], configuration.config_as_dict(member))
+      if changed:
+        raise configuration.ConfigError(
+            f'The checkpoint of step {step} in {ckpt.directory} was trained '
+            f'with another config than the one given now (changed: '
+            f'{", ".join(changed)}), although config.json agrees with it '
+            '(it was rewritten). Pass the config the checkpoints were '
+            'trained with, or train in a new --workdir. Nothing was trained.')
+    saved = record.get('data')
     if saved and saved != digest:
       raise configuration.ConfigError(
           f'The data loaded now (data.name={config.data.name!r}, '

@@ -321,6 +321,8 @@ def _undo_an_interrupted_move(workdir: str) -> None:
   """Moves the files of an overwrite killed half way back into place: the
   workdir is again as it was before, and the command run now decides (the
   same overwrite moves them all again, into one folder)."""
+  if not files.isdir(workdir):  # a fresh workdir in a bucket: no objects yet
+    return
   for name in files.listdir(workdir):
     if not (name.startswith('.previous-') and name.endswith(_MOVING)):
       continue

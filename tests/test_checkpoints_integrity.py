@@ -172,7 +172,9 @@ def test_checkpoints_of_the_earlier_layout_still_restore(workdir, caplog):
 def test_a_verified_step_is_preferred_to_a_newer_unverified_one(workdir,
                                                                  caplog):
   folder = os.path.join(workdir, 'checkpoints')
+  # Step 52 as an earlier version wrote it, its entry in checksums.json lost.
   shutil.rmtree(os.path.join(folder, str(2 * STEPS), checkpoints.META_ITEM))
+  os.remove(os.path.join(folder, checkpoints.CHECKSUMS_FILE))
   with caplog.at_level(logging.WARNING):
     _, step = _restore(workdir)
   assert step == STEPS
@@ -230,3 +232,17 @@ def test_another_data_path_resumes_only_with_the_same_images(tmp_path):
   with pytest.raises(configuration.ConfigError, match='data.path'):
     train.train_and_evaluate(config, workdir)
   assert checkpoints.Checkpoints(workdir, 3).steps() == steps
+
+
+def test_a_config_json_rewritten_by_hand_does_not_let_another_config_resume(
+    workdir):
+  path = os.path.join(workdir, workdirs.CONFIG_FILE)
+  saved = json.load(open(path))
+  saved['train']['learning_rate'] = 5e-4
+  json.dump(saved, open(path, 'w'))
+  config = test_config.get_config()
+  config.train.num_epochs = 3
+  config.train.learning_rate = 5e-4
+  with pytest.raises(configuration.ConfigError, match=r'train\.learning_rate'):
+    train.train_and_evaluate(config, workdir)
+  assert checkpoints.Checkpoints(workdir, 3).steps() == [STEPS, 2 * STEPS]
