@@ -113,11 +113,10 @@ def _value(text: str):
     return text
 
 
-def requested_budget(sweep_path: str, overrides: Dict,
-                     extra: Sequence[str]) -> Dict:
+def requested_budget(config, overrides: Dict, extra: Sequence[str]) -> Dict:
   """The values of `BUDGET_FIELDS` a point trains to: the sweep's
-  get_config(), then the point's overrides, then ``extra`` flags."""
-  config = _load_sweep(sweep_path).get_config()
+  get_config() (``config``), then the point's overrides, then ``extra``
+  flags."""
   budget = {}
   for key in BUDGET_FIELDS:
     section, name = key.split('.')
@@ -332,7 +331,9 @@ def run_sweep(sweep_path: str, root: str, extra: Sequence[str] = (),
   global _STOP
   _STOP = _Stop()  # a fresh stop for each sweep run in this process
   os.makedirs(root, exist_ok=True)
-  points = with_seeds(select(load_points(sweep_path), where or {}), seeds)
+  module = _load_sweep(sweep_path)
+  base_config = module.get_config()
+  points = with_seeds(select(list(module.sweep()), where or {}), seeds)
   detected_kind, detected = detect_devices()
   kind = detected_kind if devices == 'auto' else devices
   count = detected if kind == detected_kind else (workers or 1)
@@ -345,7 +346,7 @@ def run_sweep(sweep_path: str, root: str, extra: Sequence[str] = (),
 
   def job(overrides):
     name = point_name(overrides)
-    budget = requested_budget(sweep_path, overrides, extra)
+    budget = requested_budget(base_config, overrides, extra)
     if is_kept(keep, name, budget):
       status.set(name, {**status.points.get(name, {}), 'status': 'done',
                         'kept': True})
