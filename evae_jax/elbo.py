@@ -18,7 +18,7 @@ Notation (docstrings only): B examples, D latent units, E epitomes, M the
 """
 
 import math
-from typing import Callable, NamedTuple, Optional, Tuple
+from typing import Any, Callable, NamedTuple, Optional, Protocol, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -207,25 +207,44 @@ def _selection_terms(mu, logvar, masks, decode_log_prob, x, rng,
   return jax.lax.stop_gradient((log_lik.T, kl.T))
 
 
-# ---------------------------------------------------------------------------
-# The model kinds as the objectives see them.
-#
-# An objective (below) is written once against this interface; each model
-# kind implements it. ``enc`` is whatever the kind's ``encoding`` returns
-# (the objectives pass it back, never look inside).
-#
-#   model_kinds                       config kinds it serves
-#   masks                             (E, D) in the flat layout
-#   encoding(x) -> enc
-#   noise_shape(enc, x) -> (shape, dtype) of one draw of eps
-#   terms(enc, x, eps, z_scale, assignments=None)
-#       -> (log_lik, kl) each (B, E), or (B,) for the given epitomes
-#   selection_terms(enc, x, rng, z_dropout_rate)
-#       -> (log_lik, kl) each (B, E) of draw A, without gradients
-#   unit_kl(enc) -> (B, D) KL(q(z_d | x) || N(0, 1)) per unit, flat layout
-#   log_weights(enc, x, eps, assignments=None)
-#       -> (E, B) log importance weights, or (B,) for the given epitomes
-# ---------------------------------------------------------------------------
+class Latents(Protocol):
+  """A model kind as the training objectives see it (`SharedLatents`: the
+  eVAE and the VAE; `MixtureLatents`: the mVAE). An objective is written
+  once against these methods. ``enc`` is whatever `encoding` returns; the
+  objectives pass it back and never look inside. Shapes: x (B, ...), E
+  epitomes (components), D latent units in the eVAE's flat layout.
+  """
+  model_kinds: Tuple[str, ...]  # the ``model.kind`` values it serves
+
+  @property
+  def masks(self) -> jax.Array:
+    """(E, D) float32 masks in the flat layout."""
+
+  def encoding(self, x: jax.Array) -> Any:
+    """The encoding of x, with gradients."""
+
+  def noise_shape(self, enc, x: jax.Array) -> Tuple[Tuple[int, ...], Any]:
+    """(shape, dtype) of one draw of eps."""
+
+  def terms(self, enc, x: jax.Array, eps: jax.Array,
+            z_scale: Optional[jax.Array],
+            assignments: Optional[jax.Array] = None
+            ) -> Tuple[jax.Array, jax.Array]:
+    """(log_lik, kl) of the draw eps: each (B, E), or (B,) for the epitomes
+    ``assignments`` (B,) only."""
+
+  def selection_terms(self, enc, x: jax.Array, rng: jax.Array,
+                      z_dropout_rate: float) -> Tuple[jax.Array, jax.Array]:
+    """(log_lik, kl), each (B, E), of the selection draw A of ``rng``
+    (`selection_key`), without gradients."""
+
+  def unit_kl(self, enc) -> jax.Array:
+    """(B, D) KL(q(z_d | x) || N(0, 1)) per unit, flat layout."""
+
+  def log_weights(self, enc, x: jax.Array, eps: jax.Array,
+                  assignments: Optional[jax.Array] = None) -> jax.Array:
+    """(E, B) log importance weights of the draw eps (`log_importance_weight`),
+    or (B,) for the epitomes ``assignments``."""
 
 
 class SharedLatents(NamedTuple):
@@ -439,7 +458,7 @@ def _scoring_draw(latents, enc, x, rng, z_dropout_rate):
 
 @objectives.register('point', summary='eq. 7: y* = argmax_y of draw A, '
                      'scored on draw B (the paper)')
-def point_loss(latents, x: jax.Array, rng: jax.Array,
+def point_loss(latents: Latents, x: jax.Array, rng: jax.Array,
                options: objectives.LossOptions) -> Tuple[jax.Array, dict]:
   """The paper's loss: the negative bound of eq. 7, averaged over the batch.
 
@@ -457,7 +476,7 @@ def point_loss(latents, x: jax.Array, rng: jax.Array,
   loss is `free_bits_kl` over the units of y* (selection is unchanged).
 
   Args:
-    latents: `SharedLatents` or `MixtureLatents`.
+    latents: the model (`Latents`: `SharedLatents`, `MixtureLatents`).
     x: (B, ...) batch.
     rng: PRNG key.
     options: `evae_jax.objectives.LossOptions`.
@@ -490,7 +509,7 @@ def point_loss(latents, x: jax.Array, rng: jax.Array,
 
 @objectives.register('logsumexp', summary='q_A(y|x) = softmax_y of draw A, '
                      'scored on draw B (beyond the paper)')
-def logsumexp_loss(latents, x: jax.Array, rng: jax.Array,
+def logsumexp_loss(latents: Latents, x: jax.Array, rng: jax.Array,
                    options: objectives.LossOptions) -> Tuple[jax.Array, dict]:
   """The tighter bound of `logsumexp_bound`, negated and averaged.
 
@@ -573,7 +592,7 @@ def _iwae(latents, x, rng, options, marginal):
 @objectives.register('iwae', model_kinds=('evae', 'vae'),
                      uses_num_samples=True, weights_kl=False,
                      summary='IWAE bound of y* with k samples (Burda et al.)')
-def iwae_point_loss(latents, x: jax.Array, rng: jax.Array,
+def iwae_point_loss(latents: Latents, x: jax.Array, rng: jax.Array,
                     options: objectives.LossOptions) -> Tuple[jax.Array, dict]:
   """Importance-weighted bound of the chosen epitome (Burda et al., 2015;
   the eVAE paper's future work, §5.4), negated and averaged over the batch.
@@ -608,7 +627,7 @@ def iwae_point_loss(latents, x: jax.Array, rng: jax.Array,
 @objectives.register('iwae_marginal', model_kinds=('evae', 'vae'),
                      uses_num_samples=True, weights_kl=False,
                      summary='IWAE bound of the marginal over epitomes')
-def iwae_marginal_loss(latents, x: jax.Array, rng: jax.Array,
+def iwae_marginal_loss(latents: Latents, x: jax.Array, rng: jax.Array,
                        options: objectives.LossOptions
                        ) -> Tuple[jax.Array, dict]:
   """Importance-weighted bound of the marginal over epitomes, negated and

@@ -7,9 +7,9 @@ An objective is one function with one signature,
 registered with `register`, which records what it supports (model kinds,
 whether it reads ``options.num_samples``, whether it has a KL term that the
 KL weight, z dropout and the over-pruning remedies act on). ``latents`` is a
-model kind seen through the interface of `evae_jax.elbo` (`elbo.SharedLatents`
-for the eVAE and VAE, `elbo.MixtureLatents` for the mVAE), so one function
-serves every kind it supports. The objectives of the paper and beyond it
+model kind seen through the interface `evae_jax.elbo.Latents`
+(`elbo.SharedLatents` for the eVAE and VAE, `elbo.MixtureLatents` for the
+mVAE), so one function serves every kind it supports. The objectives of the paper and beyond it
 ('point', 'logsumexp', 'iwae', 'iwae_marginal') are defined and registered in
 `evae_jax.elbo`, beside the bounds they optimise.
 
@@ -164,7 +164,7 @@ def loss(latents, x, rng, *, objective: str = 'point',
   """The training loss of ``objective`` for a model kind.
 
   Args:
-    latents: the model as `evae_jax.elbo` sees it (`elbo.SharedLatents`,
+    latents: the model as an `evae_jax.elbo.Latents` (`elbo.SharedLatents`,
       `elbo.MixtureLatents`); its ``model_kinds`` are checked against the
       objective's.
     x: (B, ...) batch.
