@@ -272,3 +272,21 @@ def test_cli_end_to_end_reports_the_true_bound(tmp_path, flags):
   else:
     assert 0.1 < records[0]['train_kl_weight'] < 1.0
     assert records[-1]['train_kl_weight'] < 1.0  # 26 steps < 30
+
+
+def test_free_bits_for_the_mvae_use_its_flat_layout():
+  config = test_config.get_config()
+  config.model.kind = 'mvae'
+  model = models.make_model(config.model, N)
+  params = model.init(jax.random.PRNGKey(0))
+  _, _, x = _fns()
+  loss, aux = model.loss(params, x, jax.random.PRNGKey(8), kl_weight=0.5,
+                         free_bits=0.2, free_bits_group=2)
+  mu, logvar = (np.float64(a) for a in model.encode(params, x))
+  unit_kl = 0.5 * (mu ** 2 + np.exp(logvar) - 1 - logvar)
+  masks = np.asarray(model.masks)
+  fb = _numpy_free_bits(unit_kl, masks[np.asarray(aux['assignments'])], 0.2, 2)
+  np.testing.assert_allclose(aux['free_bits_kl'], fb, rtol=1e-5)
+  np.testing.assert_allclose(
+      loss, np.mean(-(np.float64(aux['log_lik']) - 0.5 * fb)
+                    + math.log(len(masks))), rtol=1e-5)
