@@ -19,6 +19,7 @@ from jax.sharding import Mesh
 
 from evae_jax import elbo
 from evae_jax import input_pipeline
+from evae_jax import objectives
 from evae_jax import schedules
 from evae_jax import seeds
 from evae_jax import sharding
@@ -126,6 +127,10 @@ def train_step(state: TrainState, batch: jax.Array, rng: jax.Array,
     y*), 'logsumexp_bound' for that objective, 'free_bits_kl' with free
     bits, 'kl_weight' with warm-up, and 'grad_norm'.
   """
+  if kl_warmup_steps and not objectives.get(objective).weights_kl:
+    raise objectives.ObjectiveError(
+        f'The objective {objective!r} has no KL term to warm up; set '
+        'kl_warmup_steps=0.')
   weight = _warmed_up(kl_weight, state.step, kl_warmup_steps, kl_warmup_start)
 
   def loss_fn(params):

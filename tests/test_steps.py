@@ -4,8 +4,10 @@ Algorithm 1's assignment."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from configs import test as test_config
+from evae_jax import objectives
 from evae_jax import state as state_lib
 from evae_jax import steps
 
@@ -44,3 +46,12 @@ def test_algorithm_1_assigns_with_the_warmed_up_kl_weight():
   plain = steps.assign_dataset(states, images, rngs, weight, 0, options=base)
   np.testing.assert_array_equal(got, want)
   assert not np.array_equal(got, plain)  # the weight matters here
+
+
+def test_warming_up_an_objective_without_a_kl_term_raises():
+  config = test_config.get_config()
+  state = state_lib.create_train_state(config, 64, jax.random.PRNGKey(0))
+  x = jnp.zeros((4, 64))
+  with pytest.raises(objectives.ObjectiveError, match='no KL term'):
+    steps.train_step(state, x, jax.random.PRNGKey(1), objective='iwae',
+                     num_samples=2, kl_warmup_steps=10)
