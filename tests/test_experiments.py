@@ -320,3 +320,44 @@ def test_workers_share_the_accelerators_they_have():
   with pytest.raises(ValueError, match='--workers=2'):
     sweeps.device_env('tpu', 0, workers=3, count=2)
   assert sweeps.device_env('cpu', 5, workers=6, count=1) == {}
+
+
+def test_whole_job_alternates_and_reports_medians():
+  from experiments import whole_job
+  calls = []
+  jobs = {'evae_jax': lambda w: ['jax', w], 'pytorch': lambda w: ['torch', w]}
+  fake = {'jax': iter([10.0, 30.0, 20.0]), 'torch': iter([40.0, 5.0, 50.0])}
+  def run(command):
+    calls.append(command[0])
+    return next(fake[command[0]])
+  times = whole_job.alternate(jobs, 3, run)
+  assert calls == ['jax', 'torch', 'torch', 'jax', 'jax', 'torch']
+  got = whole_job.summary(times)
+  assert got['evae_jax_median_s'] == 20.0 and got['pytorch_median_s'] == 40.0
+  assert got['ratio'] == 0.5
+  command = whole_job.evae_jax_command('/d', 3, '/w')
+  assert '--config.train.assignment=step' in command
+  assert '--config.train.num_epochs=3' in command
+
+
+def test_torch_job_trains_the_same_objective():
+  """The yardstick computes eq. 7's bound: with E = 1 (a VAE) it is the
+  ELBO, checked against numpy on a tiny network."""
+  torch = pytest.importorskip('torch')
+  from experiments import torch_job
+  model = torch_job.EVAE(pixels=6, hidden=4, layers=1, latent=2)
+  x = torch.bernoulli(torch.full((3, 6), 0.5))
+  masks = torch.ones(1, 2)
+  torch.manual_seed(0)
+  mean, logvar = model.encode(x)
+  got = model.elbo(x, mean, logvar, masks)[:, 0]
+  torch.manual_seed(0)
+  eps = torch.randn_like(mean)
+  z = (mean + torch.exp(0.5 * logvar) * eps).detach().numpy()
+  logits = model.decoder(torch.from_numpy(z)).detach().numpy().astype(np.float64)
+  xn = x.numpy().astype(np.float64)
+  log_lik = (xn * logits - np.logaddexp(0, logits)).sum(-1)
+  m, lv = mean.detach().numpy(), logvar.detach().numpy()
+  kl = 0.5 * (m ** 2 + np.exp(lv) - 1 - lv).sum(-1)
+  np.testing.assert_allclose(got.detach().numpy(), log_lik - kl, rtol=1e-5)
+  assert torch_job.epitome_masks(50, 5).sum(1).tolist() == [5.0] * 10
