@@ -256,7 +256,8 @@ def test_paired_groups_seeds_and_prints_seed_level_rows(tmp_path):
   assert '3 seeds' in run.stdout
 
 
-def _fake_run(root, name, kind, latent_dim, seed, iw, stride=25):
+def _fake_run(root, name, kind, latent_dim, seed, iw, stride=25,
+              extra_train=None):
   """An evaluated workdir with the eval.json fields the tables read and
   per-example IW values ``iw``."""
   from experiments import paired
@@ -273,7 +274,10 @@ def _fake_run(root, name, kind, latent_dim, seed, iw, stride=25):
                            'stride': stride},
          'iw_log_likelihood': {'marginal': {'mean': float(np.mean(iw))},
                                'assigned_epitome': {'mean': -1.0}},
-         'active_units': {'count': 20 + seed}}
+         'active_units': {'count': 20 + seed, 'threshold': 0.02},
+         'bound': {'mean': float(np.mean(iw)) - 8},
+         'parzen': {'mean': 200.0 + seed}}
+  run['config']['train'].update(extra_train or {})
   with open(root / name / 'eval.json', 'w') as f:
     json.dump(run, f)
   np.savez(root / name / paired.EXAMPLES, iw_marginal=iw)
@@ -302,6 +306,28 @@ def test_tables_report_pairs_at_the_seed_level(tmp_path):
   assert '20, 21, 22 / 20, 21, 22' in table
   stride = tables.render(str(tmp_path), 'stride')
   assert '(the baseline)' in stride and cell in stride
+
+
+def test_remedies_table_names_each_method_and_pairs_it_with_the_vae(tmp_path):
+  rs = np.random.RandomState(4)
+  shared = rs.randn(30) * 5 - 90
+  vae, warm = {}, {}
+  for seed in range(2):
+    vae[seed] = shared + rs.randn(30) * 0.1
+    warm[seed] = shared + 0.4 + rs.randn(30) * 0.1
+    _fake_run(tmp_path / 'a', f'kind=vae,latent_dim=50,seed={seed}', 'vae',
+              50, seed, vae[seed])
+    _fake_run(tmp_path / 'b', f'kl_warmup_steps=100,seed={seed}', 'vae', 50,
+              seed, warm[seed], extra_train={'kl_warmup_steps': 100})
+    _fake_run(tmp_path / 'b', f'free_bits=0.5,seed={seed}', 'vae', 50, seed,
+              vae[seed], extra_train={'free_bits': 0.5})
+  table = tables.render(f'{tmp_path / "a"},{tmp_path / "b"}', 'remedies')
+  rows = {line.split(' | ')[0][2:]: line for line in table.splitlines()
+          if line.startswith('| ') and ' | 2 | ' in line}
+  assert set(rows) == {'VAE', 'KL warm-up (100 steps)', 'free bits 0.5'}
+  diffs = [np.mean(warm[s] - vae[s]) for s in range(2)]
+  assert f'{np.mean(diffs):+.2f} ± ' in rows['KL warm-up (100 steps)']
+  assert '(the baseline)' in rows['VAE']
 
 
 def test_workers_share_the_accelerators_they_have():
