@@ -11,8 +11,13 @@
 # point is copied to KEEP/EXPERIMENT/<point>/ (default experiments/results/mnist,
 # meant to be committed) and a point already there is skipped.
 set -euo pipefail
-EXP=${1:?table2 | table2_stride | remedies | iwae | fig3 | table4 | fig2 | fig6 | assignment}
-DATA=${2:?folder of MNIST IDX files}
+if [ $# -lt 2 ]; then
+  echo "usage: bash experiments/mnist.sh EXPERIMENT MNIST_DIR [ROOT [RUN_SWEEP FLAGS...]]" >&2
+  echo "EXPERIMENT: table2 | table2_stride | remedies | iwae | fig3 | table4 | fig2 | fig6 | assignment" >&2
+  exit 2
+fi
+EXP=$1
+DATA=$2
 ROOT=${3:-runs/mnist}
 shift $(( $# < 3 ? $# : 3 ))  # the rest goes to every run_sweep call
 PY=${PYTHON:-python}  # PYTHON=python3 where there is no 'python'
@@ -71,5 +76,5 @@ case "$EXP" in
     "${S[@]}" --sweep=configs/sweeps/assignment.py "${REDUCED[@]}" \
       --set=eval.iw_samples=1000 --set=eval.iw_num_examples=1000
     "$PY" -m experiments.tables --root="$KEPT/$EXP" --table=summary ;;
-  *) echo "unknown experiment $EXP" >&2; exit 2 ;;
+  *) echo "unknown experiment $EXP: table2 | table2_stride | remedies | iwae | fig3 | table4 | fig2 | fig6 | assignment" >&2; exit 2 ;;
 esac

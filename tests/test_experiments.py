@@ -387,3 +387,16 @@ def test_torch_job_trains_the_same_objective():
   kl = 0.5 * (m ** 2 + np.exp(lv) - 1 - lv).sum(-1)
   np.testing.assert_allclose(got.detach().numpy(), log_lik - kl, rtol=1e-5)
   assert torch_job.epitome_masks(50, 5).sum(1).tolist() == [5.0] * 10
+
+
+def test_benchmark_does_not_overwrite_tracked_results_by_default():
+  from experiments import benchmark
+  default = os.path.abspath(benchmark.FLAGS['out'].default)
+  assert not default.startswith(os.path.abspath(ROOT))
+
+
+def test_mnist_script_without_arguments_prints_its_usage():
+  run = subprocess.run(['bash', 'experiments/mnist.sh'], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+  assert run.returncode == 2
+  assert run.stderr.startswith('usage: bash experiments/mnist.sh EXPERIMENT')
