@@ -14,8 +14,9 @@
 Inputs: a batch of images x of shape (B, H, W), (B, H, W, 1) or flattened
 (B, H * W), with H x W the dataset's image shape (``m.image_shape``), either
 uint8 in [0, 255] (as ``m.splits`` holds them; scaled by 1/255) or floats in
-[0, 1] (used as they are). No binarisation is applied: a Bernoulli decoder
-scores grey levels as a cross-entropy. To score images exactly as
+[0, 1] (used as they are; numpy inputs are checked to lie there). No
+binarisation is applied: a Bernoulli decoder scores grey levels as a
+cross-entropy. To score images exactly as
 ``--mode=evaluate`` does (one fixed binarisation of the test images for
 ``data.binarization=dynamic``), pass ``m.eval_inputs(images)``.
 
@@ -24,7 +25,7 @@ an int seed; the same key gives the same result.
 """
 
 import functools
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Tuple, Union
 
 import jax
 import jax.numpy as jnp
@@ -385,4 +386,4 @@ def load(workdir: str, member: Optional[str] = None,
   return TrainedModel(workdir, config, state, splits)
 
 
-__all__: Sequence[str] = ('TrainedModel', 'load')
+__all__ = ['TrainedModel', 'load']

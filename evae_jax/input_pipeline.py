@@ -289,7 +289,8 @@ def load_npz(path: str) -> Dict[str, np.ndarray]:
     raise DataError(f'data.name=npz needs data.path: pass '
                     f'--config.data.path=/path/to/images.npz. {_NPZ_HOW}')
   try:
-    present = files.isfile(path)
+    present = (files.isfile(path) if files.is_remote(path)
+               else os.path.isfile(path))
   except Exception:  # pylint: disable=broad-except
     present = False
   if not present:
