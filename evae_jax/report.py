@@ -7,6 +7,7 @@ figures; sample writes ``samples.npz`` and a PNG grid.
 """
 
 import contextlib
+import hashlib
 import io
 import json
 import logging
@@ -92,6 +93,10 @@ def compute_metrics(state, splits, config) -> Dict[str, Any]:
   activity, num_active = evaluate.active_units(
       enc.mu, assignments, masks, ec.active_threshold)
   unit_kl = evaluate.per_unit_kl(enc.mu, enc.logvar, assignments, masks)
+  active_counts = evaluate.active_unit_counts(activity)  # at 0.02 and 0.01
+  mi = evaluate.epitome_mutual_information(
+      enc.mu, enc.logvar, assignments, masks,
+      jax.random.fold_in(rng, seeds.EVAL_MI))
 
   iw_n = min(ec.iw_num_examples or len(x), len(x))
   start = time.perf_counter()
@@ -145,9 +150,16 @@ def compute_metrics(state, splits, config) -> Dict[str, Any]:
           'seconds': iw_seconds},
       'active_units': {
           'count': num_active, 'threshold': ec.active_threshold,
+          'count_at_0.01': active_counts[0.01],
+          'count_at_0.02': active_counts[0.02],
           'activity': np.asarray(activity).tolist(),
           'sorted_activity': np.sort(np.asarray(activity))[::-1].tolist(),
           'per_unit_kl': np.asarray(unit_kl).tolist()},
+      'mutual_information': {
+          'marginal': mi['marginal'],
+          'per_epitome': [None if math.isnan(v) else v  # JSON has no NaN
+                          for v in mi['per_epitome']],
+          'num_examples': int(len(x))},
       'epitome_usage': evaluate.epitome_usage(assignments,
                                               masks.shape[0]).tolist(),
       'parzen': dict(_mean_and_stderr(parzen), sigma=sigma,
@@ -182,6 +194,10 @@ def _report_markdown(results: Dict[str, Any], config, workdir: str) -> str:
       f'{nats(r["iw_log_likelihood"]["assigned_epitome"])} |',
       f'| active units (A_u > {r["active_units"]["threshold"]}) | '
       f'{r["active_units"]["count"]} of {shape["latent_dim"]} |',
+      f'| active units (A_u > 0.01, Burda et al.) | '
+      f'{r["active_units"]["count_at_0.01"]} of {shape["latent_dim"]} |',
+      f'| mutual information I_q(x; z), nats | '
+      f'{r["mutual_information"]["marginal"]:.2f} |',
       f'| Parzen log-density, nats | {nats(r["parzen"])} |', '',
       '## Settings', '',
       f'- split: `{r["split"]}`, {r["num_examples"]} examples; binarisation '
@@ -204,7 +220,11 @@ def _report_markdown(results: Dict[str, Any], config, workdir: str) -> str:
       + (' (**at an edge of the grid: widen it**)'
          if r['parzen']['sigma_at_edge'] else '')
       + f', scored on {r["parzen"]["pixels"]} pixels; mean ± std/sqrt(n)',
-  ] + _dropout_note(config) + [
+      f'- mutual information: He et al. (2019)\'s estimator, q(z) the '
+      f'mixture of the {r["mutual_information"]["num_examples"]} examples\' '
+      'posteriors under their assigned epitome (units outside y* at the '
+      'prior); at most log n',
+  ] + _dropout_note(config) + _remedies_note(config) + [
       '', '## Units and epitomes', '',
       'Sorted activity: ' + ', '.join(
           f'{a:.3f}' for a in r['active_units']['sorted_activity']), '',
@@ -212,6 +232,10 @@ def _report_markdown(results: Dict[str, Any], config, workdir: str) -> str:
           f'{a:.3f}' for a in r['active_units']['per_unit_kl']), '',
       'Examples assigned to each epitome: ' + ', '.join(
           str(u) for u in r['epitome_usage']), '',
+      'Mutual information per epitome (nats; I_q(x; z_y | y* = y), - = no '
+      'example): ' + ', '.join(
+          '-' if v is None else f'{v:.2f}'
+          for v in r['mutual_information']['per_epitome']), '',
       '## Figures', '',
       f'![samples]({figures.SAMPLES_PNG}) ',
       f'![reconstructions]({figures.RECONSTRUCTIONS_PNG}) ',
@@ -227,6 +251,22 @@ def _parzen_pixels(binarization: str) -> str:
           if binarization == 'fixed' else 'real-valued (grey-level)')
 
 
+def _remedies_note(config):
+  t = config.train
+  used = []
+  if t.free_bits:
+    used.append(f'free bits (lambda = {t.free_bits:g} nats per group of '
+                f'{t.free_bits_group} unit(s))')
+  if t.kl_warmup_steps:
+    used.append(f'KL warm-up over {t.kl_warmup_steps} steps from '
+                f'{t.kl_warmup_start:g} x the KL weight')
+  if not used:
+    return []
+  return ['- trained with ' + ' and '.join(used) + ': these change only the '
+          'training loss; every bound, IW estimate and metric here is the '
+          'true ELBO / log-likelihood of the trained model.']
+
+
 def _dropout_note(config):
   rate = config.train.z_dropout_rate
   if not rate:
@@ -238,11 +278,30 @@ def _dropout_note(config):
           'ELBO of a decoder that sees dropped-out z).']
 
 
-def _write_npz(path: str, **arrays) -> None:
-  """An .npz written whole through `files` (local or in a bucket)."""
+def _npz_bytes(**arrays) -> bytes:
   buffer = io.BytesIO()
   np.savez(buffer, **arrays)
-  files.write_bytes(path, buffer.getvalue())
+  return buffer.getvalue()
+
+
+def _write_npz(path: str, **arrays) -> None:
+  """An .npz written whole through `files` (local or in a bucket)."""
+  files.write_bytes(path, _npz_bytes(**arrays))
+
+
+def check_examples(eval_json: Dict[str, Any], examples: bytes,
+                   where: str = '') -> None:
+  """Raises ValueError unless ``examples`` (eval_examples.npz's bytes) are
+  the per-example values of the evaluation ``eval_json`` describes (an
+  evaluation stopped between its two files leaves them from two
+  checkpoints). Files written before the digest existed pass unchecked.
+  """
+  want = eval_json.get('examples_sha256')
+  if want and hashlib.sha256(examples).hexdigest() != want:
+    raise ValueError(
+        f'{where or "this workdir"}: {EVAL_EXAMPLES_NPZ} is not the one '
+        f'{EVAL_JSON} was written with (an evaluation was stopped between '
+        'the two files, or one was replaced): rerun --mode=evaluate.')
 
 
 def _per_member(fn, config, workdir, *args):
@@ -310,7 +369,13 @@ def _evaluate_one(config, workdir: str) -> Dict[str, Any]:
   figures.write_sample_figures(state.params, state.model, splits,
                                config, workdir)
   figures.write_activity_figure(results['active_units'], config, workdir)
-  _write_npz(files.join(workdir, EVAL_EXAMPLES_NPZ), **per_example)
+  # One evaluation's files name their checkpoint and each other: the
+  # per-example values carry the step, eval.json the digest of those exact
+  # bytes, and eval.json is written last, so an evaluation killed half way
+  # leaves a pair that `check_examples` refuses, never a silent mix.
+  examples = _npz_bytes(step=np.int64(results['step']), **per_example)
+  files.write_bytes(files.join(workdir, EVAL_EXAMPLES_NPZ), examples)
+  results['examples_sha256'] = hashlib.sha256(examples).hexdigest()
   files.write_text(files.join(workdir, EVAL_JSON),
                    json.dumps(results, indent=1))
   files.write_text(files.join(workdir, REPORT_MD),

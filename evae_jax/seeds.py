@@ -23,7 +23,7 @@ ASSIGN = 1  # Algorithm 1's stream of an epoch's DATA key
 EVAL_SEED = 2017  # --mode=evaluate: PRNGKey(EVAL_SEED)
 FIGURE_SEED = 12345  # samples.png, reconstructions.png
 # Streams of PRNGKey(EVAL_SEED):
-EVAL_BOUNDS, EVAL_IW, EVAL_GENERATED = 0, 1, 2
+EVAL_BOUNDS, EVAL_IW, EVAL_GENERATED, EVAL_MI = 0, 1, 2, 3
 
 
 def run_key(seed: int, stream: int) -> jax.Array:

@@ -27,6 +27,8 @@ budgets):
 """
 
 import glob
+import io
+import json
 import math
 import os
 import re
@@ -35,6 +37,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from absl import app
 from absl import flags
 import numpy as np
+
+from evae_jax import report
 
 EXAMPLES = 'eval_examples.npz'
 KEYS = ('iw_marginal', 'iw_assigned', 'bound', 'logsumexp_bound', 'parzen')
@@ -110,7 +114,15 @@ def verdict(stats: Dict, expected_sign: int = 0) -> str:
 
 
 def load(workdir: str) -> Dict[str, np.ndarray]:
-  with np.load(os.path.join(workdir, EXAMPLES)) as f:
+  """The per-example values of ``workdir``, checked against its eval.json
+  (both files must come from one evaluation)."""
+  with open(os.path.join(workdir, EXAMPLES), 'rb') as f:
+    raw = f.read()
+  json_path = os.path.join(workdir, 'eval.json')
+  if os.path.exists(json_path):
+    with open(json_path) as f:
+      report.check_examples(json.load(f), raw, workdir)
+  with np.load(io.BytesIO(raw)) as f:
     return dict(f)
 
 

@@ -1,0 +1,72 @@
+"""report: what --mode=evaluate writes, and that its files belong together."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from evae_jax import report
+from tests.conftest import cli
+
+
+@pytest.fixture(scope='module')
+def evaluated(tmp_path_factory):
+  """configs/test.py trained 1 epoch and evaluated, then 1 more epoch and
+  evaluated again into a copy: two evaluations of two checkpoints."""
+  root = tmp_path_factory.mktemp('evaluated')
+  first, second = str(root / 'first'), str(root / 'second')
+  for args in ((first, '--config.train.num_epochs=1'),):
+    assert cli(*args).returncode == 0
+    assert cli(*args, mode='evaluate').returncode == 0
+  shutil.copytree(first, second)
+  run = cli(second, '--config.train.num_epochs=2')
+  assert run.returncode == 0, run.stderr[-2000:]
+  run = cli(second, '--config.train.num_epochs=2', mode='evaluate')
+  assert run.returncode == 0, run.stderr[-2000:]
+  return first, second
+
+
+def _eval(workdir):
+  with open(os.path.join(workdir, report.EVAL_JSON)) as f:
+    return json.load(f)
+
+
+def test_eval_files_name_their_checkpoint_and_each_other(evaluated):
+  for workdir in evaluated:
+    results = _eval(workdir)
+    with np.load(os.path.join(workdir, report.EVAL_EXAMPLES_NPZ)) as f:
+      assert int(f['step']) == results['step']
+    with open(os.path.join(workdir, report.EVAL_EXAMPLES_NPZ), 'rb') as f:
+      report.check_examples(results, f.read())   # a matching pair passes
+  assert _eval(evaluated[0])['step'] < _eval(evaluated[1])['step']
+
+
+def test_a_mixed_pair_is_refused_by_paired_comparisons(evaluated):
+  """An evaluation killed between its two files leaves eval.json of one
+  checkpoint beside eval_examples.npz of another: refused, not mixed."""
+  from experiments import paired
+  first, second = evaluated
+  mixed = os.path.join(os.path.dirname(first), 'mixed')
+  shutil.copytree(first, mixed)
+  shutil.copy(os.path.join(second, report.EVAL_EXAMPLES_NPZ),
+              os.path.join(mixed, report.EVAL_EXAMPLES_NPZ))
+  with pytest.raises(ValueError, match='rerun --mode=evaluate'):
+    paired.load(mixed)
+  assert 'iw_marginal' in paired.load(first)
+
+
+def test_mutual_information_and_both_thresholds_are_reported(evaluated):
+  results = _eval(evaluated[0])
+  units = results['active_units']
+  assert units['count_at_0.02'] == units['count']
+  activity = np.asarray(units['activity'])
+  assert units['count_at_0.01'] == int((activity > 0.01).sum())
+  mi = results['mutual_information']
+  # He et al.'s estimator is at most log n (q(z) mixes n posteriors).
+  assert 0.0 <= mi['marginal'] <= np.log(mi['num_examples']) + 1e-6
+  assert len(mi['per_epitome']) == results['num_epitomes']
+  text = open(os.path.join(evaluated[0], report.REPORT_MD)).read()
+  assert 'mutual information I_q(x; z)' in text
+  assert 'A_u > 0.01' in text
