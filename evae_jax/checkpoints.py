@@ -67,7 +67,7 @@ def check_path(path: str) -> None:
   path = files.absolute(path)
   found = sorted({c for c in path if c in _GLOB_CHARACTERS})
   if found:
-    shown = ' and '.join(repr(c) for c in found)
+    shown = ' and '.join(f"'{c}'" for c in found)
     raise CheckpointError(
         f'The path {path} contains {shown}, a character that orbax (which '
         'writes the checkpoints) reads as a file-name pattern: checkpoints '
