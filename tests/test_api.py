@@ -198,3 +198,28 @@ def test_overrides(one_epoch_workdir):
     evae_jax.load(one_epoch_workdir, overrides={'data.nope': 1})
   again = evae_jax.load(one_epoch_workdir, overrides={'eval.iw_samples': 3})
   assert again.config.eval.iw_samples == 3
+
+
+def test_load_from_a_bucket(gcs, trained, one_epoch_workdir):
+  """A workdir in gs:// (a local GCS emulator behind the real gcsfs and
+  tensorstore clients) loads as the same model as its local copy."""
+  import os  # pylint: disable=g-import-not-at-top
+  import uuid  # pylint: disable=g-import-not-at-top
+  from evae_jax import files  # pylint: disable=g-import-not-at-top
+  remote = f'{gcs}/{uuid.uuid4().hex}/run'
+  for folder, _, names in os.walk(one_epoch_workdir):
+    for name in names:
+      if name == '.lock':
+        continue
+      path = os.path.join(folder, name)
+      relative = os.path.relpath(path, one_epoch_workdir)
+      with open(path, 'rb') as f:
+        files.write_bytes(files.join(remote, *relative.split(os.sep)),
+                          f.read())
+  in_bucket = evae_jax.load(remote)
+  assert in_bucket.workdir == remote and in_bucket.step == trained.step
+  jax.tree_util.tree_map(np.testing.assert_array_equal, in_bucket.params,
+                         trained.params)
+  x = trained.splits.test[:6]
+  np.testing.assert_array_equal(in_bucket.sample(0, 3), trained.sample(0, 3))
+  np.testing.assert_array_equal(in_bucket.encode(x)[0], trained.encode(x)[0])
