@@ -223,3 +223,22 @@ def test_load_from_a_bucket(gcs, trained, one_epoch_workdir):
   x = trained.splits.test[:6]
   np.testing.assert_array_equal(in_bucket.sample(0, 3), trained.sample(0, 3))
   np.testing.assert_array_equal(in_bucket.encode(x)[0], trained.encode(x)[0])
+
+
+def test_config_json_of_an_older_version_loads(trained, one_epoch_workdir,
+                                               tmp_path):
+  """A field added to evae_jax after the run was trained takes its default."""
+  import json  # pylint: disable=g-import-not-at-top
+  import shutil  # pylint: disable=g-import-not-at-top
+  copy = str(tmp_path / 'old')
+  shutil.copytree(one_epoch_workdir, copy)
+  with open(f'{copy}/config.json') as f:
+    saved = json.load(f)
+  del saved['eval']['iw_chunk'], saved['train']['assignment_samples']
+  with open(f'{copy}/config.json', 'w') as f:
+    json.dump(saved, f)
+  old = evae_jax.load(copy)
+  assert old.config.eval.iw_chunk == 100  # evae_jax/defaults.py
+  assert old.config.train.kl_weights == ()
+  jax.tree_util.tree_map(np.testing.assert_array_equal, old.params,
+                         trained.params)
