@@ -121,10 +121,32 @@ def dataset_bounds(enc: Encodings) -> Dict[str, jax.Array]:
           'log_lik': pick(enc.terms.log_lik), 'kl': pick(enc.terms.kl)}
 
 
-def mean_bounds(params, model, x, rng, batch_size=100) -> Dict[str, float]:
-  """Dataset means, in nats, of `dataset_bounds`."""
+@functools.partial(jax.jit, static_argnums=(1, 4))
+def _mean_bounds(params, model, x, rng, batch_size):
   bounds = dataset_bounds(encode_dataset(params, model, x, rng, batch_size))
-  return {k: float(jnp.mean(v)) for k, v in bounds.items()}
+  return {k: jnp.mean(v) for k, v in bounds.items()}
+
+
+def mean_bounds(params, model, x, rng, batch_size=100) -> Dict[str, float]:
+  """Dataset means, in nats, of `dataset_bounds`: 'bound', 'logsumexp_bound',
+  'log_lik' and 'kl'.
+
+  One compiled program from the inputs to the four means, fetched at once
+  (training's per-epoch validation calls it; op by op it cost a third of an
+  epoch's time on a CPU).
+
+  Args:
+    params: model parameters.
+    model: the `evae_jax.models.Model`.
+    x: (n, N) inputs.
+    rng: key for the single-sample ELBO noise.
+    batch_size: examples per batch.
+
+  Returns:
+    dict of floats.
+  """
+  means = jax.device_get(_mean_bounds(params, model, x, rng, batch_size))
+  return {k: float(v) for k, v in means.items()}
 
 
 @functools.partial(jax.jit, static_argnums=(1, 4, 5))
