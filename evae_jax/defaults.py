@@ -16,8 +16,10 @@ def get_config():
   config.seed = 0
 
   config.data = ml_collections.ConfigDict()
-  config.data.name = 'digits'  # digits | idx | tfd | mnist | fashion_mnist | binarized_mnist
-  config.data.path = ''  # IDX directory (name=idx) or TFD_48x48.mat (name=tfd)
+  config.data.name = 'digits'  # digits | idx | npz | tfd | mnist |
+  #   fashion_mnist | binarized_mnist
+  config.data.path = ''  # IDX directory (name=idx), your .npz with train /
+  #   test (/ valid) image arrays (name=npz) or TFD_48x48.mat (name=tfd)
   config.data.data_dir = ''  # tfds data_dir; '' = tfds default
   config.data.binarization = 'dynamic'  # none | dynamic | fixed
   config.data.num_valid = 200  # carved out of the training split

@@ -9,11 +9,12 @@ import os
 
 from tests.conftest import ROOT
 
-ORDER = ('errors', 'files', 'seeds', 'epitomes', 'likelihoods', 'elbo', 'optimizers',
+ORDER = ('errors', 'files', 'seeds', 'epitomes', 'likelihoods', 'objectives',
+         'elbo', 'marginal', 'optimizers',
          'schedules', 'models', 'input_pipeline', 'defaults', 'configuration',
          'sharding', 'checkpoints', 'state', 'steps', 'evaluate', 'sampling',
          'visualize', 'figures', 'metric_writers', 'workdirs', 'train',
-         'report', 'main')
+         'report', 'api', 'main')
 
 
 def _imports(path):
