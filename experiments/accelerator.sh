@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything this project measures on a lent accelerator, as one command with
-# a fixed wall-clock budget (a lease is short; see experiments/README.md, "On
-# an accelerator"). Usage:
+# a fixed wall-clock budget (accelerator time is short; see
+# experiments/README.md, "On an accelerator"). Usage:
 #   bash experiments/accelerator.sh MNIST_DIR ROOT [TRAIN_SECONDS]
 # 1. A one-epoch smoke run of configs/test.py (stops here if it fails).
 # 2. Side by side on the one accelerator, until TRAIN_SECONDS have passed:
@@ -10,7 +10,7 @@
 #      checkpoint at the end of its current epoch and exit (status 75); the
 #      schedule is the full one, so the model is the full-budget run's model
 #      at that epoch.
-#    - the IWAE pair at D = 200 (issue 10; stages 1-4, as at D = 50), then
+#    - the IWAE pair at D = 200 (stages 1-4, as at D = 50), then
 #      Table 4's first column (10 epochs), through experiments.run_sweep
 #      (several workers share the GPU).
 # 3. The two Table 2 models evaluated at their last checkpoint: IW (k = 5000)

@@ -1,4 +1,4 @@
-"""How noisy is Algorithm 1's per-epoch assignment? (issue 14, item 4)
+"""How noisy is Algorithm 1's per-epoch assignment?
 
 At fixed parameters, two independent assignment passes over the training
 set should agree: every example whose epitome differs between them changes

@@ -1,5 +1,6 @@
 """The reported eVAE bounds are lower bounds: selection and scoring use
-independent noise (issue: bounds biased upward).
+independent noise (a max over the reported noisy estimates would be biased
+upward).
 
 On a linear-Gaussian model whose ELBO_y and log p(x | y) are known in closed
 form, the mean over many noise draws of each reported bound must match the

@@ -1,5 +1,5 @@
 """Every point of every sweep in configs/sweeps/ trains, evaluates and
-samples, at a tiny size (issue: mVAE crashed when K does not divide D, and
+samples, at a tiny size (the mVAE once crashed when K did not divide D, and
 the sweep recorded those points as failed)."""
 
 import glob

@@ -1,4 +1,4 @@
-"""Algorithm 1 against per-step selection (issue 14, item 4), on the §5.2 /
+"""Algorithm 1 against per-step selection, on the §5.2 /
 Fig. 3 eVAE (MNIST, L = 2, H = 500, D = 50, K = 5: E = 10 epitomes).
 
 - ``assignment=step``: y* chosen in every step on an independent noise
