@@ -6,10 +6,28 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from tensorboardX import record_writer
-from tensorboardX import SummaryWriter
-
 from evae_jax import files
+
+
+def _import_tensorboardx():
+  """tensorboardX without PyTorch: where torch is installed, tensorboardX
+  imports it at start-up (1.7 s on a 2-core CPU) only to accept torch
+  tensors, which nothing here passes; a process that already has torch
+  keeps it."""
+  import sys  # pylint: disable=g-import-not-at-top
+  hide = 'torch' not in sys.modules
+  if hide:
+    sys.modules['torch'] = None  # makes `import torch` raise ImportError
+  try:
+    import tensorboardX  # pylint: disable=g-import-not-at-top
+    from tensorboardX import record_writer  # pylint: disable=g-import-not-at-top
+  finally:
+    if hide:
+      del sys.modules['torch']
+  return tensorboardX.SummaryWriter, record_writer
+
+
+SummaryWriter, record_writer = _import_tensorboardx()
 
 METRICS_FILE = 'metrics.jsonl'
 

@@ -140,3 +140,20 @@ def test_validation_bound_improves(tmp_path):
   train.train_and_evaluate(config, str(tmp_path))
   bounds = [r['valid_bound'] for r in metric_writers.read_metrics(str(tmp_path))]
   assert bounds[-1] > bounds[0] + 1.0
+
+
+def test_metric_writers_do_not_import_torch(tmp_path):
+  """tensorboardX imports PyTorch wherever it is installed (seconds of
+  start-up for nothing here): a stand-in torch package must stay unloaded."""
+  import subprocess
+  import sys
+  fake = tmp_path / 'torch'
+  fake.mkdir()
+  (fake / '__init__.py').write_text('LOADED = True\n')
+  code = ('import sys, evae_jax.metric_writers as m; '
+          'assert "torch" not in sys.modules, "torch was imported"; '
+          'm.SummaryWriter(sys.argv[1]).close()')
+  run = subprocess.run([sys.executable, '-c', code, str(tmp_path / 'tb')],
+                       env={**os.environ, 'PYTHONPATH': str(tmp_path)},
+                       capture_output=True, text=True, timeout=120)
+  assert run.returncode == 0, run.stderr[-2000:]
