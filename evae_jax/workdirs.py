@@ -13,6 +13,7 @@ import ml_collections
 
 from evae_jax import checkpoints
 from evae_jax import configuration
+from evae_jax import defaults
 from evae_jax import errors
 from evae_jax import files
 from evae_jax import sharding
@@ -48,16 +49,25 @@ def _resumable(key: str) -> bool:
              for r in RESUMABLE_CHANGES)
 
 
+def _saved_fields(saved: Dict[str, Any]) -> Dict[str, Any]:
+  """The flattened saved config, with the default of every field added
+  after it was saved (a new field's default keeps the old behaviour, so a
+  run of an earlier version resumes and evaluates as it was)."""
+  return {**configuration.flatten(
+      configuration.config_as_dict(defaults.get_config())),
+          **configuration.flatten(saved)}
+
+
 def config_changes(saved: Dict[str, Any], requested: Dict[str, Any]):
   """The flattened fields that differ, except those in RESUMABLE_CHANGES."""
-  a, b = configuration.flatten(saved), configuration.flatten(requested)
+  a, b = _saved_fields(saved), configuration.flatten(requested)
   return sorted(k for k in set(a) | set(b)
                 if a.get(k) != b.get(k) and not _resumable(k))
 
 
 def resumable_changes(saved: Dict[str, Any], requested: Dict[str, Any]):
   """'field: old -> new' for each field of RESUMABLE_CHANGES that differs."""
-  a, b = configuration.flatten(saved), configuration.flatten(requested)
+  a, b = _saved_fields(saved), configuration.flatten(requested)
   return [f'{k}: {a.get(k)!r} -> {b.get(k)!r}' for k in sorted(set(a) | set(b))
           if a.get(k) != b.get(k) and _resumable(k)]
 
@@ -205,7 +215,7 @@ def check_evaluation_config(config: ml_collections.ConfigDict,
     logging.warning('%s has no %s: cannot check that --config describes the '
                     'trained model.', workdir, CONFIG_FILE)
     return
-  flat_saved = configuration.flatten(saved)
+  flat_saved = _saved_fields(saved)
   flat = configuration.flatten(configuration.config_as_dict(config))
   changed = sorted(k for k in set(flat) | set(flat_saved)
                    if any(k.startswith(p) for p in EVALUATION_PINNED)

@@ -151,3 +151,24 @@ def test_a_kill_in_the_middle_of_an_overwrite_loses_and_mixes_nothing(
   assert _tree_digest(os.path.join(workdir, previous[0])) == before
   assert set(os.listdir(workdir)) - {workdirs.LOCK_FILE} == {
       workdirs.CONFIG_FILE, previous[0]}
+
+
+def test_a_config_saved_before_a_field_existed_resumes_and_evaluates(tmp_path):
+  """A workdir of an earlier version has no entry for a field added since
+  (the remedies' train.free_bits, ...): its default is what it ran with,
+  so training resumes and evaluation accepts it; a real change still not."""
+  workdir = str(tmp_path / 'run')
+  config = test_config.get_config()
+  workdirs.prepare(config, workdir)
+  path = os.path.join(workdir, workdirs.CONFIG_FILE)
+  saved = json.load(open(path))
+  for field in ('free_bits', 'free_bits_group', 'kl_warmup_steps',
+                'kl_warmup_start'):
+    del saved['train'][field]
+  json.dump(saved, open(path, 'w'))
+  workdirs.prepare(test_config.get_config(), workdir)   # no ConfigError
+  workdirs.check_evaluation_config(test_config.get_config(), workdir)
+  changed = test_config.get_config()
+  changed.train.free_bits = 0.5
+  with pytest.raises(configuration.ConfigError, match='free_bits'):
+    workdirs.prepare(changed, workdir)
