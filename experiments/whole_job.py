@@ -11,7 +11,8 @@ per-step y* (configs/mnist.py, ``train.assignment=step``, MNIST IDX files,
 ``experiments/torch_job.py``, the same job in plain PyTorch eager. Prints
 each side's median wall time and their ratio, and writes every time to
 ``--out`` (a temporary file by default: nothing tracked is overwritten).
-Takes about epochs x pairs x 30 s on a 2-core CPU.
+Takes about epochs x (pairs + 1) x 30 s on a 2-core CPU (one untimed round
+first fills the compilation cache, ``--nowarmup`` to skip it).
 
 Where evae_jax's time goes: run the same command under a profiler, e.g.
 ``python -m pyinstrument -m evae_jax.main ...`` (the command is printed).
@@ -80,8 +81,11 @@ def main(argv):
   jobs = {'evae_jax': lambda w: evae_jax_command(f.data, f.epochs, w),
           'pytorch': lambda w: torch_command(f.data, f.epochs, w)}
   print('evae_jax:', ' '.join(evae_jax_command(f.data, f.epochs, 'WORKDIR')))
+  if f.warmup:  # fills evae_jax's compilation cache, as any earlier run has
+    alternate(jobs, 1, timed)
   times = alternate(jobs, f.pairs, timed)
-  result = {'epochs': f.epochs, 'pairs': f.pairs, 'times_s': times,
+  result = {'epochs': f.epochs, 'pairs': f.pairs, 'warmup': f.warmup,
+            'times_s': times,
             **summary(times)}
   out = f.out or os.path.join(tempfile.gettempdir(), 'whole_job.json')
   with open(out, 'w') as fh:
@@ -95,5 +99,9 @@ if __name__ == '__main__':
   flags.DEFINE_integer('epochs', 10, 'Training epochs of each job.')
   flags.DEFINE_integer('pairs', 3, 'Rounds of one run of each.')
   flags.DEFINE_string('out', '', 'JSON of every time (default: a temp file).')
+  flags.DEFINE_bool('warmup', True, 'One untimed round first: evae_jax then '
+                    'runs with its compilation cache filled, as a rerun, a '
+                    'resume or a sweep\'s next point does (--nowarmup: the '
+                    'first run on a machine, cache empty or as it is).')
   flags.mark_flags_as_required(['data'])
   app.run(main)
