@@ -274,7 +274,8 @@ def _fake_run(root, name, kind, latent_dim, seed, iw, stride=25,
                            'stride': stride},
          'iw_log_likelihood': {'marginal': {'mean': float(np.mean(iw))},
                                'assigned_epitome': {'mean': -1.0}},
-         'active_units': {'count': 20 + seed, 'threshold': 0.02},
+         'active_units': {'count': 20 + seed, 'threshold': 0.02,
+                          'count_at_0.01': 30 + seed},
          'bound': {'mean': float(np.mean(iw)) - 8},
          'parzen': {'mean': 200.0 + seed}}
   run['config']['train'].update(extra_train or {})
@@ -328,6 +329,7 @@ def test_remedies_table_names_each_method_and_pairs_it_with_the_vae(tmp_path):
   diffs = [np.mean(warm[s] - vae[s]) for s in range(2)]
   assert f'{np.mean(diffs):+.2f} ± ' in rows['KL warm-up (100 steps)']
   assert '(the baseline)' in rows['VAE']
+  assert '20.5 ± 0.5 / 30.5 ± 0.5' in rows['VAE']   # both thresholds
 
 
 def test_workers_share_the_accelerators_they_have():
