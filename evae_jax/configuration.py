@@ -182,17 +182,28 @@ def check_memory(config: ml_collections.ConfigDict, num_pixels: int) -> None:
   count = models.param_count(num_pixels, m.latent_dim, m.hidden_dim,
                              m.num_layers, m.likelihood)
   team = config.train.num_seeds * max(1, len(config.train.kl_weights))
-  needed = 4 * 4 * count * team  # params, gradients, two Adam moments; f32
+  state = 4 * 4 * count * team  # params, gradients, two Adam moments; f32
+  # The (E, D) masks, and the selection pass's latents: every epitome of
+  # every example of a minibatch, (E, B, D), f32.
+  latent_dim, size, stride = epitome_shape(m)
+  count_e = (1 if m.kind == 'vae' else
+             epitomes.num_epitomes(latent_dim, size, stride))
+  working = 4 * count_e * latent_dim * (1 + config.train.batch_size) * team
+  needed = state + working
   try:
     available = os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
   except (ValueError, OSError):
     return
   if needed > available:
     raise ConfigError(
-        f'The model has {count:,} parameters per model ({team} model(s)): its '
-        f'parameters and optimizer state need {needed / 2 ** 30:,.1f} GiB, more '
-        f'than this machine\'s {available / 2 ** 30:,.1f} GiB. Lower '
-        'model.hidden_dim, model.num_layers or model.latent_dim.')
+        f'The model has {count:,} parameters per model ({team} model(s)) and '
+        f'{count_e:,} epitomes of {latent_dim:,} latent units: its parameters '
+        f'and optimizer state need {state / 2 ** 30:,.1f} GiB, its epitome '
+        f'masks and the latents of one minibatch over all epitomes '
+        f'{working / 2 ** 30:,.1f} GiB, more than this machine\'s '
+        f'{available / 2 ** 30:,.1f} GiB. Lower model.latent_dim or raise '
+        'model.epitome_size / model.stride (fewer epitomes), or lower '
+        'model.hidden_dim, model.num_layers or train.batch_size.')
 
 
 def flatten(d: Dict[str, Any], prefix: str = '') -> Dict[str, Any]:

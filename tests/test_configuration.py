@@ -49,3 +49,18 @@ def test_free_bits_group_must_divide_the_mvae_units():
     configuration.validate(config)
   config.train.free_bits_group = 3
   configuration.validate(config)
+
+
+def test_the_memory_check_counts_the_epitomes_not_only_the_parameters():
+  """latent_dim=100000 with K = 4 has 25,000 epitomes: its masks and one
+  minibatch's latents over all of them cannot fit, though its parameters
+  (a few hundred MB of state) would; refused in one paragraph."""
+  import pytest
+  from configs import default
+  from evae_jax import configuration
+  config = default.get_config()
+  config.model.latent_dim = 100000
+  with pytest.raises(configuration.ConfigError, match='25,000 epitomes'):
+    configuration.check_memory(config, 64)
+  config.model.kind = 'vae'   # one epitome: the same parameters fit
+  configuration.check_memory(config, 64)
