@@ -18,6 +18,8 @@ Paths are plain strings in and out. Remote paths need a filesystem for their
 scheme: ``gcsfs`` for ``gs://`` (``pip install 'evae_jax[gcs]'``) or TensorFlow.
 """
 
+import contextlib
+import errno
 import importlib.util
 import io
 import os
@@ -157,11 +159,21 @@ def write_bytes(path: str, data: bytes) -> None:
     _path(path).write_bytes(data)
     return
   tmp = path + TMP_SUFFIX
-  with open(tmp, 'wb') as f:
-    f.write(data)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
+  try:
+    with open(tmp, 'wb') as f:
+      f.write(data)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except OSError as e:
+    with contextlib.suppress(OSError):
+      os.remove(tmp)  # no partial file left behind
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+      raise errors.WorkdirError(
+          f'No space left to write {path} ({e.strerror}). Free disk space '
+          'and rerun the same command; the files already there were not '
+          'changed.') from e
+    raise
 
 
 def write_text(path: str, text: str) -> None:

@@ -96,3 +96,43 @@ def test_a_bucket_without_its_filesystem_package_names_the_install(monkeypatch):
 def test_an_unsupported_scheme_is_refused():
   with pytest.raises(errors.WorkdirError, match='ftp://'):
     files.makedirs('ftp://host/run')
+
+
+def test_a_full_disk_is_one_clear_error_and_leaves_no_partial_file(
+    tmp_path, monkeypatch):
+  import errno
+  path = str(tmp_path / 'eval.json')
+  files.write_text(path, 'before')
+  def full(fd):
+    raise OSError(errno.ENOSPC, 'No space left on device')
+  monkeypatch.setattr(os, 'fsync', full)
+  with pytest.raises(errors.WorkdirError, match='No space left'):
+    files.write_text(path, 'after')
+  assert open(path).read() == 'before'
+  assert os.listdir(tmp_path) == ['eval.json']   # no .tmp left behind
+
+
+def test_evaluate_on_a_full_disk_exits_2_in_one_paragraph(tmp_path):
+  """--mode=evaluate whose writes hit a full disk (os.fsync raising ENOSPC,
+  as a filled file system does): status 2, one paragraph, no .tmp."""
+  import subprocess
+  import sys
+  from tests.conftest import ROOT, cli
+  workdir = tmp_path / 'run'
+  assert cli(str(workdir), '--config.train.num_epochs=1').returncode == 0
+  shim = tmp_path / 'shim'
+  shim.mkdir()
+  (shim / 'sitecustomize.py').write_text(
+      'import errno, os\n'
+      'def _full(fd):\n'
+      '  raise OSError(errno.ENOSPC, "No space left on device")\n'
+      'os.fsync = _full\n')
+  run = subprocess.run(
+      [sys.executable, '-m', 'evae_jax.main', '--config=configs/test.py',
+       f'--workdir={workdir}', '--config.train.num_epochs=1',
+       '--mode=evaluate'], cwd=ROOT, capture_output=True, text=True,
+      timeout=600, env={**os.environ, 'PYTHONPATH': str(shim)})
+  assert run.returncode == 2, run.stderr[-2000:]
+  assert 'No space left' in run.stderr and 'Traceback' not in run.stderr
+  leftovers = [n for n in os.listdir(workdir) if n.endswith('.tmp')]
+  assert not leftovers
