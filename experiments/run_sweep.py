@@ -39,8 +39,12 @@ def main(argv):
   del argv
   extra = [f'--config.{item}' for item in FLAGS.set]
   where = dict(item.split('=', 1) for item in FLAGS.where)
-  points = sweeps.run_sweep(FLAGS.sweep, FLAGS.root, extra, FLAGS.workers,
-                            FLAGS.devices, where, FLAGS.seeds, FLAGS.keep)
+  try:
+    points = sweeps.run_sweep(FLAGS.sweep, FLAGS.root, extra, FLAGS.workers,
+                              FLAGS.devices, where, FLAGS.seeds, FLAGS.keep)
+  except ValueError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
   failed = [n for n, r in points.items() if r['status'] == 'failed']
   interrupted = [n for n, r in points.items() if r['status'] == 'interrupted']
   if sweeps.stopped_by():

@@ -91,9 +91,12 @@ def keep_results(workdir: str, dest: str) -> None:
            if n in KEPT_FILES or n.endswith('.png')]
   for name in sorted(names):
     shutil.copy2(os.path.join(workdir, name), os.path.join(tmp, name))
+  old = dest + '.old'
+  shutil.rmtree(old, ignore_errors=True)
   if os.path.exists(dest):
-    shutil.rmtree(dest)
+    os.replace(dest, old)  # a kill from here on leaves dest or dest.old
   os.replace(tmp, dest)
+  shutil.rmtree(old, ignore_errors=True)
 
 
 def is_kept(keep: str, name: str, budget: Dict = None) -> bool:
@@ -334,6 +337,14 @@ def run_sweep(sweep_path: str, root: str, extra: Sequence[str] = (),
   module = _load_sweep(sweep_path)
   base_config = module.get_config()
   points = with_seeds(select(list(module.sweep()), where or {}), seeds)
+  overridden = {key for point in points for key in point}
+  clash = [flag for flag in extra
+           if flag.split('=', 1)[0][len('--config.'):] in overridden]
+  if clash:
+    # A flag after a point's own override wins: with --seeds every "seed"
+    # would train the same seed, and the between-seed error would be 0.
+    raise ValueError(f'{", ".join(clash)} would override what the points '
+                     'set themselves (their grid, or --seeds): drop it.')
   detected_kind, detected = detect_devices()
   kind = detected_kind if devices == 'auto' else devices
   count = detected if kind == detected_kind else (workers or 1)
@@ -350,6 +361,14 @@ def run_sweep(sweep_path: str, root: str, extra: Sequence[str] = (),
     if is_kept(keep, name, budget):
       status.set(name, {**status.points.get(name, {}), 'status': 'done',
                         'kept': True})
+      return
+    kept_elsewhere = keep and os.path.exists(os.path.join(keep, name,
+                                                           'eval.json'))
+    if kept_elsewhere:
+      # Kept at another budget: never replaced by a rerun at this one.
+      status.set(name, {'status': 'failed', 'error': (
+          f'{os.path.join(keep, name)} holds this point at another budget; '
+          'move it away or pass another --keep to run this budget.')})
       return
     if finished_at(os.path.join(root, name), budget):
       if keep:

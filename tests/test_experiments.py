@@ -402,3 +402,54 @@ def test_mnist_script_without_arguments_prints_its_usage():
                        capture_output=True, text=True, timeout=60)
   assert run.returncode == 2
   assert run.stderr.startswith('usage: bash experiments/mnist.sh EXPERIMENT')
+
+
+def test_a_flag_that_overrides_the_points_own_settings_is_refused(tmp_path):
+  """--seeds with --set=seed=5 would train one seed under three names."""
+  sweep = tmp_path / 'tiny_sweep.py'
+  sweep.write_text(
+      'from configs import test\n'
+      'def get_config():\n  return test.get_config()\n'
+      'def sweep():\n  return [{"model.kind": "vae"}]\n')
+  run = subprocess.run(
+      [sys.executable, '-m', 'experiments.run_sweep', f'--sweep={sweep}',
+       f'--root={tmp_path / "root"}', '--seeds=2', '--set=seed=5'],
+      cwd=ROOT, capture_output=True, text=True, timeout=120)
+  assert run.returncode == 2 and '--config.seed=5' in run.stderr
+  assert not os.path.exists(tmp_path / 'root' / 'kind=vae,seed=0')
+
+
+def test_kept_results_of_another_budget_are_never_replaced(tmp_path):
+  sweep = tmp_path / 'tiny_sweep.py'
+  sweep.write_text(
+      'from configs import test\n'
+      'def get_config():\n  return test.get_config()\n'
+      'def sweep():\n  return [{"model.kind": "vae"}]\n')
+  kept = tmp_path / 'kept' / 'kind=vae'
+  kept.mkdir(parents=True)
+  committed = json.dumps({'config': {'train': {
+      'num_epochs': 40, 'schedule': 'constant', 'burda_stages': 8}},
+                          'checkpoint_epochs': 40})
+  (kept / 'eval.json').write_text(committed)
+  statuses = sweeps.run_sweep(str(sweep), str(tmp_path / 'root'),
+                              ['--config.train.num_epochs=1'],
+                              keep=str(tmp_path / 'kept'))
+  assert statuses['kind=vae']['status'] == 'failed'
+  assert 'another budget' in statuses['kind=vae']['error']
+  assert (kept / 'eval.json').read_text() == committed
+  assert not os.path.exists(tmp_path / 'root' / 'kind=vae')
+
+
+def test_keeping_results_again_replaces_the_folder_whole(tmp_path):
+  work = tmp_path / 'work'
+  work.mkdir()
+  (work / 'eval.json').write_text('new')
+  (work / 'checkpoints').mkdir()
+  dest = tmp_path / 'kept' / 'p'
+  dest.mkdir(parents=True)
+  (dest / 'eval.json').write_text('old')
+  (dest / 'stale.png').write_text('x')
+  sweeps.keep_results(str(work), str(dest))
+  assert sorted(os.listdir(dest)) == ['eval.json']
+  assert (dest / 'eval.json').read_text() == 'new'
+  assert sorted(os.listdir(tmp_path / 'kept')) == ['p']
