@@ -67,28 +67,42 @@ def split_seed(name: str) -> Tuple[str, Optional[int]]:
   return rest.replace(',,', ','), int(match.group(2))
 
 
-def seed_statistics(per_seed: Sequence[Dict[str, float]]) -> Dict:
+def seed_statistics(per_seed: Sequence[Dict[str, float]],
+                    image_differences: Optional[Sequence[np.ndarray]] = None
+                    ) -> Dict:
   """Seed-level summary of one paired difference measured on several seeds.
 
   Args:
     per_seed: for each training seed, `paired_difference`'s dict (``mean``
       of other - base over the test images, its per-image ``stderr``, ``n``).
+    image_differences: optional, for each seed the per-image differences
+      other - base, (n,), on the same images in the same order.
 
   Returns:
     ``seeds``: the per-seed means; ``num_seeds`` S; ``mean``: their mean;
     ``seed_stderr``: std(per-seed means, ddof 1) / sqrt(S), the between-seed
-    standard error (NaN for S = 1); ``image_stderr``: the per-image standard
-    error of ``mean``, sqrt(sum_s stderr_s^2) / S (the seeds' test-image
-    noise, which ``seed_stderr`` also contains).
+    standard error (NaN for S = 1); ``image_stderr``: the test-image noise
+    of ``mean``. Every seed is scored on the same images, so their image
+    errors are correlated and do not average out over seeds, nor show in
+    ``seed_stderr``: with ``image_differences`` it is std_i(mean_s d_s(x_i),
+    ddof 1) / sqrt(n); without, the mean of the per-seed errors (their value
+    when fully correlated, an upper bound).
   """
   means = np.array([d['mean'] for d in per_seed], np.float64)
   errors = np.array([d['stderr'] for d in per_seed], np.float64)
   count = len(means)
   seed_stderr = (float(means.std(ddof=1) / math.sqrt(count)) if count > 1
                  else float('nan'))
+  if image_differences is not None:
+    n = min(len(d) for d in image_differences)
+    average = np.mean([np.asarray(d[:n], np.float64)
+                       for d in image_differences], axis=0)
+    image_stderr = float(average.std(ddof=1) / math.sqrt(n))
+  else:
+    image_stderr = float(errors.mean())
   return {'seeds': [float(m) for m in means], 'num_seeds': count,
           'mean': float(means.mean()), 'seed_stderr': seed_stderr,
-          'image_stderr': float(math.sqrt((errors ** 2).sum()) / count)}
+          'image_stderr': image_stderr}
 
 
 def verdict(stats: Dict, expected_sign: int = 0) -> str:
@@ -148,19 +162,44 @@ def pairs(root: str, base: str, other: str, other_root: Optional[str] = None,
   return out
 
 
+def differences(base_dir: str, other_dir: str, key: str) -> np.ndarray:
+  """other - base of ``key`` per example, over the common prefix, (n,)."""
+  a, b = load(base_dir)[key], load(other_dir)[key]
+  n = min(len(a), len(b))
+  return np.asarray(b[:n], np.float64) - np.asarray(a[:n], np.float64)
+
+
 def seed_pairs(found: Sequence[Tuple[str, str, Dict[str, Dict]]],
-               keys=KEYS) -> Dict[str, Dict[str, Dict]]:
+               keys=KEYS, root: Optional[str] = None
+               ) -> Dict[str, Dict[str, Dict]]:
   """Groups `pairs`' output by the base name without its seed and gives
-  `seed_statistics` of every quantity: {group: {key: stats}}."""
-  groups: Dict[str, Dict[str, List[Dict]]] = {}
-  for name, _, diffs in found:
+  `seed_statistics` of every quantity.
+
+  Args:
+    found: `pairs`' output.
+    keys: the per-example quantities.
+    root: where the base workdirs are (`pairs`' ``root``): given, the
+      per-image differences are read for the image error of the mean.
+
+  Returns:
+    {group: {key: `seed_statistics`}}.
+  """
+  groups: Dict[str, Dict[str, List]] = {}
+  for name, other_dir, diffs in found:
     group, _ = split_seed(name)
     for key in keys:
       if key in diffs:
-        groups.setdefault(group, {}).setdefault(key, []).append(diffs[key])
-  return {group: {key: seed_statistics(values)
-                  for key, values in by_key.items()}
-          for group, by_key in groups.items()}
+        values = (diffs[key], differences(os.path.join(root, name), other_dir,
+                                          key) if root else None)
+        groups.setdefault(group, {}).setdefault(key, []).append(values)
+  out = {}
+  for group, by_key in groups.items():
+    out[group] = {}
+    for key, values in by_key.items():
+      images = [v[1] for v in values]
+      out[group][key] = seed_statistics(
+          [v[0] for v in values], None if root is None else images)
+  return out
 
 
 def format_seed_cell(stats: Dict, expected_sign: int = 0) -> str:
@@ -187,11 +226,11 @@ def main(argv):
              f'({diffs[k]["n"]})' if k in diffs else '' for k in keys]
     print(f'| {name} | ' + ' | '.join(cells) + ' |')
   print('\nOver training seeds: mean ± between-seed SE (the seeds\' '
-        'differences; the per-image SE of the mean); a verdict only where '
-        'mean ± 2 seed-level SE excludes zero.\n')
+        'differences), the test-image SE of the mean beside it; a verdict '
+        'only where mean ± 2 seed-level SE excludes zero.\n')
   print('| pair | quantity | over seeds |')
   print('| --- | --- | --- |')
-  for group, by_key in seed_pairs(found, keys).items():
+  for group, by_key in seed_pairs(found, keys, FLAGS.root).items():
     for key in keys:
       if key in by_key:
         print(f'| {group} | {key} | {format_seed_cell(by_key[key])} |')

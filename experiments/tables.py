@@ -103,8 +103,13 @@ def _paired_over_seeds(base_runs, other_runs, expected_sign=0) -> str:
   """The paired IW difference (other - base) of every seed both have, at
   the seed level (experiments.paired.format_seed_cell)."""
   from experiments import paired  # pylint: disable=g-import-not-at-top
-  by_seed = {_seed(r): r for r in base_runs}
-  diffs = []
+  by_seed = {}
+  for r in base_runs:
+    if _seed(r) in by_seed:
+      raise ValueError(f'two runs of seed {_seed(r)}: {by_seed[_seed(r)]["dir"]}'
+                       f' and {r["dir"]}; a table pairs one run per seed.')
+    by_seed[_seed(r)] = r
+  diffs, images = [], []
   for other in sorted(other_runs, key=_seed):
     base = by_seed.get(_seed(other))
     if base is None:
@@ -112,11 +117,14 @@ def _paired_over_seeds(base_runs, other_runs, expected_sign=0) -> str:
     try:
       diffs.append(paired.compare(base['dir'], other['dir'],
                                   ('iw_marginal',))['iw_marginal'])
+      images.append(paired.differences(base['dir'], other['dir'],
+                                        'iw_marginal'))
     except (OSError, KeyError):
       pass  # evaluated before per-example values were saved
   if not diffs:
     return '–'
-  return paired.format_seed_cell(paired.seed_statistics(diffs), expected_sign)
+  return paired.format_seed_cell(paired.seed_statistics(diffs, images),
+                                 expected_sign)
 
 
 def _units(runs) -> str:

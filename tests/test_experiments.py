@@ -210,8 +210,19 @@ def test_seed_statistics_against_numpy():
   np.testing.assert_allclose(got['mean'], means.mean())
   np.testing.assert_allclose(got['seed_stderr'],
                              np.std(means, ddof=1) / np.sqrt(3))
-  np.testing.assert_allclose(got['image_stderr'],
-                             np.sqrt(0.05**2 + 0.04**2 + 0.06**2) / 3)
+  # Without per-image values: the per-seed errors' mean (fully correlated).
+  np.testing.assert_allclose(got['image_stderr'], 0.05)
+  # With them: the error of the per-image average over seeds. Seeds scored
+  # on the same images share their image noise, which does not average out.
+  rs = np.random.RandomState(5)
+  shared = rs.randn(400)
+  images = [shared + 0.1 * rs.randn(400) for _ in range(3)]
+  shared_noise = paired.seed_statistics(
+      [paired.paired_difference(np.zeros(400), d) for d in images], images)
+  average = np.mean(images, axis=0)
+  np.testing.assert_allclose(shared_noise['image_stderr'],
+                             np.std(average, ddof=1) / np.sqrt(400))
+  assert shared_noise['image_stderr'] > 0.9 / np.sqrt(400)  # not / sqrt(3)
   assert got['num_seeds'] == 3 and got['seeds'] == list(means)
   # 0.13 ± 0.13: the interval holds zero, however small the per-image SE.
   assert paired.verdict(got, +1) == paired.UNRESOLVED
@@ -246,6 +257,12 @@ def test_paired_groups_seeds_and_prints_seed_level_rows(tmp_path):
   np.testing.assert_allclose(stats['iw_marginal']['seeds'], want)
   np.testing.assert_allclose(stats['iw_marginal']['seed_stderr'],
                              np.std(want, ddof=1) / np.sqrt(3))
+  (_, with_images), = paired.seed_pairs(found, ('iw_marginal',),
+                                        str(tmp_path)).items()
+  average = np.mean([values['evae', s] - values['vae', s] for s in range(3)],
+                    axis=0)
+  np.testing.assert_allclose(with_images['iw_marginal']['image_stderr'],
+                             np.std(average, ddof=1) / np.sqrt(40))
   run = subprocess.run(
       [sys.executable, '-m', 'experiments.paired', f'--root={tmp_path}',
        '--base=kind=vae', '--other=kind=evae', '--keys=iw_marginal'],
