@@ -138,8 +138,10 @@ def activity_figure(runs: Sequence[Dict], path: str) -> bool:
       handles = [h for a in (ax, twin) for h in a.get_legend_handles_labels()[0]]
       labels = [l for a in (ax, twin) for l in a.get_legend_handles_labels()[1]]
       ax.legend(handles, labels, loc='upper right', fontsize=8)
+  train = chosen[0][1]['config']['train']
   fig.suptitle('Fig. 1 / 3 on MNIST: unit activity and KL, D = 50 '
-               '(L = 2, H = 500, 10 epochs, seed 0)', fontsize=11)
+               f'(L = 2, H = 500, {train.get("num_epochs", "?")} epochs, '
+               f'lowest seed kept)', fontsize=11)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
@@ -201,8 +203,9 @@ def parzen_vs_size_figure(runs: Sequence[Dict], path: str) -> bool:
         continue
       sizes = sorted(cells)
       means = [np.mean(cells[k]) for k in sizes]
+      # No bar for a single seed: its spread is unknown, not zero.
       errors = [np.std(cells[k], ddof=1) / np.sqrt(len(cells[k]))
-                if len(cells[k]) > 1 else 0.0 for k in sizes]
+                if len(cells[k]) > 1 else np.nan for k in sizes]
       ax.errorbar(sizes, means, yerr=errors, fmt=style, capsize=3,
                   ms=9 if kind == 'vae' else 5, label=kind)
     ax.set_title(f'D = {d}', fontsize=10)
@@ -211,7 +214,8 @@ def parzen_vs_size_figure(runs: Sequence[Dict], path: str) -> bool:
     ax.set_ylabel('Parzen log-density (nats)')
     ax.legend(fontsize=8)
   fig.suptitle('Fig. 7 on MNIST: epitome size vs. Parzen log-density '
-               '(L = 1, H = 500, 10 epochs)', fontsize=11)
+               '(L = 1, H = 500, 10 epochs; bars: between-seed SE, none for '
+               'one seed)', fontsize=11)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
