@@ -1,5 +1,5 @@
 """Old (same-draw) vs new (independent-draw) reported bounds of one trained
-workdir, beside its importance-weighted log-likelihood (issue 14, item 1).
+workdir, beside its importance-weighted log-likelihood.
 
 Before the fix, y* (and the logsumexp weights) were chosen on the same
 noise draw that was then reported; now one draw chooses and an independent

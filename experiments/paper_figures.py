@@ -210,6 +210,11 @@ def parzen_vs_size_figure(runs: Sequence[Dict], path: str) -> bool:
                   ms=9 if kind == 'vae' else 5, label=kind)
     ax.set_title(f'D = {d}', fontsize=10)
     ax.set_xscale('log', base=2)
+    ticks = sorted({d} | {r['epitome_shape']['epitome_size'] for r in runs
+                          if _model(r)['latent_dim'] == d})
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([str(k) for k in ticks])
+    ax.minorticks_off()
     ax.set_xlabel('epitome size K (log scale; VAE: K = D)')
     ax.set_ylabel('Parzen log-density (nats)')
     ax.legend(fontsize=8)

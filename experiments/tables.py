@@ -210,8 +210,11 @@ def _method(run) -> str:
     parts.append(f'eVAE (K = {shape["epitome_size"]}, s = {shape["stride"]})')
   elif m['kind'] != 'vae' or m['latent_dim'] != 50:
     parts.append(f'{m["kind"].upper()} (D = {m["latent_dim"]})')
-  if t.get('objective', 'point') not in ('point',):
-    parts.append(f'{t["objective"].upper()} (k = {t["num_samples"]})')
+  objective = t.get('objective', 'point')
+  if objective.startswith('iwae'):
+    parts.append(f'{objective.upper()} (k = {t["num_samples"]})')
+  elif objective != 'point':
+    parts.append(f'{objective} objective')
   if t.get('kl_warmup_steps'):
     parts.append(f'KL warm-up ({t["kl_warmup_steps"]:,} steps)')
   if t.get('free_bits'):

@@ -134,7 +134,7 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous(tmp_path):
   assert 'unreadable' in result.stderr and 'falling back' in result.stderr
   assert f'Resumed from the checkpoint at step {STEPS_PER_EPOCH}' in result.stderr
   # The damaged checkpoint was moved aside, not deleted; the log keeps the
-  # records up to the restored step and holds every step once (issue 11).
+  # records up to the restored step and holds every step once.
   assert glob.glob(latest + '.corrupt-*')
   first_epoch = metrics_before.splitlines(keepends=True)[0]
   after = open(os.path.join(workdir, 'metrics.jsonl')).read()

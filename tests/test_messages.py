@@ -1,5 +1,4 @@
-"""One paragraph, the right words, exit 2 (issue 11, "Messages and exit
-codes"; issue 12, item 7): what the command line says when the user got
+"""One paragraph, the right words, exit 2: what the command line says when the user got
 something wrong, and that a NaN stop tells the truth about the checkpoint
 and the learning rate."""
 

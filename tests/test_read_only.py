@@ -1,4 +1,4 @@
-"""Read-only places in a workdir (issue 11): a clear error, exit 2, no hang,
+"""Read-only places in a workdir: a clear error, exit 2, no hang,
 nothing existing modified. Made read-only with chmod, or as root (where
 chmod does not stop writes) with a read-only bind mount."""
 

@@ -1,4 +1,4 @@
-"""Nothing silently wrong (issue 11): evaluation checks the model it loads,
+"""Nothing silently wrong: evaluation checks the model it loads,
 one writer per workdir, damaged checkpoints and files fall back or fail
 with one paragraph, and every step is logged once."""
 
