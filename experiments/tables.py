@@ -89,14 +89,22 @@ def _nll(run, which='marginal') -> float:
   return -run['iw_log_likelihood'][which]['mean']
 
 
+def _mean_and_stderr(values):
+  """(mean, between-seed SE or None for one value) of per-seed values."""
+  values = np.asarray(values, np.float64)
+  if len(values) == 1:
+    return float(values[0]), None
+  return float(values.mean()), float(values.std(ddof=1) /
+                                     math.sqrt(len(values)))
+
+
 def _over_seeds(values) -> str:
   """'**92.31** ± 0.08 (3 seeds)': the mean and between-seed SE; the value
   alone for one seed."""
-  values = np.asarray(values, np.float64)
-  if len(values) == 1:
-    return f'**{values[0]:.2f}**'
-  stderr = values.std(ddof=1) / math.sqrt(len(values))
-  return f'**{values.mean():.2f}** ± {stderr:.2f} ({len(values)} seeds)'
+  mean, stderr = _mean_and_stderr(values)
+  if stderr is None:
+    return f'**{mean:.2f}**'
+  return f'**{mean:.2f}** ± {stderr:.2f} ({len(values)} seeds)'
 
 
 def _paired_over_seeds(base_runs, other_runs, expected_sign=0) -> str:
@@ -225,13 +233,13 @@ def _method(run) -> str:
 
 
 def _mean_cell(values, digits=2) -> str:
-  values = np.asarray([v for v in values if v is not None], np.float64)
-  if not len(values):
+  values = [v for v in values if v is not None]
+  if not values:
     return '–'
-  if len(values) == 1:
-    return f'{values[0]:.{digits}f}'
-  stderr = values.std(ddof=1) / math.sqrt(len(values))
-  return f'{values.mean():.{digits}f} ± {stderr:.{digits}f}'
+  mean, stderr = _mean_and_stderr(values)
+  if stderr is None:
+    return f'{mean:.{digits}f}'
+  return f'{mean:.{digits}f} ± {stderr:.{digits}f}'
 
 
 def _mutual_information(run):
