@@ -82,8 +82,14 @@ KEPT_FILES = ('eval.json', 'eval_examples.npz', 'metrics.jsonl', 'report.md')
 
 
 def keep_results(workdir: str, dest: str) -> None:
-  """Copies a finished point's results into ``dest`` (replacing it whole:
-  written beside it, then renamed)."""
+  """Copies a finished point's results into ``dest``, replacing it whole
+  (written beside it, then renamed); a ``dest`` measured at another number
+  of epochs moves to ``.superseded/<name>,epochs=<E>/`` beside it.
+
+  Args:
+    workdir: the point's workdir (eval.json, eval_examples.npz, PNGs, ...).
+    dest: the kept folder of the point.
+  """
   tmp = dest + '.tmp'
   shutil.rmtree(tmp, ignore_errors=True)
   os.makedirs(tmp)
@@ -96,7 +102,28 @@ def keep_results(workdir: str, dest: str) -> None:
   if os.path.exists(dest):
     os.replace(dest, old)  # a kill from here on leaves dest or dest.old
   os.replace(tmp, dest)
-  shutil.rmtree(old, ignore_errors=True)
+  if os.path.exists(old):
+    epochs = _kept_epochs(old)
+    if epochs != _kept_epochs(dest):
+      # Results of another budget (a rerun with more epochs) are set aside,
+      # not lost: the tables read only the folders without a leading dot.
+      aside = os.path.join(os.path.dirname(dest), SUPERSEDED,
+                           f'{os.path.basename(dest)},epochs={epochs}')
+      shutil.rmtree(aside, ignore_errors=True)
+      os.makedirs(os.path.dirname(aside), exist_ok=True)
+      os.replace(old, aside)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+SUPERSEDED = '.superseded'
+
+
+def _kept_epochs(folder: str):
+  try:
+    with open(os.path.join(folder, 'eval.json')) as f:
+      return json.load(f).get('checkpoint_epochs')
+  except (OSError, ValueError):
+    return None
 
 
 def is_kept(keep: str, name: str, budget: Dict = None) -> bool:
@@ -361,14 +388,6 @@ def run_sweep(sweep_path: str, root: str, extra: Sequence[str] = (),
     if is_kept(keep, name, budget):
       status.set(name, {**status.points.get(name, {}), 'status': 'done',
                         'kept': True})
-      return
-    kept_elsewhere = keep and os.path.exists(os.path.join(keep, name,
-                                                           'eval.json'))
-    if kept_elsewhere:
-      # Kept at another budget: never replaced by a rerun at this one.
-      status.set(name, {'status': 'failed', 'error': (
-          f'{os.path.join(keep, name)} holds this point at another budget; '
-          'move it away or pass another --keep to run this budget.')})
       return
     if finished_at(os.path.join(root, name), budget):
       if keep:

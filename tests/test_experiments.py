@@ -436,25 +436,23 @@ def test_a_flag_that_overrides_the_points_own_settings_is_refused(tmp_path):
   assert not os.path.exists(tmp_path / 'root' / 'kind=vae,seed=0')
 
 
-def test_kept_results_of_another_budget_are_never_replaced(tmp_path):
-  sweep = tmp_path / 'tiny_sweep.py'
-  sweep.write_text(
-      'from configs import test\n'
-      'def get_config():\n  return test.get_config()\n'
-      'def sweep():\n  return [{"model.kind": "vae"}]\n')
-  kept = tmp_path / 'kept' / 'kind=vae'
-  kept.mkdir(parents=True)
-  committed = json.dumps({'config': {'train': {
-      'num_epochs': 40, 'schedule': 'constant', 'burda_stages': 8}},
-                          'checkpoint_epochs': 40})
-  (kept / 'eval.json').write_text(committed)
-  statuses = sweeps.run_sweep(str(sweep), str(tmp_path / 'root'),
-                              ['--config.train.num_epochs=1'],
-                              keep=str(tmp_path / 'kept'))
-  assert statuses['kind=vae']['status'] == 'failed'
-  assert 'another budget' in statuses['kind=vae']['error']
-  assert (kept / 'eval.json').read_text() == committed
-  assert not os.path.exists(tmp_path / 'root' / 'kind=vae')
+def test_kept_results_of_another_budget_are_set_aside_not_lost(tmp_path):
+  """A rerun with more epochs trains on (the runner's rule) and keeps its
+  results; the committed ones of the smaller budget move aside, where the
+  tables do not read them."""
+  work = tmp_path / 'work'
+  work.mkdir()
+  (work / 'eval.json').write_text(json.dumps({'checkpoint_epochs': 40}))
+  dest = tmp_path / 'kept' / 'p'
+  dest.mkdir(parents=True)
+  committed = json.dumps({'checkpoint_epochs': 10})
+  (dest / 'eval.json').write_text(committed)
+  sweeps.keep_results(str(work), str(dest))
+  assert json.loads((dest / 'eval.json').read_text())['checkpoint_epochs'] == 40
+  aside = tmp_path / 'kept' / sweeps.SUPERSEDED / 'p,epochs=10' / 'eval.json'
+  assert aside.read_text() == committed
+  assert tables.load_runs(str(tmp_path / 'kept'))[0]['name'] == 'p'
+  assert len(tables.load_runs(str(tmp_path / 'kept'))) == 1
 
 
 def test_keeping_results_again_replaces_the_folder_whole(tmp_path):
