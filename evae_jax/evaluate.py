@@ -231,18 +231,20 @@ def active_unit_counts(activity: jax.Array,
   return {float(t): int(np.sum(activity > t)) for t in thresholds}
 
 
-def _log_posterior_matrix(z, mu, logvar):
-  """(n, n) sum_d log N(z_id; mu_jd, exp(logvar_jd)), chunked over the rows
-  of z so that memory stays at ~2^24 floats."""
+def _log_mixture_density(z, mu, logvar, log_weights):
+  """(n,) log sum_j w_j N(z_i; mu_j, exp(logvar_j)) (weights in log space,
+  unnormalised), computed over chunks of the rows of z so that memory stays
+  at ~2^24 floats (never the (n, n) matrix)."""
   n, d = mu.shape
   chunk = max(1, min(n, 2 ** 24 // max(1, n * d)))
-  pad = (-n) % chunk
+  pad = (-z.shape[0]) % chunk
   zp = jnp.concatenate([z, jnp.zeros((pad, d), z.dtype)])
 
-  def rows(zc):  # (chunk, D) -> (chunk, n)
-    return jnp.sum(likelihoods.diag_normal_log_prob_elementwise(
+  def rows(zc):  # (chunk, D) -> (chunk,)
+    log_density = jnp.sum(likelihoods.diag_normal_log_prob_elementwise(
         zc[:, None, :], mu[None], logvar[None]), axis=-1)
-  return jax.lax.map(rows, zp.reshape(-1, chunk, d)).reshape(-1, n)[:n]
+    return jax.nn.logsumexp(log_density + log_weights[None, :], axis=-1)
+  return jax.lax.map(rows, zp.reshape(-1, chunk, d)).reshape(-1)[:z.shape[0]]
 
 
 @jax.jit
@@ -252,8 +254,7 @@ def _mutual_information_batch(mu, logvar, eps, weights):
   z = mu + jnp.exp(0.5 * logvar) * eps
   # E_q(z|x_i) log q(z|x_i) = -H(q(z|x_i)), in closed form.
   neg_entropy = -0.5 * jnp.sum(likelihoods.LOG_2PI + 1.0 + logvar, axis=-1)
-  log_density = _log_posterior_matrix(z, mu, logvar)
-  log_qz = (jax.nn.logsumexp(log_density + jnp.log(weights)[None, :], axis=-1)
+  log_qz = (_log_mixture_density(z, mu, logvar, jnp.log(weights))
             - jnp.log(jnp.sum(weights)))
   return jnp.sum(jnp.where(weights > 0, neg_entropy - log_qz, 0.0))
 
@@ -273,7 +274,7 @@ def mutual_information(mu: jax.Array, logvar: jax.Array, rng: jax.Array, *,
   The batch mixture makes the estimate at most log n (He et al. average
   over batches of their test set; ``batch_size=0`` uses every example as one
   batch, the closest to the true aggregate posterior). Cost O(n^2 D) per
-  batch of n.
+  batch of n, in bounded memory.
 
   Args:
     mu, logvar: (n, D) posterior parameters.
