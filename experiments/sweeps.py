@@ -181,7 +181,10 @@ def finished_at(workdir: str, budget: Dict = None) -> bool:
       results = json.load(f)
     train = results['config']['train']
     stored = {key: train.get(key.split('.')[1]) for key in BUDGET_FIELDS}
-    return (stored == budget and
+    # The schedule and the epochs it runs: train.num_epochs means nothing
+    # under 'burda', train.burda_stages nothing under 'constant'.
+    return (stored['train.schedule'] == budget['train.schedule'] and
+            _total_epochs(stored) == _total_epochs(budget) and
             float(results['checkpoint_epochs']) == _total_epochs(budget))
   except (OSError, ValueError, KeyError, TypeError):
     return False  # unreadable or without the fields: measure again

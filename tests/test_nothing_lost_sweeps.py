@@ -101,3 +101,20 @@ def test_stopping_the_runner_stops_its_children_and_records_them(tmp_path,
     pass
   log = open(os.path.join(root, 'kind=vae.log')).read()
   assert 'saved a checkpoint at step' in log  # the child saved first
+
+
+def test_a_setting_the_schedule_ignores_does_not_count_as_another_budget(
+    tmp_path):
+  workdir = tmp_path / 'p'
+  workdir.mkdir()
+  (workdir / 'eval.json').write_text(json.dumps({
+      'config': {'train': {'schedule': 'burda', 'burda_stages': 4,
+                           'num_epochs': 100}},
+      'checkpoint_epochs': 40.0}))
+  burda = {'train.schedule': 'burda', 'train.burda_stages': 4}
+  assert sweeps.finished_at(str(workdir), {**burda, 'train.num_epochs': 200})
+  assert not sweeps.finished_at(str(workdir), {**burda, 'train.num_epochs': 200,
+                                               'train.burda_stages': 5})
+  assert not sweeps.finished_at(str(workdir), {
+      'train.schedule': 'constant', 'train.burda_stages': 4,
+      'train.num_epochs': 40})
