@@ -520,7 +520,22 @@ def _finish(run: _Run):
                                            run.splits, member.config,
                                            member.workdir)
       member.writer.write_images(run.step, grids)  # the run's one event file
+      _print_summary(member, run.step)
   return _result(run.members)
+
+
+def _print_summary(member: '_Member', step: int) -> None:
+  """Where a finished run's results are, and the next command."""
+  w = member.workdir
+  bound = member.valid_metrics.get('valid_bound', float('nan'))
+  print(f'Finished {w} at step {step}: validation bound {bound:.3f} nats. '
+        f'Checkpoints: {files.join(w, "checkpoints")}; metrics: '
+        f'{files.join(w, "metrics.jsonl")} (tensorboard --logdir '
+        f'{files.join(w, "tensorboard")}); figures: '
+        f'{files.join(w, figures.SAMPLES_PNG)}, '
+        f'{files.join(w, figures.RECONSTRUCTIONS_PNG)}. Next: the same '
+        'command with --mode=evaluate (IW log-likelihood, active units, '
+        'Parzen; --config.eval.iw_samples=100 for a quick look).', flush=True)
 
 
 def _result(team: List[_Member]):

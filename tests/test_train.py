@@ -157,3 +157,11 @@ def test_metric_writers_do_not_import_torch(tmp_path):
                        env={**os.environ, 'PYTHONPATH': str(tmp_path)},
                        capture_output=True, text=True, timeout=120)
   assert run.returncode == 0, run.stderr[-2000:]
+
+
+def test_training_ends_with_a_summary_and_the_next_command(tmp_path):
+  from tests.conftest import cli
+  run = cli(str(tmp_path / 'run'), '--config.train.num_epochs=1')
+  assert run.returncode == 0, run.stderr[-2000:]
+  assert 'validation bound' in run.stdout and 'metrics.jsonl' in run.stdout
+  assert '--mode=evaluate' in run.stdout
