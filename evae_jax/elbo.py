@@ -343,8 +343,10 @@ class MixtureLatents(NamedTuple):
     return jnp.transpose(kl, (1, 0, 2)).reshape(kl.shape[1], -1)
 
   def log_weights(self, enc, x, eps, assignments=None):
-    raise NotImplementedError('The mVAE has no importance weights here; the '
-                              'objectives registry does not offer it any.')
+    raise objectives.ObjectiveError(
+        'The mVAE has no importance-weighted objective (iwae, iwae_marginal): '
+        'train it with train.objective=point or logsumexp, or use '
+        'model.kind=evae for the IWAE objectives.')
 
 
 def _mixture_terms(enc, decode_log_prob_all, x, eps, z_scale):
