@@ -468,3 +468,20 @@ def test_keeping_results_again_replaces_the_folder_whole(tmp_path):
   assert sorted(os.listdir(dest)) == ['eval.json']
   assert (dest / 'eval.json').read_text() == 'new'
   assert sorted(os.listdir(tmp_path / 'kept')) == ['p']
+
+
+def test_equal_epochs_pairs_the_epochs_both_runs_logged(tmp_path):
+  from experiments import equal_epochs
+  base, other = tmp_path / 'a.jsonl', tmp_path / 'b.jsonl'
+  base.write_text(''.join(json.dumps({'epoch': e, 'valid_bound': -100.0 + e})
+                          + '\n' for e in (1, 2, 3, 4)))
+  other.write_text(json.dumps({'epoch': 1.0, 'train_bound': 0.0}) + '\n' +
+                   ''.join(json.dumps({'epoch': e, 'valid_bound': -100.5 + e
+                                       + 0.1 * e}) + '\n' for e in (2, 3, 5)))
+  mean, stderr, count = equal_epochs.difference(
+      equal_epochs.valid_bounds(str(base)),
+      equal_epochs.valid_bounds(str(other)), 1, 5)
+  d = np.array([-0.5 + 0.2, -0.5 + 0.3])   # epochs 2 and 3 only
+  assert count == 2
+  np.testing.assert_allclose([mean, stderr],
+                             [d.mean(), d.std(ddof=1) / np.sqrt(2)])
