@@ -25,7 +25,9 @@ KEPT=${KEEP:-experiments/results/mnist}
 S=("$PY" -m experiments.run_sweep --root="$ROOT/$EXP" --set=data.name=idx
    "--set=data.path=$DATA" --set=train.progress_bar=False
    --workers="${WORKERS:-2}" --devices="${DEVICES:-auto}"
-   --seeds="${SEEDS:-3}" "--keep=$KEPT/$EXP" "$@")
+   --seeds="${SEEDS:-3}" "--keep=$KEPT/$EXP")
+EXTRA=("$@")  # after each experiment's own flags, so the caller's --set wins
+sweep() { "${S[@]}" "$@" ${EXTRA[@]+"${EXTRA[@]}"}; }
 # Reduced budget for Fig. 2/3 and Table 4 (the paper trains 200 epochs):
 # 10 epochs, Parzen (10,000 samples, sigma on 1,000 validation images)
 # scored on the first 2,000 test images.
@@ -34,46 +36,46 @@ case "$EXP" in
   table2)  # Burda et al.'s protocol, stages 1-4 (40 epochs); the D = 50 pair
     # is table2_stride's VAE and stride-25 eVAE (the same configs)
     for d in 100 200; do
-      "${S[@]}" --sweep=configs/sweeps/table2.py --set=train.burda_stages=4 \
+      sweep --sweep=configs/sweeps/table2.py --set=train.burda_stages=4 \
         --set=eval.iw_num_examples=2000 --where=model.latent_dim=$d
     done
-    "${S[@]}" --sweep=configs/sweeps/table2_stride.py --set=train.burda_stages=4 \
+    sweep --sweep=configs/sweeps/table2_stride.py --set=train.burda_stages=4 \
       --set=eval.iw_num_examples=2000 --where=model.latent_dim=50 \
       --where=model.stride=25 "--keep=$KEPT/table2_stride"
     "$PY" -m experiments.tables --root="$KEPT/table2,$KEPT/table2_stride" \
       --table=table2 ;;
   table2_stride)  # D = 50: eVAE K = 25 at stride 25 / 5 / 1, VAE D = 50 / 25
-    "${S[@]}" --sweep=configs/sweeps/table2_stride.py --set=train.burda_stages=4 \
+    sweep --sweep=configs/sweeps/table2_stride.py --set=train.burda_stages=4 \
       --set=eval.iw_num_examples=2000
     "$PY" -m experiments.tables --root="$KEPT/$EXP" --table=stride ;;
   remedies)  # KL warm-up, free bits, dropout, IWAE; VAE/eVAE from table2_stride
-    "${S[@]}" --sweep=configs/sweeps/remedies.py --set=train.burda_stages=4 \
+    sweep --sweep=configs/sweeps/remedies.py --set=train.burda_stages=4 \
       --set=eval.iw_num_examples=2000
     "$PY" -m experiments.tables --root="$KEPT/table2_stride,$KEPT/$EXP" \
       --table=remedies ;;
   iwae)    # same budget and protocol, IWAE objectives, k = 5
-    "${S[@]}" --sweep=configs/sweeps/iwae.py --set=train.burda_stages=4 \
+    sweep --sweep=configs/sweeps/iwae.py --set=train.burda_stages=4 \
       --set=eval.iw_num_examples=2000
     "$PY" -m experiments.tables --root="$KEPT/$EXP" --table=iwae ;;
   fig3)
-    "${S[@]}" --sweep=configs/sweeps/fig3.py "${REDUCED[@]}" \
+    sweep --sweep=configs/sweeps/fig3.py "${REDUCED[@]}" \
       --set=eval.iw_samples=1000 --set=eval.iw_num_examples=1000
     "$PY" -m experiments.tables --root="$KEPT/$EXP" --table=summary ;;
   table4)  # first column: L = 1, H = 500
-    "${S[@]}" --sweep=configs/sweeps/table4.py "${REDUCED[@]}" \
+    sweep --sweep=configs/sweeps/table4.py "${REDUCED[@]}" \
       --where=model.num_layers=1 --where=model.hidden_dim=500 \
       --set=eval.iw_samples=100 --set=eval.iw_num_examples=500
     "$PY" -m experiments.tables --root="$KEPT/$EXP" --table=table4 ;;
   fig2)
-    "${S[@]}" --sweep=configs/sweeps/fig2.py "${REDUCED[@]}" \
+    sweep --sweep=configs/sweeps/fig2.py "${REDUCED[@]}" \
       --set=eval.iw_samples=100 --set=eval.iw_num_examples=500
     "$PY" -m experiments.tables --root="$KEPT/$EXP" --table=summary ;;
   fig6)  # Figs. 5, 6, 10: D = 2..20, 2-d overlapping epitomes; pictures, one seed
-    "${S[@]}" --sweep=configs/sweeps/fig6.py "${REDUCED[@]}" --seeds=1 \
+    sweep --sweep=configs/sweeps/fig6.py "${REDUCED[@]}" --seeds=1 \
       --set=eval.iw_samples=100 --set=eval.iw_num_examples=500
     "$PY" -m experiments.tables --root="$KEPT/$EXP" --table=summary ;;
   assignment)  # Algorithm 1 vs per-step y*, the Fig. 3 eVAE, 10 epochs
-    "${S[@]}" --sweep=configs/sweeps/assignment.py "${REDUCED[@]}" \
+    sweep --sweep=configs/sweeps/assignment.py "${REDUCED[@]}" \
       --set=eval.iw_samples=1000 --set=eval.iw_num_examples=1000
     "$PY" -m experiments.tables --root="$KEPT/$EXP" --table=summary ;;
   *) echo "unknown experiment $EXP: table2 | table2_stride | remedies | iwae | fig3 | table4 | fig2 | fig6 | assignment" >&2; exit 2 ;;
