@@ -421,6 +421,25 @@ def test_mnist_script_without_arguments_prints_its_usage():
   assert run.stderr.startswith('usage: bash experiments/mnist.sh EXPERIMENT')
 
 
+def test_mnist_script_passes_the_callers_flags_after_its_own(tmp_path):
+  """A caller's --set=eval.iw_num_examples=500 must win over the
+  experiment's own --set=eval.iw_num_examples=2000 (config flags apply in
+  order: the last one counts)."""
+  fake = tmp_path / 'python'
+  fake.write_text('#!/usr/bin/env bash\nprintf "%s\\n" "$@" >> "$ARGS"\n')
+  fake.chmod(0o755)
+  args = tmp_path / 'args.txt'
+  run = subprocess.run(
+      ['bash', 'experiments/mnist.sh', 'table2_stride', 'data', str(tmp_path),
+       '--set=eval.iw_num_examples=500'], cwd=ROOT, capture_output=True,
+      text=True, timeout=60,
+      env={**os.environ, 'PYTHON': str(fake), 'ARGS': str(args)})
+  assert run.returncode == 0, run.stderr
+  sweep_call = args.read_text().split('experiments.tables')[0].splitlines()
+  sets = [a for a in sweep_call if a.startswith('--set=eval.iw_num_examples')]
+  assert sets[-1] == '--set=eval.iw_num_examples=500'
+
+
 def test_a_flag_that_overrides_the_points_own_settings_is_refused(tmp_path):
   """--seeds with --set=seed=5 would train one seed under three names."""
   sweep = tmp_path / 'tiny_sweep.py'
