@@ -129,6 +129,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _positive(t.burda_stages, 'train.burda_stages')
   _choice(d.binarization, input_pipeline.BINARIZATIONS, 'data.binarization')
   _choice(d.name, input_pipeline.DATASET_NAMES, 'data.name')
+  _check_ignored_data_fields(d)
   _choice(e.split, ('train', 'valid', 'test'), 'eval.split')
   try:
     epitomes.validate(*epitome_shape(m))
@@ -169,6 +170,32 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ConfigError('A Gaussian likelihood models real-valued pixels: set '
                       "--config.data.binarization=none (or use "
                       "model.likelihood='bernoulli' for binarised data).")
+
+
+# The data fields each dataset reads; any other set away from its default
+# would be ignored silently (a run "on MNIST" training on the digits).
+_DATA_FIELDS = {'path': ('idx', 'npz', 'tfd'),
+                'data_dir': input_pipeline.TFDS_NAMES,
+                'tfd_fold': ('tfd',),
+                'tfd_include_unlabeled': ('tfd',)}
+
+
+def _check_ignored_data_fields(data: ml_collections.ConfigDict) -> None:
+  """Refuses a data field that data.name does not read, set away from its
+  default (`defaults.get_config`).
+
+  Raises:
+    ConfigError: naming the field, the datasets that read it, and the fix.
+  """
+  default = defaults.get_config().data
+  for field, readers in _DATA_FIELDS.items():
+    if data.name not in readers and data[field] != default[field]:
+      raise ConfigError(
+          f'data.{field}={data[field]!r} is ignored by data.name='
+          f'{data.name!r} (only {", ".join(readers)} read it), so the run '
+          f'would not train on the data you meant. Set --config.data.name to '
+          f'the dataset of that {field} (e.g. data.name=idx for a folder of '
+          f'MNIST IDX files, npz for your own .npz), or drop data.{field}.')
 
 
 def check_memory(config: ml_collections.ConfigDict, num_pixels: int) -> None:

@@ -64,3 +64,15 @@ def test_the_memory_check_counts_the_epitomes_not_only_the_parameters():
     configuration.check_memory(config, 64)
   config.model.kind = 'vae'   # one epitome: the same parameters fit
   configuration.check_memory(config, 64)
+
+
+@pytest.mark.parametrize('name,field,value', [
+    ('digits', 'path', '/data/mnist'), ('idx', 'data_dir', '/tfds'),
+    ('mnist', 'path', '/data/mnist'), ('digits', 'tfd_fold', 2)])
+def test_a_data_field_the_dataset_ignores_is_refused(name, field, value):
+  """data.path with the default data.name trained on the digits, exit 0."""
+  config = test_config.get_config()
+  config.data.name, config.data[field] = name, value
+  with pytest.raises(configuration.ConfigError,
+                     match=f'data.{field}=.* is ignored by data.name'):
+    configuration.validate(config)
