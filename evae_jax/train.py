@@ -286,7 +286,12 @@ class _Run:
 
 
 def _train_and_evaluate(config, workdir):
-  run = _set_up(config, workdir)
+  try:
+    run = _set_up(config, workdir)
+  except _AlreadyFinished as done:
+    if sharding.is_lead():
+      print(done.message, flush=True)
+    return done.metrics
   try:
     with _stop_on_signals() as stop:
       _loop(run, stop)
@@ -296,17 +301,45 @@ def _train_and_evaluate(config, workdir):
       member.close()
 
 
+class _AlreadyFinished(Exception):
+  """The checkpoint restored is the end of the budget: nothing to train.
+
+  A rerun of a finished run touches nothing (no figures re-rendered, no
+  second TensorBoard file); it says so and how to continue. ``metrics``
+  are the last validation metrics of metrics.jsonl, as a finished run
+  returns them.
+  """
+
+  def __init__(self, config, workdir, team, dirs, step, steps_per_epoch):
+    super().__init__()
+    budget = ('train.burda_stages (the Burda schedule sets the epochs)'
+              if config.train.schedule == 'burda' else 'train.num_epochs')
+    self.message = (
+        f'{workdir} already finished at epoch {step // steps_per_epoch} '
+        f'(step {step}); nothing was trained or rewritten. Raise {budget} to '
+        'continue it, or evaluate it with --mode=evaluate.')
+    found = [_last_validation(d) for d in dirs]
+    self.metrics = (found[0] if len(team) == 1 else
+                    {name: m for (name, _), m in zip(team, found)})
+
+
+def _last_validation(workdir: str) -> Dict[str, float]:
+  """The valid_* values of the last metrics record that has them."""
+  try:
+    records = metric_writers.read_metrics(workdir)
+  except (OSError, ValueError):
+    return {}
+  for record in reversed(records):
+    found = {k: v for k, v in record.items() if k.startswith('valid_')}
+    if found:
+      return found
+  return {}
+
+
 def _set_up(config, workdir) -> _Run:
   """Prepares the workdirs, loads the data, restores or creates the states
   and places everything on the devices."""
   tc = config.train
-  workdirs.prepare(config, workdir)
-  team = members(config)
-  dirs = [files.join(workdir, name) if name else workdir for name, _ in team]
-  for (name, member), member_dir in zip(team, dirs):
-    if name:
-      workdirs.prepare(member, member_dir)
-  sharding.barrier('workdirs prepared')  # process 0 wrote config.json
   # Every process loads the whole training set: each epoch's shuffle (and
   # Algorithm 1's assignment) is computed on the device over all of it, and
   # each step gathers its batch there, split over the devices of the mesh.
@@ -323,6 +356,16 @@ def _set_up(config, workdir) -> _Run:
     raise configuration.ConfigError(
         f'train.batch_size={tc.batch_size} does not split over {mesh.size} '
         f'devices; use a multiple of {mesh.size}, or train.num_devices.')
+  # Only now, with the data loaded and the sizes checked, is the config
+  # pinned (config.json): a run that fails before this point leaves nothing
+  # that would refuse its corrected rerun as "a different config".
+  workdirs.prepare(config, workdir)
+  team = members(config)
+  dirs = [files.join(workdir, name) if name else workdir for name, _ in team]
+  for (name, member), member_dir in zip(team, dirs):
+    if name:
+      workdirs.prepare(member, member_dir)
+  sharding.barrier('workdirs prepared')  # process 0 wrote config.json
 
   # Several members save one after another: keep one more step each, so
   # that a kill between two members' saves leaves a step they all hold.
@@ -335,6 +378,10 @@ def _set_up(config, workdir) -> _Run:
   data_digest = checkpoints.tree_checksum((splits.train, splits.valid))
   if last_saved is not None:
     _check_resumable(config, ckpts, last_saved, data_digest)
+    total_steps = schedules.total_epochs(tc) * steps_per_epoch
+    if last_saved >= total_steps:
+      raise _AlreadyFinished(config, workdir, team, dirs, last_saved,
+                             steps_per_epoch)
     logging.info('Resumed from the checkpoint at step %d.', last_saved)
   # Checkpoints this run writes are finite (checked before saving); the one
   # it resumed from may not be (an older version wrote it).

@@ -295,7 +295,16 @@ def prepare(config: ml_collections.ConfigDict, workdir: str) -> None:
     backup = _move_earlier_run(workdir)
     logging.warning('Config changed (%s): moved the earlier run to %s.',
                     ', '.join(changes), backup)
-  files.write_text(files.join(workdir, CONFIG_FILE), config.to_json(indent=2))
+  path, text = files.join(workdir, CONFIG_FILE), config.to_json(indent=2)
+  if not (files.exists(path) and _read_or_none(path) == text):
+    files.write_text(path, text)  # unchanged: not even rewritten
+
+
+def _read_or_none(path: str):
+  try:
+    return files.read_text(path)
+  except Exception:  # pylint: disable=broad-except
+    return None  # unreadable: written anew
 
 
 def _move_earlier_run(workdir: str) -> str:

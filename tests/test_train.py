@@ -165,3 +165,39 @@ def test_training_ends_with_a_summary_and_the_next_command(tmp_path):
   assert run.returncode == 0, run.stderr[-2000:]
   assert 'validation bound' in run.stdout and 'metrics.jsonl' in run.stdout
   assert '--mode=evaluate' in run.stdout
+
+
+def _files_and_times(directory):
+  return {os.path.join(d, f): os.stat(os.path.join(d, f)).st_mtime_ns
+          for d, _, names in os.walk(directory) for f in names
+          if f != '.lock'}
+
+
+def test_rerunning_a_finished_run_says_so_and_touches_nothing(tmp_path,
+                                                              capsys):
+  workdir = str(tmp_path / 'run')
+  config = test_config.get_config()
+  config.train.num_epochs = 1
+  first = train.train_and_evaluate(config, workdir)
+  before = _files_and_times(workdir)
+  capsys.readouterr()
+  again = train.train_and_evaluate(config, workdir)
+  out = capsys.readouterr().out
+  assert 'already finished at epoch 1' in out
+  assert 'train.num_epochs' in out
+  assert _files_and_times(workdir) == before  # no PNG, event file or record
+  assert again['valid_bound'] == pytest.approx(first['valid_bound'])
+
+
+def test_a_run_that_fails_before_training_pins_no_config(tmp_path):
+  """Its corrected rerun (what the error message suggests) must not be
+  refused as "a run with a different config"."""
+  workdir = str(tmp_path / 'run')
+  config = test_config.get_config()
+  config.train.num_epochs = 1
+  config.data.num_valid = 10 ** 6  # more than the digits have
+  with pytest.raises(input_pipeline.DataError):
+    train.train_and_evaluate(config, workdir)
+  assert not os.path.exists(os.path.join(workdir, 'config.json'))
+  config.data.num_valid = 200
+  assert np.isfinite(train.train_and_evaluate(config, workdir)['valid_bound'])
