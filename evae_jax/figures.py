@@ -27,36 +27,63 @@ def samples(params, model, num_samples: int, image_shape,
   return np.asarray(x).reshape((num_samples,) + tuple(image_shape))
 
 
+def _model_name(config) -> str:
+  m = config.model
+  if m.kind == 'vae':
+    return f'VAE D={m.latent_dim}'
+  return f'{m.kind} D={m.latent_dim} K={m.epitome_size}'
+
+
+def _write_manifolds(params, model, config, image_shape,
+                     workdir: str) -> None:
+  """``manifolds.png``: up to 4 epitomes of 2 units, spread over the E."""
+  masks = np.asarray(model.masks)
+  grid = 10
+  chosen = np.linspace(0, masks.shape[0] - 1, min(4, masks.shape[0]))
+  chosen = np.unique(chosen.round().astype(int))
+  manifolds = [np.asarray(sampling.epitome_manifold(
+      model, params, int(e), grid)).reshape((-1,) + tuple(image_shape))
+               for e in chosen]
+  units = [np.flatnonzero(masks[e]) for e in chosen]
+  # The grid values of `sampling.epitome_manifold`.
+  values = np.asarray(jax.scipy.special.ndtri(np.linspace(0.05, 0.95, grid)))
+  visualize.save_manifolds(
+      files.join(workdir, MANIFOLDS_PNG), manifolds, grid,
+      titles=[f'epitome {e} (units {a}, {b})'
+              for e, (a, b) in zip(chosen, units)],
+      axis_labels=[(f'$z_{{{a}}}$', f'$z_{{{b}}}$') for a, b in units],
+      axis_values=values,
+      title=f'{_model_name(config)}: decoder means over each 2-d epitome '
+      '(other units 0)')
+
+
 def write_sample_figures(params, model, splits, config,
                          workdir: str) -> Dict[str, np.ndarray]:
   """Writes ``samples.png`` and ``reconstructions.png`` (test images on top,
-  their reconstructions below), and ``manifolds.png`` for 2-d epitomes.
+  their reconstructions below a red line), and ``manifolds.png`` for 2-d
+  epitomes, each titled with the model.
 
   Returns:
     The sample and reconstruction grids as uint8 images, for TensorBoard.
   """
   n = config.eval.num_image_samples
   shape = splits.image_shape
+  name = _model_name(config)
   generated = samples(params, model, n, shape)
-  visualize.save_grid(files.join(workdir, SAMPLES_PNG), generated)
+  visualize.save_grid(files.join(workdir, SAMPLES_PNG), generated,
+                      title=f'{name}: {n} samples (decoder means, y uniform, '
+                      'z ~ N(0, I))')
   x = evaluate.eval_inputs(splits.test[:max(10, n // 2)], config.data)
   enc = evaluate.encode_dataset(params, model, x,
                                 jax.random.PRNGKey(seeds.FIGURE_SEED))
   recon = sampling.reconstruct(model, params, x, enc.assignments)
-  visualize.save_reconstructions(
-      files.join(workdir, RECONSTRUCTIONS_PNG),
-      np.asarray(x).reshape((-1,) + shape),
-      np.asarray(recon).reshape((-1,) + shape))
-  masks = np.asarray(model.masks)
-  if int(masks.sum(axis=1)[0]) == 2:
-    grid = 10
-    chosen = np.linspace(0, masks.shape[0] - 1, min(4, masks.shape[0]))
-    manifolds = [np.asarray(sampling.epitome_manifold(
-        model, params, int(e), grid)).reshape((-1,) + shape)
-                 for e in np.unique(chosen.round().astype(int))]
-    visualize.save_manifolds(files.join(workdir, MANIFOLDS_PNG), manifolds,
-                             grid)
   originals = np.asarray(x).reshape((-1,) + shape)
+  visualize.save_reconstructions(
+      files.join(workdir, RECONSTRUCTIONS_PNG), originals,
+      np.asarray(recon).reshape((-1,) + shape),
+      title=f'{name}: test images and their reconstructions')
+  if int(np.asarray(model.masks).sum(axis=1)[0]) == 2:
+    _write_manifolds(params, model, config, shape, workdir)
   return {'samples': visualize.image_grid(generated),
           'reconstructions': visualize.image_grid(np.concatenate(
               [originals, np.asarray(recon).reshape((-1,) + shape)]),
@@ -71,9 +98,10 @@ def write_activity_figure(active_units, config, workdir: str) -> None:
       np.asarray(active_units['activity']),
       np.asarray(active_units['per_unit_kl']),
       config.eval.active_threshold,
-      title=f'{config.model.kind} D={config.model.latent_dim}')
+      title=_model_name(config))
 
 
 def write_sample_mode_figure(x: np.ndarray, workdir: str) -> None:
   """Writes ``sample_mode.png``, the grid of ``--mode=sample``'s images."""
-  visualize.save_grid(files.join(workdir, SAMPLE_MODE_PNG), x)
+  visualize.save_grid(files.join(workdir, SAMPLE_MODE_PNG), x,
+                      title=f'{len(x)} samples (decoder means)')

@@ -5,11 +5,13 @@ import os
 
 import jax
 import numpy as np
+import scipy.stats
 from PIL import Image
 
 from configs import test as test_config
 from evae_jax import figures
 from evae_jax import input_pipeline
+from evae_jax import sampling
 from evae_jax import state as state_lib
 
 
@@ -49,3 +51,41 @@ def test_activity_and_sample_mode_figures(tmp_path):
   for name in os.listdir(tmp_path):
     with Image.open(tmp_path / name) as image:
       assert image.format == 'PNG'
+
+
+def test_figures_name_the_model_and_each_manifold_its_epitome(tmp_path,
+                                                               monkeypatch):
+  config, splits, state = _model()
+  calls = {}
+
+  def spy(name):
+    real = getattr(figures.visualize, name)
+    def record(*args, **kwargs):
+      calls[name] = (args, kwargs)
+      return real(*args, **kwargs)
+    monkeypatch.setattr(figures.visualize, name, record)
+
+  for name in ('save_grid', 'save_reconstructions', 'save_manifolds'):
+    spy(name)
+  figures.write_sample_figures(state.params, state.model, splits, config,
+                               str(tmp_path))
+  model = f'D={config.model.latent_dim} K={config.model.epitome_size}'
+  assert model in calls['save_grid'][1]['title']
+  assert model in calls['save_reconstructions'][1]['title']
+  args, kwargs = calls['save_manifolds']
+  masks = np.asarray(state.model.masks)
+  shown = [int(t.split()[1]) for t in kwargs['titles']]
+  assert shown[0] == 0 and shown[-1] == masks.shape[0] - 1
+  for e, title, (row, col) in zip(shown, kwargs['titles'],
+                                  kwargs['axis_labels']):
+    a, b = np.flatnonzero(masks[e])
+    assert title == f'epitome {e} (units {a}, {b})'
+    assert (row, col) == (f'$z_{{{a}}}$', f'$z_{{{b}}}$')
+  # The values sampling.epitome_manifold gives the two units, row by row.
+  manifold = np.asarray(sampling.epitome_manifold(state.model, state.params,
+                                                  shown[0], args[2]))
+  np.testing.assert_allclose(manifold.reshape(args[1][0].shape),
+                             args[1][0], rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+      kwargs['axis_values'],
+      scipy.stats.norm.ppf(np.linspace(0.05, 0.95, args[2])), rtol=1e-5)
