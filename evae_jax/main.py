@@ -55,8 +55,11 @@ flags.DEFINE_string('workdir', None, 'Directory for checkpoints, metrics, figure
 flags.DEFINE_enum('mode', 'train', ['train', 'evaluate', 'sample'],
                   'train (resumes automatically), evaluate, or sample.')
 flags.DEFINE_integer('num_samples', 100, 'Images to write in --mode=sample.')
-config_flags.DEFINE_config_file('config', None, 'Config file (get_config()).',
-                                lock_config=True)
+config_flags.DEFINE_config_file(
+    'config', os.path.join(os.path.dirname(__file__), 'defaults.py'),
+    'Config file (get_config()). Required to train; --mode=evaluate and '
+    '--mode=sample read the run\'s own config from the workdir without it '
+    '(--config.eval.FIELD=... still applies).', lock_config=True)
 flags.DEFINE_string(
     'compilation_cache',
     os.path.join(os.environ.get('XDG_CACHE_HOME') or
@@ -66,7 +69,7 @@ flags.DEFINE_string(
     'resume or the next point of a sweep does not compile again (results '
     'are the same: a cached program is the one XLA compiled); "" turns it '
     'off. JAX_COMPILATION_CACHE_DIR, if set, takes precedence.')
-flags.mark_flags_as_required(['config', 'workdir'])
+flags.mark_flags_as_required(['workdir'])
 
 # A run stopped by SIGTERM / SIGINT (a checkpoint was saved): not finished,
 # not failed; rerun to resume (EX_TEMPFAIL of sysexits.h).
@@ -126,14 +129,15 @@ def main(argv):
                                       tc.process_id)
     logging.info('JAX process %d/%d, devices: %s', jax.process_index(),
                  jax.process_count(), jax.devices())
+    config = _config()
     if FLAGS.mode == 'train':
-      train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+      train.train_and_evaluate(config, FLAGS.workdir)
     else:
       from evae_jax import report  # pylint: disable=g-import-not-at-top
       if FLAGS.mode == 'evaluate':
-        report.evaluate_workdir(FLAGS.config, FLAGS.workdir)
+        report.evaluate_workdir(config, FLAGS.workdir)
       else:
-        report.sample_workdir(FLAGS.config, FLAGS.workdir, FLAGS.num_samples)
+        report.sample_workdir(config, FLAGS.workdir, FLAGS.num_samples)
   except USER_ERRORS as e:
     _ignore_signals()  # the exit status is decided
     print(f'error: {e}', file=sys.stderr)
@@ -161,6 +165,25 @@ def main(argv):
     # Ctrl-C (or another SIGTERM) there killed the process by the signal
     # (status -2, -15) or crashed it in native teardown (-11).
     _ignore_signals()
+
+
+def _config():
+  """--config; without it, the workdir's own config (evaluate and sample)
+  with the command line's --config.FIELD overrides applied.
+
+  Raises:
+    configuration.ConfigError: training without --config, or an override
+      that would describe another model than the one trained.
+  """
+  if FLAGS['config'].present:
+    return FLAGS.config
+  if FLAGS.mode == 'train':
+    raise configuration.ConfigError(
+        'training needs --config=FILE (a file with get_config(), e.g. '
+        'configs/digits.py); only --mode=evaluate and --mode=sample read the '
+        'config from the workdir.')
+  return workdirs.run_config(
+      FLAGS.workdir, config_flags.get_override_values(FLAGS['config']))
 
 
 def _ignore_signals() -> None:

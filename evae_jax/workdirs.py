@@ -202,6 +202,53 @@ def check_writable(workdir: str, names=('.', 'checkpoints', 'metrics.jsonl',
           'mount) and rerun the same command; nothing was changed.') from e
 
 
+def run_config(workdir: str,
+               overrides: Dict[str, Any]) -> ml_collections.ConfigDict:
+  """The config a workdir was trained with, for evaluating or sampling it
+  without retyping the training command.
+
+  Fields added to the library after the run was saved take their defaults
+  (as on resume). ``overrides`` may only set fields that say how a run is
+  carried out or scored (`RESUMABLE_CHANGES`: eval.*, data.path, device
+  counts, ...), never what model was trained.
+
+  Args:
+    workdir: a trained run's workdir (local or object-store URI).
+    overrides: flat {'section.field': value}, e.g. the command line's
+      ``--config.eval.iw_samples=100``.
+
+  Returns:
+    The run's config with the overrides applied.
+
+  Raises:
+    configuration.ConfigError: no run in ``workdir``, or an override of a
+      field that defines the trained model.
+  """
+  pinned = sorted(k for k in overrides if not _resumable(k))
+  if pinned:
+    raise configuration.ConfigError(
+        f'--config.{pinned[0]} cannot be set when evaluating or sampling '
+        f'{workdir} with its own config: it defines the trained model. Only '
+        'evaluation fields (eval.*) and how the run is carried out (data.path, '
+        'train.num_devices, ...) may differ. To check a config file against '
+        'the run instead, pass it as --config=FILE.')
+  saved = load_saved_config(workdir)
+  if saved is None:
+    raise configuration.ConfigError(
+        f'{workdir} holds no trained run ({CONFIG_FILE} and checkpoints are '
+        'missing): train it first (--mode=train with --config=FILE), or '
+        'check --workdir.')
+  flat = {**_saved_fields(saved), **overrides}
+  nested: Dict[str, Any] = {}
+  for key, value in flat.items():
+    *sections, name = key.split('.')
+    node = nested
+    for section in sections:
+      node = node.setdefault(section, {})
+    node[name] = value
+  return ml_collections.ConfigDict(nested)
+
+
 def check_evaluation_config(config: ml_collections.ConfigDict,
                             workdir: str) -> None:
   """Refuses to evaluate or sample a workdir as a model it was not trained as.

@@ -29,3 +29,33 @@ def test_compilation_cache_is_on_by_default_and_can_be_turned_off(tmp_path):
   assert not off.exists()
   # A CPU run does not log JAX's "no TPU" line, which reads as an error.
   assert 'Unable to initialize backend' not in run.stderr
+
+
+def _main(workdir, *flags):
+  return subprocess.run(
+      [sys.executable, '-m', 'evae_jax.main', f'--workdir={workdir}', *flags],
+      cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def test_sample_reads_the_runs_own_config_from_the_workdir(one_epoch_workdir):
+  """No need to retype the training overrides (configs/test.py's model is
+  not the default one, so sampling with the defaults would fail)."""
+  png = os.path.join(one_epoch_workdir, 'sample_mode.png')
+  run = _main(one_epoch_workdir, '--mode=sample', '--num_samples=4',
+              '--config.eval.batch_size=7')
+  assert run.returncode == 0, run.stderr[-2000:]
+  assert os.path.exists(png)
+
+
+def test_without_config_only_evaluation_fields_may_be_overridden(
+    one_epoch_workdir):
+  run = _main(one_epoch_workdir, '--mode=evaluate', '--config.model.kind=vae')
+  assert run.returncode == 2
+  assert '--config.model.kind cannot be set' in run.stderr
+  assert not os.path.exists(os.path.join(one_epoch_workdir, 'eval.json'))
+
+
+def test_training_without_config_is_one_line_exit_2(tmp_path):
+  run = _main(tmp_path / 'run')
+  assert run.returncode == 2 and 'training needs --config=FILE' in run.stderr
+  assert not os.path.exists(tmp_path / 'run')
