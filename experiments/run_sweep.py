@@ -53,9 +53,12 @@ def main(argv):
           f'statuses in {FLAGS.root}/{sweeps.STATUS_FILE}. Rerun the same '
           'command to resume.', flush=True)
     sys.exit(sweeps.EXIT_INTERRUPTED)
-  done = len(points) - len(failed) - len(interrupted)
+  waiting = [n for n, r in points.items() if r['status'] == 'not started']
+  done = len(points) - len(failed) - len(interrupted) - len(waiting)
   print(f'{done} done, {len(interrupted)} interrupted (rerun to resume), '
-        f'{len(failed)} failed' + (f': {", ".join(failed)}' if failed else ''))
+        f'{len(failed)} failed' + (f': {", ".join(failed)}' if failed else '')
+        + (f'; {len(waiting)} not started (every point failed the same way)'
+           if waiting else ''))
   sys.exit(1 if failed else (sweeps.EXIT_INTERRUPTED if interrupted else 0))
 
 

@@ -30,6 +30,7 @@ import importlib.util
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -312,6 +313,22 @@ class _Stop:
 _STOP = _Stop()
 
 
+# Points that failed one after another with one reason, before any point
+# finished: the sweep starts no more (the README's Table 4 command without
+# network spent 5 minutes failing 90 points the same way).
+SAME_FAILURES_TO_STOP = 3
+
+
+def failure_reason(output: str) -> str:
+  """The point's last 'error: ...' line (or its last line), in the sweep's
+  own words: ``--set=section.field=value`` where the point said
+  ``--config.section.field=value``."""
+  lines = [line.strip() for line in output.splitlines() if line.strip()]
+  errors = [line for line in lines if line.startswith('error:')]
+  reason = (errors or lines or ['(no output)'])[-1]
+  return re.sub(r'--config\.(\w)', r'--set=\1', reason)
+
+
 def run_point(sweep_path: str, root: str, overrides: Dict,
               extra: Sequence[str], env: Dict[str, str]) -> Dict:
   """Trains then evaluates one point; returns its status record."""
@@ -337,7 +354,7 @@ def run_point(sweep_path: str, root: str, overrides: Dict,
           tail = f.read()[-3000:]
         return {'status': 'failed', 'mode': mode, 'returncode': returncode,
                 'seconds': time.time() - start, 'command': command,
-                'output_tail': tail}
+                'output_tail': tail, 'reason': failure_reason(tail)}
   return {'status': 'done', 'seconds': time.time() - start, 'command': base}
 
 
@@ -385,6 +402,9 @@ def run_sweep(sweep_path: str, root: str, extra: Sequence[str] = (),
   for slot in range(workers):
     slots.put(slot)
 
+  failures = {'reasons': [], 'done': 0, 'stopped': ''}
+  lock = threading.Lock()
+
   def job(overrides):
     name = point_name(overrides)
     budget = requested_budget(base_config, overrides, extra)
@@ -399,8 +419,11 @@ def run_sweep(sweep_path: str, root: str, extra: Sequence[str] = (),
                         'skipped': True})
       return
     slot = slots.get()
-    if _STOP.signal:  # stopping: start nothing new
+    if _STOP.signal or failures['stopped']:  # stopping: start nothing new
       slots.put(slot)
+      if failures['stopped']:
+        status.set(name, {'status': 'not started',
+                          'reason': failures['stopped']})
       return
     try:
       print(f'[{time.strftime("%H:%M:%S")}] start {name}', flush=True)
@@ -414,8 +437,22 @@ def run_sweep(sweep_path: str, root: str, extra: Sequence[str] = (),
     finally:
       slots.put(slot)
     status.set(name, record)
-    print(f'[{time.strftime("%H:%M:%S")}] {record["status"]} {name}',
+    reason = record.get('reason') or record.get('error', '')
+    print(f'[{time.strftime("%H:%M:%S")}] {record["status"]} {name}'
+          + (f': {reason}' if record['status'] == 'failed' else ''),
           flush=True)
+    with lock:
+      if record['status'] == 'done':
+        failures['done'] += 1
+      elif record['status'] == 'failed':
+        failures['reasons'].append(reason)
+        last = failures['reasons'][-SAME_FAILURES_TO_STOP:]
+        if (not failures['done'] and not failures['stopped'] and
+            len(last) == SAME_FAILURES_TO_STOP and len(set(last)) == 1):
+          failures['stopped'] = reason
+          print(f'stopping: the first {SAME_FAILURES_TO_STOP} points all '
+                f'failed the same way ({reason}); fix that and rerun the same '
+                'command (nothing finished is lost).', flush=True)
 
   with _STOP.installed(), concurrent.futures.ThreadPoolExecutor(
       max_workers=workers) as pool:

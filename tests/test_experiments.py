@@ -76,6 +76,37 @@ def test_runner_skips_done_points_and_survives_failures(tmp_path):
   assert '213 (22)' in table   # the paper's number sits beside ours
 
 
+def test_failure_reason_is_the_last_error_line_in_the_sweeps_words():
+  tail = ('I1202 log line\nerror: data.path is wrong; set '
+          '--config.data.path=DIR.\nI1202 shutting down\n')
+  assert sweeps.failure_reason(tail) == (
+      'error: data.path is wrong; set --set=data.path=DIR.')
+  assert sweeps.failure_reason('Traceback\nKeyError: x\n') == 'KeyError: x'
+
+
+def test_a_sweep_whose_points_all_fail_alike_says_why_and_stops(tmp_path):
+  sweep = tmp_path / 'tiny_sweep.py'
+  sweep.write_text(
+      'from configs import test\n'
+      'def get_config():\n  return test.get_config()\n'
+      'def sweep():\n'
+      '  return [{"model.latent_dim": d} for d in (2, 4, 6, 8, 10)]\n')
+  root = str(tmp_path / 'root')
+  run = subprocess.run(
+      [sys.executable, '-m', 'experiments.run_sweep', f'--sweep={sweep}',
+       f'--root={root}', '--workers=1', '--set=data.name=idx',
+       f'--set=data.path={tmp_path / "missing"}'], cwd=ROOT,
+      capture_output=True, text=True, timeout=600)
+  assert run.returncode == 1
+  assert 'failed latent_dim=2: error: data.path=' in run.stdout
+  assert '--set=data.path' in run.stdout and '--config.' not in run.stdout
+  assert 'stopping: the first 3 points all failed the same way' in run.stdout
+  status = json.load(open(os.path.join(root, sweeps.STATUS_FILE)))
+  assert [status[f'latent_dim={d}']['status'] for d in (2, 4, 6, 8, 10)] == (
+      ['failed'] * 3 + ['not started'] * 2)
+  assert '2 not started' in run.stdout
+
+
 def test_seeds_are_separate_points_seed_major():
   points = [{'model.kind': 'vae'}, {'model.kind': 'evae'}]
   seeded = sweeps.with_seeds(points, 3)
