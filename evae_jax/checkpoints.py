@@ -12,9 +12,11 @@ without a checksum (an earlier version's, whose checksums.json is lost) when
 an older step is verified.
 """
 
+import errno
 import hashlib
 import json
 import logging
+import os
 import time
 from typing import Any, Optional, Tuple
 
@@ -24,6 +26,7 @@ import orbax.checkpoint as ocp
 
 from evae_jax import files
 from evae_jax import sharding
+from evae_jax.errors import WorkdirError
 
 # Every kept step's checksum, rewritten whole after each save: earlier
 # versions verify steps through it; this one reads it only for steps that
@@ -40,6 +43,22 @@ _META_FILE = 'metadata'  # the file orbax's JsonSave writes in its item
 # gathers the parts of a checkpoint: under such a path it skips the merge
 # of the parts and writes a checkpoint that never restores.
 _GLOB_CHARACTERS = '[\\'
+# The longest path orbax writes below the checkpoints folder, with room to
+# spare: '/<step>.orbax-checkpoint-tmp-<time>/default.orbax-checkpoint-tmp-
+# <time>/ocdbt.process_<i>/d/<32 hex digits>' (the time only in some orbax
+# versions), 121 characters at step 123456 with orbax 0.12.8, 157 with a
+# 10-digit step and the times.
+_DEEPEST_BELOW = 160
+
+
+def _errno(error: BaseException) -> Optional[int]:
+  """The errno of ``error`` or of an error it was raised from (orbax wraps
+  some)."""
+  while error is not None:
+    if isinstance(error, OSError) and error.errno:
+      return error.errno
+    error = error.__cause__ or error.__context__
+  return None
 
 
 def tree_checksum(tree: Any) -> str:
@@ -58,11 +77,13 @@ class CheckpointError(RuntimeError):
 
 
 def check_path(path: str) -> None:
-  """Refuses a path under which orbax would write checkpoints that never
-  restore (a character it reads as a glob pattern).
+  """Refuses a checkpoints folder under which orbax would write checkpoints
+  that never restore (a character it reads as a glob pattern), or that it
+  could not write at all (a local path too long for the file system).
 
   Raises:
     CheckpointError: naming the character and the fix.
+    WorkdirError: the path is too long, saying by how much.
   """
   path = files.absolute(path)
   found = sorted({c for c in path if c in _GLOB_CHARACTERS})
@@ -74,6 +95,43 @@ def check_path(path: str) -> None:
         'written there could never be restored. Use a --workdir without '
         "'[' or '\\' anywhere in its path (e.g. runs/exp-1 or "
         'runs/lr=1e-3); nothing was written.')
+  if not files.is_remote(path):
+    _check_length(path)
+
+
+def _check_length(path: str) -> None:
+  """Refuses a local ``path`` whose deepest checkpoint file would pass the
+  file system's limits: orbax would fail in a background thread at the
+  first save, after a whole epoch of training."""
+  existing = path
+  while not os.path.isdir(existing) and os.path.dirname(existing) != existing:
+    existing = os.path.dirname(existing)
+  name_max = _pathconf(existing, 'PC_NAME_MAX', 255)
+  path_max = _pathconf(existing, 'PC_PATH_MAX', 4096) - 1  # with its NUL
+  long_names = [n for n in path.split(os.sep) if len(n.encode()) > name_max]
+  if long_names:
+    raise WorkdirError(
+        f'The workdir path {path} has a folder name of '
+        f'{len(long_names[0].encode())} bytes ({long_names[0][:40]}...), '
+        f'over the {name_max} bytes that this file system allows in one '
+        'name. Use a --workdir with shorter folder names; nothing was '
+        'written.')
+  length = len(path.encode()) + _DEEPEST_BELOW
+  if length > path_max:
+    raise WorkdirError(
+        f'The workdir path is too long: the checkpoints folder {path[:80]}... '
+        f'is {len(path.encode())} bytes, and the files orbax writes inside '
+        f'it need up to {_DEEPEST_BELOW} more, over the {path_max} bytes this '
+        f'file system allows in a path. Use a --workdir at least '
+        f'{length - path_max} bytes shorter (or a link to it from a shorter '
+        'path); nothing was written.')
+
+
+def _pathconf(path: str, name: str, default: int) -> int:
+  try:
+    return os.pathconf(path, name)
+  except (OSError, ValueError):  # not reported by this file system
+    return default
 
 
 def stored_config(workdir: str) -> Tuple[Optional[dict], Optional[int]]:
@@ -154,8 +212,12 @@ class Checkpoints:
       self._manager.save(step, args=ocp.args.Composite(**{
           _ITEM: ocp.args.StandardSave(tree),
           META_ITEM: ocp.args.JsonSave(meta)}), force=True)
+      # Re-raises what failed in orbax's background threads.
       self._manager.wait_until_finished()
-    except (OSError, ValueError) as e:  # tensorstore reports ENOSPC as ValueError
+    except Exception as e:  # pylint: disable=broad-except
+      # Whatever the type (OSError, tensorstore's ValueError for ENOSPC,
+      # TypeError...), an error: anything else escapes main, whose normal
+      # exit then waits forever for orbax's threads of the failed save.
       raise self._write_error(step, e) from e
     self._read_back(step, local)
     if sharding.is_lead():  # one writer
@@ -205,12 +267,24 @@ class Checkpoints:
           '(or the workdir path) and rerun the same command to resume.'
       ) from e
 
-  def _write_error(self, step: int, error: Exception) -> 'CheckpointError':
+  def _write_error(self, step: int, error: Exception) -> RuntimeError:
+    """The error to raise for ``error``, met writing step ``step``: a
+    WorkdirError for a path the file system refuses, else a
+    CheckpointError."""
+    if (_errno(error) == errno.ENAMETOOLONG or  # tensorstore: in its text
+        os.strerror(errno.ENAMETOOLONG) in str(error)):
+      return WorkdirError(
+          f'Could not write the checkpoint of step {step} under '
+          f'{self.directory}: the file system refused a path as too long '
+          f'({error}). Use a shorter --workdir (or a link to it from a '
+          f'shorter path); earlier checkpoints are intact ({self.steps()}).')
+    reason = (getattr(error, 'strerror', None) or
+              f'{type(error).__name__}: {error}'[:500])
     return CheckpointError(
         f'Could not write the checkpoint of step {step} to {self.directory} '
-        f'({getattr(error, "strerror", None) or error}). Earlier checkpoints '
-        f'are intact ({self.steps()}); free disk space (or fix permissions) '
-        'and rerun the same command to resume.')
+        f'({reason}). Earlier checkpoints are intact ({self.steps()}); free '
+        'disk space (or fix permissions) and rerun the same command to '
+        'resume.')
 
   def _read_checksums(self) -> dict:
     """checksums.json of earlier versions ({} if missing or unreadable)."""

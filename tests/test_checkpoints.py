@@ -14,6 +14,8 @@ TensorBoard events and lock::
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -24,6 +26,7 @@ from evae_jax import checkpoints
 from evae_jax import report
 from evae_jax import state as state_lib
 from evae_jax import train
+from tests.conftest import ROOT
 
 FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                        'fixtures', 'workdir-orbax-0.12.8')
@@ -74,3 +77,70 @@ def test_a_checkpoint_written_by_orbax_0_12_8_resumes_and_evaluates(tmp_path):
       '78', checkpoints.CHECKSUMS_FILE]
   results = report.evaluate_workdir(_fixture_config(num_epochs=3), workdir)
   assert np.isfinite(results['bound']['mean'])
+
+
+def _long_path(root, length):
+  """A folder path of ``length`` characters under ``root`` (not created)."""
+  parts, left = [str(root)], length - len(str(root))
+  while left > 0:
+    name = 'd' * min(200, left - 1)
+    parts.append(name)
+    left -= len(name) + 1
+  path = os.path.join(*parts)
+  assert len(path) == length
+  return path
+
+
+def test_a_workdir_path_too_long_for_its_checkpoints_fails_at_once(tmp_path):
+  """Without the check, orbax's first save failed in a background thread
+  after a whole epoch, with tracebacks, and the error spoke of disk space."""
+  workdir = _long_path(tmp_path, 4000)
+  run = subprocess.run(
+      [sys.executable, '-m', 'evae_jax.main', '--config=configs/test.py',
+       f'--workdir={workdir}'], cwd=ROOT, capture_output=True, text=True,
+      timeout=120)
+  assert run.returncode == 2, run.stderr[-3000:]
+  assert 'The workdir path is too long' in run.stderr
+  assert 'Use a --workdir at least' in run.stderr
+  assert 'Traceback' not in run.stderr and 'epoch 1' not in run.stdout
+  assert not os.path.exists(workdir)
+
+
+_SAVE_THAT_FAILS_IN_ORBAX_THREADS = '''
+import json, sys
+import numpy as np
+from evae_jax import checkpoints
+tree = {'w': np.ones(3, np.float32), 'step': np.asarray(1, np.int32)}
+def save(workdir, record=None):
+  ckpts = checkpoints.Checkpoints(workdir, 2)
+  try:
+    ckpts.save(1, tree, record)
+    return 'saved'
+  except Exception as e:
+    return f'{type(e).__name__}: {e}'
+# A record that JSON cannot write: a TypeError in orbax's thread.
+print(json.dumps(save(sys.argv[1], {'x': object()})))
+checkpoints.check_path = lambda path: None  # let orbax meet the long path
+print(json.dumps(save(sys.argv[2])))
+'''
+
+
+def test_a_save_that_fails_in_orbax_threads_is_an_error_not_a_hang(tmp_path):
+  """Real processes: the failure of orbax's background save must come back
+  from `save` as this module's error (main exits 2 on it), whatever its
+  type, and the process must end."""
+  long_workdir = _long_path(tmp_path, 4030)
+  os.makedirs(long_workdir)
+  run = subprocess.run(
+      [sys.executable, '-c', _SAVE_THAT_FAILS_IN_ORBAX_THREADS,
+       str(tmp_path / 'short'), long_workdir], cwd=ROOT, capture_output=True,
+      text=True, timeout=120)
+  assert run.returncode == 0, run.stderr[-3000:]
+  bad_record, too_long = [json.loads(line) for line in
+                          run.stdout.strip().splitlines()]
+  assert bad_record.startswith('CheckpointError: Could not write the '
+                               'checkpoint of step 1'), bad_record
+  assert 'TypeError' in bad_record
+  assert too_long.startswith('WorkdirError: '), too_long
+  assert 'refused a path as too long' in too_long
+  assert 'Use a shorter --workdir' in too_long
