@@ -238,6 +238,13 @@ def _bad_command_line(argv, error: BaseException) -> str:
     return (f'the config file {path} raised {type(error).__name__} at line '
             f'{frames[-1].lineno}: {_sentence(message)} Fix that file: the '
             'error is inside it, not in the command line.')
+  if 'Flag --workdir must have a value' in message:
+    return ('--workdir=DIR is missing: the directory for the checkpoints, '
+            'metrics and figures (created if missing; rerunning with the same '
+            'one resumes).')
+  if path and os.path.isdir(path):
+    return (f'--config={path} is a directory. Pass --config=PATH to a file '
+            'with get_config() (e.g. configs/default.py).')
   if path and not os.path.isfile(path):
     return (f'the config file {path} does not exist. Pass --config=PATH to '
             'an existing file with get_config() (e.g. configs/default.py).')

@@ -117,6 +117,25 @@ def load_saved_config(workdir: str):
   return saved
 
 
+def _check_not_a_file(workdir: str) -> None:
+  """Refuses a local workdir that is, or lies under, a file (os.makedirs
+  would only say "File exists" or "Not a directory").
+
+  Raises:
+    WorkdirError: naming the file and the fix.
+  """
+  path = os.path.abspath(workdir)
+  while not os.path.lexists(path) and os.path.dirname(path) != path:
+    path = os.path.dirname(path)
+  if os.path.lexists(path) and not os.path.isdir(path):
+    where = ('is a file' if path == os.path.abspath(workdir) else
+             f'lies under {path}, which is a file')
+    raise WorkdirError(
+        f'--workdir={workdir} {where}, not a directory. Pass a directory '
+        '(it is created if missing), e.g. --workdir=runs/NAME; nothing was '
+        'written.')
+
+
 @contextlib.contextmanager
 def locked(workdir: str):
   """Holds an exclusive OS lock (``flock``) on ``workdir/.lock``.
@@ -147,6 +166,7 @@ def locked(workdir: str):
       _HELD[key][1] -= 1
     return
   path = os.path.join(workdir, LOCK_FILE)
+  _check_not_a_file(workdir)
   try:
     os.makedirs(workdir, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)

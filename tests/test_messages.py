@@ -64,6 +64,31 @@ def test_a_missing_config_file_is_named(tmp_path):
   assert 'nope.py' in _one_paragraph(result.stderr)
 
 
+def test_a_config_path_that_is_a_directory_is_called_one(tmp_path):
+  result = _cli(f'--config={tmp_path}', f'--workdir={tmp_path}/w')
+  assert result.returncode == 2
+  line = _one_paragraph(result.stderr)
+  assert 'is a directory' in line and 'does not exist' not in line
+
+
+def test_a_missing_workdir_is_named_without_the_config_spelling_hint():
+  result = _cli('--config=configs/test.py')
+  assert result.returncode == 2
+  line = _one_paragraph(result.stderr)
+  assert '--workdir=DIR is missing' in line and 'spelling' not in line
+
+
+@pytest.mark.parametrize('below', ['', 'sub'])
+def test_a_workdir_that_is_a_file_is_called_one(tmp_path, below):
+  path = tmp_path / 'a_file'
+  path.write_text('mine')
+  result = _cli('--config=configs/test.py', f'--workdir={path / below}')
+  assert result.returncode == 2
+  line = _one_paragraph(result.stderr)
+  assert ('is a file' if not below else f'lies under {path}') in line
+  assert 'File exists' not in line and path.read_text() == 'mine'
+
+
 def test_zero_training_images_says_so(tmp_path):
   write_idx_dir(str(tmp_path), num_train=0, num_test=10)
   config = test_config.get_config()
