@@ -25,17 +25,20 @@ def resolve_stride(epitome_size: int, stride: Optional[int]) -> int:
   return epitome_size if not stride else stride
 
 
-def validate(latent_dim: int, epitome_size: int, stride: int) -> None:
+def validate(latent_dim: int, epitome_size: int,
+             stride: Optional[int] = None) -> None:
   """Raises `EpitomeConfigError` unless 1 <= K <= D and 1 <= s <= K.
 
   Args:
     latent_dim: D, the number of latent units.
     epitome_size: K, units per epitome.
-    stride: s, offset between consecutive epitome starts.
+    stride: s, offset between consecutive epitome starts; None or 0 means
+      s = K (non-overlapping), as in `make_masks` and the config.
 
   Raises:
     EpitomeConfigError: naming the values and a valid neighbouring setting.
   """
+  stride = resolve_stride(epitome_size, stride)
   values = (latent_dim, epitome_size, stride)
   if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
              for v in values):
@@ -62,27 +65,30 @@ def validate(latent_dim: int, epitome_size: int, stride: int) -> None:
         f'stride={fix}.')
 
 
-def epitome_starts(latent_dim: int, epitome_size: int, stride: int) -> List[int]:
+def epitome_starts(latent_dim: int, epitome_size: int,
+                   stride: Optional[int] = None) -> List[int]:
   """First unit of each epitome, in order (docs/maths.md).
 
   Args:
     latent_dim: D.
     epitome_size: K.
-    stride: s.
+    stride: s; None or 0 means s = K.
 
   Returns:
     The E start indices: 0, s, 2s, ... while start + K <= D, plus D - K if the
     last of those does not end at D.
   """
   validate(latent_dim, epitome_size, stride)
+  stride = resolve_stride(epitome_size, stride)
   starts = list(range(0, latent_dim - epitome_size + 1, stride))
   if starts[-1] + epitome_size != latent_dim:
     starts.append(latent_dim - epitome_size)
   return starts
 
 
-def num_epitomes(latent_dim: int, epitome_size: int, stride: int) -> int:
-  """E, the number of epitomes for (D, K, s)."""
+def num_epitomes(latent_dim: int, epitome_size: int,
+                 stride: Optional[int] = None) -> int:
+  """E, the number of epitomes for (D, K, s); s None or 0 means s = K."""
   return len(epitome_starts(latent_dim, epitome_size, stride))
 
 
@@ -102,7 +108,6 @@ def make_masks(latent_dim: int, epitome_size: int,
   Raises:
     EpitomeConfigError: for an invalid (D, K, s).
   """
-  stride = resolve_stride(epitome_size, stride)
   starts = epitome_starts(latent_dim, epitome_size, stride)
   units = np.arange(latent_dim)[None, :]
   starts = np.asarray(starts)[:, None]

@@ -57,3 +57,14 @@ def test_invalid_settings_name_values_and_a_neighbour(d, k, s, needle):
 def test_non_integer_sizes_are_rejected():
   with pytest.raises(ValueError, match='integers'):
     epitomes.make_masks(8, 2.5, 1)
+
+
+@pytest.mark.parametrize('stride', [0, None])
+def test_stride_zero_means_k_in_every_function(stride):
+  # configs: model.stride = 0 means s = K (non-overlapping epitomes).
+  assert epitomes.num_epitomes(12, 3, stride) == 4
+  assert epitomes.epitome_starts(12, 3, stride) == [0, 3, 6, 9]
+  assert epitomes.num_epitomes(8, 3, stride) == len(
+      epitomes.make_masks(8, 3, stride)) == 3
+  epitomes.validate(8, 3, stride)
+  assert epitomes.num_epitomes(8, 3) == 3
