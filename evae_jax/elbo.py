@@ -13,6 +13,9 @@ every caller goes through (`epitome_loss` for the callables below).
     encode(x) -> (mu, logvar)           each (B, D)
     decode_log_prob(z, x) -> log p(x|z)  shape (B,), z already masked, (B, D)
 
+A ``decode_log_prob`` whose result is not (B,) (e.g. per-pixel terms,
+(B, N)) raises ValueError naming it, at trace time.
+
 Notation (docstrings only): B examples, D latent units, E epitomes, M the
 (E, D) mask matrix of `evae_jax.epitomes.make_masks`.
 """
@@ -47,13 +50,32 @@ class ElboTerms(NamedTuple):
   kl: jax.Array
 
 
+def _log_prob(decode_log_prob: DecodeLogProb, z: jax.Array,
+              x: jax.Array) -> jax.Array:
+  """``decode_log_prob(z, x)``, refused unless it has shape z.shape[:-1]: one
+  value per example. A decoder that returns per-pixel terms would otherwise
+  broadcast through the bound into arrays of the wrong shape, silently. The
+  check reads static shapes only, so it holds under jit and vmap."""
+  log_prob = decode_log_prob(z, x)
+  expected = tuple(z.shape[:-1])
+  if tuple(jnp.shape(log_prob)) != expected:
+    name = getattr(decode_log_prob, '__qualname__', None) or repr(
+        decode_log_prob)
+    raise ValueError(
+        f'decode_log_prob ({name}) returned shape {tuple(jnp.shape(log_prob))}'
+        f' for z of shape {tuple(z.shape)}; it must return {expected}, one '
+        'log p(x | z) per example: sum the per-pixel terms over each '
+        'example (e.g. jnp.sum(..., axis=-1)).')
+  return log_prob
+
+
 def _masked_terms(mu, logvar, eps, mask, decode_log_prob, x, z_scale=None):
   """log p(x | y, z) and the z-KL for one mask (D,) or per-example masks (B, D)."""
   z = mask * (mu + jnp.exp(0.5 * logvar) * eps)
   if z_scale is not None:
     z = z * z_scale
   kl = jnp.sum(mask * likelihoods.gaussian_kl_to_standard(mu, logvar), axis=-1)
-  return decode_log_prob(z, x), kl
+  return _log_prob(decode_log_prob, z, x), kl
 
 
 def elbo_from_encoding(mu: jax.Array, logvar: jax.Array, eps: jax.Array,
@@ -103,6 +125,9 @@ def elbo_fn(encode: Encode, decode_log_prob: DecodeLogProb, x: jax.Array,
 
   Returns:
     `ElboTerms` (elbo, log_lik, kl), each (B, E).
+
+  Raises:
+    ValueError: ``decode_log_prob`` returned another shape than (B,).
   """
   mu, logvar = encode(x)
   eps = jax.random.normal(rng, mu.shape, mu.dtype)
@@ -355,7 +380,7 @@ def _mixture_terms(enc, decode_log_prob_all, x, eps, z_scale):
   if z_scale is not None:
     z = z * z_scale[None]
   kl = jnp.sum(likelihoods.gaussian_kl_to_standard(mu, logvar), axis=-1)
-  return decode_log_prob_all(z, x).T, kl.T
+  return _log_prob(decode_log_prob_all, z, x).T, kl.T
 
 
 def mixture_terms(encode_all: Encode, decode_log_prob_all: DecodeLogProb,
@@ -730,7 +755,7 @@ def log_importance_weight(mu: jax.Array, logvar: jax.Array, eps: jax.Array,
   z = mu + jnp.exp(0.5 * logvar) * eps
   log_prior = likelihoods.standard_normal_log_prob(z)
   log_q = likelihoods.diag_normal_log_prob_elementwise(z, mu, logvar)
-  return (decode_log_prob(mask * z, x)
+  return (_log_prob(decode_log_prob, mask * z, x)
           + jnp.sum(mask * (log_prior - log_q), axis=-1))
 
 

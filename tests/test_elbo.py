@@ -231,3 +231,57 @@ class TestEpitomeLoss:
     loss, _ = elbo.epitome_loss(encode, dlp, self.x, masks, self.rng)
     terms = elbo.elbo_fn(encode, dlp, self.x, masks, eps_rng)
     np.testing.assert_allclose(loss, -np.mean(terms.elbo), rtol=1e-5)
+
+
+def _pixelwise_decoder(x_dim):
+  """A decode_log_prob that forgets to sum over pixels: (B, N), not (B,)."""
+  w = jnp.ones((D, x_dim)) * 0.1
+
+  def my_decoder(z, x):
+    logits = z @ w
+    return x * logits - jax.nn.softplus(logits)
+
+  return my_decoder
+
+
+def _encode(x):
+  return x[:, :D] * 0.1, jnp.zeros((x.shape[0], D))
+
+
+@pytest.mark.parametrize('call', ['elbo_fn', 'jit_elbo_fn', 'epitome_loss',
+                                  'iwae_loss', 'iw_log_likelihood'])
+def test_decoder_returning_per_pixel_values_is_refused(call):
+  x = jnp.full((B, N), 0.5)
+  masks = epitomes.make_masks(D, 2, 2)
+  decode = _pixelwise_decoder(N)
+  rng = jax.random.PRNGKey(0)
+  fns = {
+      'elbo_fn': lambda: elbo.elbo_fn(_encode, decode, x, masks, rng),
+      'jit_elbo_fn': lambda: jax.jit(lambda x: elbo.elbo_fn(
+          _encode, decode, x, masks, rng))(x),
+      'epitome_loss': lambda: elbo.epitome_loss(_encode, decode, x, masks,
+                                                rng),
+      'iwae_loss': lambda: elbo.iwae_loss(_encode, decode, x, masks, rng,
+                                          num_samples=3),
+      'iw_log_likelihood': lambda: elbo.iw_log_likelihood_per_epitome(
+          _encode, decode, x, masks, rng, 4, 2),
+  }
+  with pytest.raises(ValueError) as info:
+    fns[call]()
+  message = str(info.value)
+  assert 'my_decoder' in message and 'decode_log_prob' in message
+  assert f'({B}, {N})' in message and f'({B},)' in message
+
+
+def test_mixture_decoder_of_the_wrong_shape_is_refused():
+  e, k = 3, 2
+  x = jnp.full((B, N), 0.5)
+
+  def encode_all(x):
+    return jnp.zeros((e, x.shape[0], k)), jnp.zeros((e, x.shape[0], k))
+
+  def per_pixel_all(z, x):
+    return jnp.zeros(z.shape[:-1] + (x.shape[-1],))
+
+  with pytest.raises(ValueError, match=r'\({e}, {b}\)'.format(e=e, b=B)):
+    elbo.mixture_terms(encode_all, per_pixel_all, x, jnp.zeros((B, k)))
