@@ -7,6 +7,7 @@ The same code runs on one CPU, 8 TPU cores, or a multi-host pod (call
 """
 
 import os
+import threading
 from typing import Optional
 
 import jax
@@ -24,6 +25,13 @@ DATA_AXIS = 'data'
 COORDINATOR_ENV = 'JAX_COORDINATOR_ADDRESS'  # also read by JAX itself
 NUM_PROCESSES_ENV = 'JAX_NUM_PROCESSES'
 PROCESS_ID_ENV = 'JAX_PROCESS_ID'
+# How long the processes of a launch wait for each other to connect. JAX's
+# own 300 s ends in a C++ abort with a stack trace; this wait ends in a
+# ConfigError that says what to check.
+INITIALIZATION_TIMEOUT_S = 120
+# JAX's own deadline comes this much later, so that ours is the one reported
+# (JAX aborts the process at its deadline: the caller must exit on ours).
+_JAX_DEADLINE_MARGIN_S = 60
 
 
 def distributed_args(coordinator_address: str = '', num_processes: int = 0,
@@ -47,6 +55,9 @@ def distributed_args(coordinator_address: str = '', num_processes: int = 0,
   except ValueError as e:
     raise ConfigError(f'{NUM_PROCESSES_ENV} and {PROCESS_ID_ENV} must be '
                       f'integers: {e}.') from e
+  if count < 0:
+    raise ConfigError(f'train.num_processes={count}: the number of processes '
+                      'of the launch is at least 1.')
   given = {'train.coordinator_address': bool(address),
            'train.num_processes': count > 0, 'train.process_id': index >= 0}
   if not any(given.values()):
@@ -67,18 +78,90 @@ def distributed_args(coordinator_address: str = '', num_processes: int = 0,
 
 def initialize_distributed(coordinator_address: str = '',
                            num_processes: int = 0,
-                           process_id: int = -1) -> None:
+                           process_id: int = -1,
+                           initialization_timeout: int = INITIALIZATION_TIMEOUT_S
+                           ) -> None:
   """Connects the processes of a multi-process run (see `distributed_args`).
 
   Every process runs the same command; process 0 also serves as the
   coordinator. On CPU the processes exchange collectives through gloo (so
   the same code runs as several processes on one machine, as the tests do).
+
+  Args:
+    coordinator_address: host:port of process 0 ('' = from the environment).
+    num_processes: processes in the launch (0 = from the environment).
+    process_id: this process's id in [0, num_processes) (-1 = from the
+      environment).
+    initialization_timeout: seconds to wait for every process to connect.
+
+  Raises:
+    ConfigError: the arguments are inconsistent, not every process
+      connected within ``initialization_timeout`` (then exit: JAX aborts
+      the process a minute later), or the coordinator counts another
+      number of processes than ``num_processes``.
   """
   if jax.distributed.is_initialized():
     return
+  if initialization_timeout < 1:
+    raise ConfigError(f'initialization_timeout={initialization_timeout}: '
+                      'the seconds to wait for the processes are at least 1.')
+  args = distributed_args(coordinator_address, num_processes, process_id)
   jax.config.update('jax_cpu_collectives_implementation', 'gloo')
-  jax.distributed.initialize(**distributed_args(
-      coordinator_address, num_processes, process_id))
+  _connect(args, initialization_timeout)
+  if args and jax.process_count() != args['num_processes']:
+    raise ConfigError(
+        f'This process was started with num_processes='
+        f'{args["num_processes"]}, but the coordinator at '
+        f'{args["coordinator_address"]} (process 0) counts '
+        f'{jax.process_count()}: give every process the same '
+        '--config.train.num_processes.')
+
+
+def _connect(args: dict, timeout: int) -> None:
+  """``jax.distributed.initialize(**args)``, waited for at most ``timeout``
+  seconds. It runs in a thread because it blocks in C++ (no signal, no
+  exception reaches it) and, at its own deadline, aborts the process."""
+  failure = []
+  def initialize():
+    try:
+      jax.distributed.initialize(
+          **args, initialization_timeout=timeout + _JAX_DEADLINE_MARGIN_S)
+    except Exception as e:  # pylint: disable=broad-except
+      failure.append(e)
+  thread = threading.Thread(target=initialize, daemon=True,
+                            name='jax.distributed.initialize')
+  thread.start()
+  thread.join(timeout)  # Ctrl-C and SIGTERM still interrupt the wait
+  if failure:
+    raise failure[0]
+  if thread.is_alive():
+    raise ConfigError(_not_connected(args, timeout))
+
+
+def _not_connected(args: dict, timeout: int) -> str:
+  """What to check when not every process connected in time."""
+  if not args:
+    return (f'This process waited {timeout} s for the other processes of '
+            'the cluster that JAX detected (TPU pod, SLURM, ...) to connect, '
+            'and not all did. Check that every process was started, or set '
+            'train.coordinator_address, train.num_processes and '
+            'train.process_id explicitly.')
+  address, count, index = (args['coordinator_address'],
+                           args['num_processes'], args['process_id'])
+  others = ('processes 1 to ' if count > 2 else 'process ') + str(count - 1)
+  where = (f'this process (0) is the coordinator at {address}, and not '
+           f'every one of {others} reached it' if index == 0 else
+           f'this process ({index}) did not register with the coordinator '
+           f'(process 0) at {address}: process 0 was not started, is not '
+           'reachable at that address, or not every other process was '
+           'started (registration waits for all of them)')
+  return (f'Not all {count} processes of the launch connected within '
+          f'{timeout} s: {where}. Start every process 0 to {count - 1} '
+          f'once, each with the same --config.train.num_processes={count} '
+          f'and --config.train.coordinator_address={address} and its own '
+          '--config.train.process_id; check that the address is process '
+          "0's host and a free port reachable from every host. If the "
+          'processes start far apart, allow them longer.')
 
 
 def make_mesh(num_devices: int = 0) -> Mesh:

@@ -157,3 +157,47 @@ def test_distributed_args_from_config_or_environment():
     sharding.distributed_args('10.0.0.1:1234', 4, 4, environ={})
   with pytest.raises(ValueError, match='integers'):
     sharding.distributed_args(environ={'JAX_NUM_PROCESSES': 'two'})
+
+
+_ALONE = '''
+import sys
+from evae_jax import sharding
+try:
+  sharding.initialize_distributed(sys.argv[1], 2, int(sys.argv[2]),
+                                  initialization_timeout=3)
+except sharding.ConfigError as e:
+  print(e)
+  sharding.os._exit(2)  # as main does: JAX would abort at its own deadline
+'''
+
+
+def test_a_process_whose_peers_never_connect_gets_a_clear_error_quickly():
+  """Each process of a 2-process launch started alone: JAX alone waited 5
+  minutes and aborted with a C++ stack trace."""
+  address = f'127.0.0.1:{free_port()}'
+  start = time.time()
+  procs = [subprocess.Popen(
+      [sys.executable, '-c', _ALONE, address if i == 0
+       else f'127.0.0.1:{free_port()}', str(i)], cwd=ROOT,
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+           for i in range(2)]
+  try:
+    outs = [p.communicate(timeout=60) for p in procs]
+  finally:
+    for p in procs:
+      p.kill()
+  assert time.time() - start < 40
+  for i, (p, (out, err)) in enumerate(zip(procs, outs)):
+    assert p.returncode == 2, err[-2000:]
+    assert out.startswith('Not all 2 processes of the launch connected '
+                          'within 3 s'), out
+    assert 'stack trace' not in err and 'Traceback' not in err
+  assert 'this process (0) is the coordinator at ' + address in outs[0][0]
+  assert 'not every one of process 1 reached it' in outs[0][0]
+  assert 'this process (1) did not register with the coordinator' in (
+      outs[1][0])
+
+
+def test_a_negative_process_count_is_a_config_error():
+  with pytest.raises(ValueError, match='at least 1'):
+    sharding.distributed_args('10.0.0.1:1234', -2, 0, environ={})
