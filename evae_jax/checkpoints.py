@@ -71,6 +71,28 @@ def tree_checksum(tree: Any) -> str:
   return digest.hexdigest()
 
 
+def _abstract(tree: Any) -> Any:
+  """The shape, dtype (and sharding) of every array of ``tree``: what orbax
+  restores into. Our own, since orbax moved its helper from ``ocp.utils``
+  (deprecated) to ``ocp.tree`` (absent from orbax 0.11.0, our floor)."""
+  def leaf(x):
+    if isinstance(x, jax.Array):
+      return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
+    x = np.asarray(x)
+    return jax.ShapeDtypeStruct(x.shape, x.dtype)
+  return jax.tree_util.tree_map(leaf, tree)
+
+
+def _keep_latest(keep: int) -> dict:
+  """CheckpointManagerOptions that keep the newest ``keep`` steps: the
+  preservation policy where orbax has it (newer than 0.11.0), else the
+  ``max_to_keep`` it replaced (deprecated since, the same behaviour)."""
+  managers = getattr(ocp, 'checkpoint_managers', None)
+  if managers is None:  # orbax before the preservation policies
+    return {'max_to_keep': keep}
+  return {'preservation_policy': managers.preservation_policy.LatestN(n=keep)}
+
+
 class CheckpointError(RuntimeError):
   """No checkpoint in a non-empty checkpoint folder can be restored, or one
   cannot be written (or read back) where it is asked for."""
@@ -180,9 +202,8 @@ class Checkpoints:
 
   def _open(self):
     return ocp.CheckpointManager(
-        self.directory,
-        options=ocp.CheckpointManagerOptions(max_to_keep=self._keep,
-                                             create=True))
+        self.directory, options=ocp.CheckpointManagerOptions(
+            create=True, **_keep_latest(self._keep)))
 
   def steps(self):
     return sorted(self._manager.all_steps())
@@ -252,7 +273,7 @@ class Checkpoints:
     """Restores the step just written and checks it against its record, so
     that a checkpoint that can never be restored fails its save, not a
     resume days later."""
-    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, local)
+    abstract = _abstract(local)
     try:
       _, verified = self._restore_step(step, abstract)
       if not verified:
@@ -355,7 +376,7 @@ class Checkpoints:
     steps = [s for s in self.steps() if max_step is None or s <= max_step]
     if not steps:
       return None, None
-    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, target)
+    abstract = _abstract(target)
     failures, unverified, chosen, newest_unverified = [], [], None, None
     for step in reversed(steps):
       try:

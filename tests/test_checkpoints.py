@@ -144,3 +144,17 @@ def test_a_save_that_fails_in_orbax_threads_is_an_error_not_a_hang(tmp_path):
   assert too_long.startswith('WorkdirError: '), too_long
   assert 'refused a path as too long' in too_long
   assert 'Use a shorter --workdir' in too_long
+
+
+def test_the_newest_keep_steps_are_kept_and_restore(tmp_path):
+  ckpts = checkpoints.Checkpoints(str(tmp_path), 2)
+  try:
+    for step in range(1, 5):
+      ckpts.save(step, {'w': np.full(3, step, np.float32),
+                        'step': np.asarray(step, np.int32)})
+    assert ckpts.steps() == [3, 4]
+    tree, step = ckpts.restore_latest({'w': np.zeros(3, np.float32),
+                                       'step': np.asarray(0, np.int32)})
+  finally:
+    ckpts.close()
+  assert step == 4 and tree['w'].tolist() == [4, 4, 4]
