@@ -398,5 +398,6 @@ def _sample_one(config, workdir: str, num_samples: int) -> np.ndarray:
   path = files.join(workdir, SAMPLES_NPZ)
   _write_npz(path, x=x)
   figures.write_sample_mode_figure(x, workdir)
-  print(f'Wrote {path}', flush=True)
+  print(f'Wrote {path} and its grid '
+        f'{files.join(workdir, figures.SAMPLE_MODE_PNG)}', flush=True)
   return x

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import logging
 import signal
+import sys
 import time
 from typing import Any, Dict, List, Optional
 
@@ -474,6 +475,13 @@ def _keep_damaged_metrics(workdir: str) -> None:
       kept)
 
 
+def _is_terminal() -> bool:
+  try:
+    return sys.stderr.isatty()
+  except (AttributeError, ValueError):  # replaced or closed stderr
+    return False
+
+
 def _loop(run: _Run, stop: Dict[str, Optional[str]]) -> None:
   """Trains chunk by chunk to the end of the budget; validates, logs and
   checkpoints at the boundaries; stops (after saving) when ``stop`` says.
@@ -483,9 +491,11 @@ def _loop(run: _Run, stop: Dict[str, Optional[str]]) -> None:
     Interrupted: SIGTERM/SIGINT in any process; a checkpoint was saved.
   """
   tc = run.config.train
+  # Not into a log file (stderr not a terminal): there every redraw is a
+  # carriage-return line; the per-epoch log lines say as much.
   bar = tqdm(total=run.total_steps, initial=run.step,
-             disable=not (tc.progress_bar and run.lead), unit='step',
-             dynamic_ncols=True)
+             disable=not (tc.progress_bar and run.lead and _is_terminal()),
+             unit='step', dynamic_ncols=True)
   try:
     while run.step < run.total_steps:
       _train_chunk_of(run, stop, bar)

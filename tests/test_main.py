@@ -44,7 +44,7 @@ def test_sample_reads_the_runs_own_config_from_the_workdir(one_epoch_workdir):
   run = _main(one_epoch_workdir, '--mode=sample', '--num_samples=4',
               '--config.eval.batch_size=7')
   assert run.returncode == 0, run.stderr[-2000:]
-  assert os.path.exists(png)
+  assert os.path.exists(png) and png in run.stdout
 
 
 def test_without_config_only_evaluation_fields_may_be_overridden(

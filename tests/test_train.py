@@ -165,6 +165,7 @@ def test_training_ends_with_a_summary_and_the_next_command(tmp_path):
   assert run.returncode == 0, run.stderr[-2000:]
   assert 'validation bound' in run.stdout and 'metrics.jsonl' in run.stdout
   assert '--mode=evaluate' in run.stdout
+  assert '\r' not in run.stderr  # no progress bar redraws in a log file
 
 
 def _files_and_times(directory):
