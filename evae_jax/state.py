@@ -1,8 +1,9 @@
 """The train state, how a checkpoint stores it, and which models a config trains.
 
 Training writes checkpoints and evaluation reads them; both use this module,
-so neither imports the other. ``apply_fn`` of the state holds the
-`evae_jax.models.Model` (the state's `model`), ``tx`` the optimizer.
+so neither imports the other. The state holds its `evae_jax.models.Model`
+(``model``) and its optax optimizer (``tx``) as static fields beside the
+arrays.
 """
 
 from typing import Any, Dict, List, Optional, Tuple
@@ -10,7 +11,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import jax
 import jax.numpy as jnp
 import ml_collections
-from flax.training import train_state
+import optax
+from flax import struct
 
 from evae_jax import checkpoints
 from evae_jax import models
@@ -18,12 +20,56 @@ from evae_jax import optimizers
 from evae_jax import schedules
 
 
-class TrainState(train_state.TrainState):
-  """Flax's TrainState; ``apply_fn`` holds the `evae_jax.models.Model`."""
+class TrainState(struct.PyTreeNode):
+  """One model's arrays (step, parameters, optimizer state) with the model
+  and optimizer that use them (static: code, not arrays).
 
-  @property
-  def model(self) -> models.Model:
-    return self.apply_fn
+  Flax's ``train_state.TrainState`` with the model in a field named for it
+  (Flax's holds an ``apply_fn``); its leaves, and so checkpoints, vmap and
+  sharding, are the same: step, params, opt_state.
+
+  Attributes:
+    step: the number of optimizer updates applied, () int.
+    params: the model's parameters (`evae_jax.models.Model.init`).
+    opt_state: ``tx``'s state.
+    model: the `evae_jax.models.Model` (encoder, decoder, masks, objective).
+    tx: the optax optimizer.
+  """
+  step: Any
+  params: Any
+  opt_state: Any
+  model: models.Model = struct.field(pytree_node=False)
+  tx: optax.GradientTransformation = struct.field(pytree_node=False)
+
+  @classmethod
+  def create(cls, *, model: models.Model, params: Any,
+             tx: optax.GradientTransformation) -> 'TrainState':
+    """Step 0 and ``tx``'s initial state for ``params``.
+
+    Args:
+      model: the model.
+      params: its initial parameters.
+      tx: the optimizer.
+
+    Returns:
+      The state.
+    """
+    return cls(step=0, params=params, opt_state=tx.init(params), model=model,
+               tx=tx)
+
+  def apply_gradients(self, *, grads: Any) -> 'TrainState':
+    """One optimizer update: params <- params + tx's update of ``grads``.
+
+    Args:
+      grads: gradients of the loss, the structure of ``params``.
+
+    Returns:
+      The state one step on.
+    """
+    updates, opt_state = self.tx.update(grads, self.opt_state, self.params)
+    return self.replace(step=self.step + 1,
+                        params=optax.apply_updates(self.params, updates),
+                        opt_state=opt_state)
 
 
 def create_train_state(config: ml_collections.ConfigDict, num_pixels: int,
@@ -32,13 +78,13 @@ def create_train_state(config: ml_collections.ConfigDict, num_pixels: int,
   model = models.make_model(config.model, num_pixels)
   tx = optimizers.make_optimizer(
       config.train, schedules.learning_rate(config.train, steps_per_epoch))
-  return TrainState.create(apply_fn=model, params=model.init(rng), tx=tx)
+  return TrainState.create(model=model, params=model.init(rng), tx=tx)
 
 
 def state_tree(state: TrainState,
                assignments: Optional[jax.Array] = None) -> Dict[str, Any]:
   """What a checkpoint holds: parameters, optimizer state, step, and the
-  epoch's assignments of Algorithm 1 (apply_fn and tx are code)."""
+  epoch's assignments of Algorithm 1 (model and tx are code)."""
   tree = {'params': state.params, 'opt_state': state.opt_state,
           'step': jnp.asarray(state.step, jnp.int32)}
   if assignments is not None:
