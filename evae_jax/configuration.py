@@ -159,6 +159,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _positive(t.num_seeds, 'train.num_seeds')
   _positive(t.max_chunk_steps, 'train.max_chunk_steps', allow_zero=True)
   _positive(t.num_devices, 'train.num_devices', allow_zero=True)
+  _positive(t.initialization_timeout, 'train.initialization_timeout')
   _positive(t.checkpoint_every_steps, 'train.checkpoint_every_steps',
             allow_zero=True)
   if not 0.0 <= t.z_dropout_rate < 1.0:

@@ -91,6 +91,8 @@ def get_config():
   config.train.coordinator_address = ''  # host:port of process 0
   config.train.num_processes = 0
   config.train.process_id = -1
+  config.train.initialization_timeout = 120  # seconds to wait for every
+  #   process to connect before a clear error (a wrong count or id)
   config.train.keep_checkpoints = 3
   config.train.eval_every_epochs = 1
   config.train.progress_bar = True

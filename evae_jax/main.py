@@ -126,7 +126,7 @@ def main(argv):
     tc = FLAGS.config.train
     if tc.distributed:  # before anything touches a device
       sharding.initialize_distributed(tc.coordinator_address, tc.num_processes,
-                                      tc.process_id)
+                                      tc.process_id, tc.initialization_timeout)
     logging.info('JAX process %d/%d, devices: %s', jax.process_index(),
                  jax.process_count(), jax.devices())
     config = _config()

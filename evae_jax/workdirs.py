@@ -33,7 +33,7 @@ RESUMABLE_CHANGES = ('train.num_epochs', 'train.burda_stages',
                      'train.max_chunk_steps', 'train.checkpoint_every_steps',
                      'train.num_devices', 'train.distributed',
                      'train.coordinator_address', 'train.num_processes',
-                     'train.process_id', 'data.path', 'data.data_dir',
+                     'train.process_id', 'train.initialization_timeout', 'data.path', 'data.data_dir',
                      'data.download_timeout', 'eval.')
 # Fields that decide which model a checkpoint holds and what it is scored on:
 # evaluating or sampling with another value would score a different model.

@@ -201,3 +201,23 @@ def test_a_process_whose_peers_never_connect_gets_a_clear_error_quickly():
 def test_a_negative_process_count_is_a_config_error():
   with pytest.raises(ValueError, match='at least 1'):
     sharding.distributed_args('10.0.0.1:1234', -2, 0, environ={})
+
+
+def test_the_command_line_waits_train_initialization_timeout_for_peers(
+    tmp_path):
+  """Process 0 of a 2-process launch started alone: one paragraph, exit 2,
+  after the configured wait (not JAX's 5 minutes), nothing written."""
+  start = time.time()
+  run = subprocess.run(
+      [sys.executable, '-m', 'evae_jax.main', '--config=configs/test.py',
+       f'--workdir={tmp_path / "run"}', '--config.train.distributed=True',
+       f'--config.train.coordinator_address=127.0.0.1:{free_port()}',
+       '--config.train.num_processes=2', '--config.train.process_id=0',
+       '--config.train.initialization_timeout=3'], cwd=ROOT,
+      capture_output=True, text=True, timeout=120)
+  assert run.returncode == 2, run.stderr[-2000:]
+  assert time.time() - start < 60
+  assert 'Not all 2 processes of the launch connected within 3 s' in (
+      run.stderr)
+  assert 'Traceback' not in run.stderr
+  assert not os.path.exists(tmp_path / 'run')
