@@ -25,6 +25,7 @@ import io
 import os
 import posixpath
 import socket
+import urllib.parse
 from typing import List, Union
 
 from etils import epath
@@ -78,7 +79,42 @@ def _path(path: str) -> epath.Path:
           f'{path} is a {scheme}:// path, which needs the {package} package '
           f'(or TensorFlow). Install it (pip install {package}; for gs:// '
           "also pip install 'evae_jax[gcs]') and rerun the same command.")
+    if scheme == 'gs':
+      _check_reachable(path)
   return epath.Path(path)
+
+
+_REACHABLE = {}  # host:port -> '' (reached) or why not, once per process
+_GCS_HOST = 'https://storage.googleapis.com'
+
+
+def _check_reachable(path: str, timeout: float = 5.0) -> None:
+  """Refuses a gs:// path whose storage server cannot be reached at all (no
+  network, no DNS): gcsfs would retry each call for about a minute, print
+  the tracebacks, and then answer "does not exist".
+
+  Raises:
+    errors.WorkdirError: naming the server, the reason and the fix.
+  """
+  if any(os.environ.get(v) for v in ('HTTPS_PROXY', 'https_proxy')):
+    return  # the server is reached through the proxy, not directly
+  url = urllib.parse.urlsplit(os.environ.get('STORAGE_EMULATOR_HOST') or
+                              _GCS_HOST)
+  host = url.hostname or ''
+  port = url.port or (443 if url.scheme == 'https' else 80)
+  key = f'{host}:{port}'
+  if key not in _REACHABLE:
+    try:
+      socket.create_connection((host, port), timeout=timeout).close()
+      _REACHABLE[key] = ''
+    except OSError as e:
+      _REACHABLE[key] = e.strerror or str(e) or type(e).__name__
+  if _REACHABLE[key]:
+    raise errors.WorkdirError(
+        f'{path}: cannot reach the storage server {key} '
+        f'({_REACHABLE[key]}), so whether it exists is unknown. Check the '
+        'network (and proxy) of this machine, or use a local --workdir; '
+        'nothing was changed.')
 
 
 def exists(path: str) -> bool:

@@ -136,3 +136,23 @@ def test_evaluate_on_a_full_disk_exits_2_in_one_paragraph(tmp_path):
   assert 'No space left' in run.stderr and 'Traceback' not in run.stderr
   leftovers = [n for n in os.listdir(workdir) if n.endswith('.tmp')]
   assert not leftovers
+
+
+def test_an_unreachable_storage_server_is_said_so_at_once(monkeypatch):
+  """Without network gcsfs retried for about a minute, printed the
+  tracebacks, then answered "does not exist" (evaluate: "train first")."""
+  if importlib.util.find_spec('gcsfs') is None:
+    pytest.skip('gcsfs is not installed')
+  import socket
+  with socket.socket() as s:  # a port nobody listens on
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+  monkeypatch.setenv('STORAGE_EMULATOR_HOST', f'http://127.0.0.1:{port}')
+  for name in ('HTTPS_PROXY', 'https_proxy'):
+    monkeypatch.delenv(name, raising=False)
+  monkeypatch.setattr(files, '_REACHABLE', {})
+  with pytest.raises(errors.WorkdirError,
+                     match=f'cannot reach the storage server 127.0.0.1:{port}'):
+    files.isdir('gs://bucket/run')
+  with pytest.raises(errors.WorkdirError, match='whether it exists is unknown'):
+    files.exists('gs://bucket/run/config.json')
