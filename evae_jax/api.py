@@ -91,6 +91,8 @@ def _generate(model, params, rng, n):
 class TrainedModel:
   """A trained eVAE / VAE / mVAE: its config, parameters and epitome masks.
 
+  Made by `load`; the constructor is not meant to be called directly.
+
   Attributes:
     workdir: where it was loaded from.
     config: the ``ml_collections.ConfigDict`` it was trained with.
@@ -100,10 +102,17 @@ class TrainedModel:
     splits: the dataset as training saw it (`evae_jax.input_pipeline.Splits`,
       uint8 (n, H, W) train / valid / test).
     step: training steps of the checkpoint.
+
+  Args:
+    workdir: where it was loaded from.
+    config: the config it was trained with.
+    state: the restored `evae_jax.state.TrainState` (its model, params and
+      step are kept).
+    splits: the dataset as training saw it.
   """
 
   def __init__(self, workdir: str, config: ml_collections.ConfigDict,
-               state, splits: input_pipeline.Splits):
+               state: state_lib.TrainState, splits: input_pipeline.Splits):
     self.workdir = workdir
     self.config = config
     self.params = state.params
@@ -174,7 +183,17 @@ class TrainedModel:
   def eval_inputs(self, images: np.ndarray) -> jax.Array:
     """uint8 images -> (B, N) inputs exactly as ``--mode=evaluate`` scores
     them: with ``data.binarization=dynamic``, one fixed stochastic
-    binarisation (`evae_jax.evaluate.eval_inputs`); else x / 255."""
+    binarisation (`evae_jax.evaluate.eval_inputs`); else x / 255.
+
+    Args:
+      images: uint8 (B, H, W) (or (B, H * W)) in [0, 255], as in `splits`.
+
+    Returns:
+      (B, N) float32 in [0, 1], N = H * W: binary for dynamic binarisation.
+
+    Raises:
+      ValueError: the images are not uint8.
+    """
     images = np.asarray(images)
     if images.dtype != np.uint8:
       raise ValueError(f'eval_inputs takes uint8 images (as in .splits), not '
@@ -192,6 +211,9 @@ class TrainedModel:
     Returns:
       (mu, logvar), each (B, D). Epitome y uses the units where
       ``masks[y]`` is 1: q(z | x, y) = N(masks[y] * mu, exp(masks[y] * logvar)).
+
+    Raises:
+      ValueError: x does not fit the model (see `inputs`).
     """
     return _encode(self.model, self.params, self.inputs(x))
 
@@ -206,6 +228,9 @@ class TrainedModel:
 
     Returns:
       `evae_jax.ElboTerms` (elbo, log_lik, kl), each (B, E), in nats.
+
+    Raises:
+      ValueError: x does not fit the model (see `inputs`).
     """
     return _elbo_terms(self.model, self.params, self.inputs(x), _key(rng))
 
@@ -214,16 +239,32 @@ class TrainedModel:
     chosen on one noise draw and scored on an independent one (unbiased,
     as ``--mode=evaluate``'s 'bound').
 
+        y* = argmax_y ELBO_y(x; A),   bound = ELBO_{y*}(x; B) - log E
+
+    Args:
+      x: (B, ...) images (see `inputs`).
+      rng: key (or int seed); draws A and B both derive from it.
+
     Returns:
       (B,) nats.
+
+    Raises:
+      ValueError: x does not fit the model (see `inputs`).
     """
     return _bound(self.model, self.params, self.inputs(x), _key(rng))
 
   def assign(self, x, rng: Key) -> jax.Array:
     """y*(x) = argmax_y ELBO_y(x) on one noise draw (eq. 7).
 
+    Args:
+      x: (B, ...) images (see `inputs`).
+      rng: key (or int seed) of the noise.
+
     Returns:
       (B,) int32 epitome indices in [0, E).
+
+    Raises:
+      ValueError: x does not fit the model (see `inputs`).
     """
     return _assign(self.model, self.params, self.inputs(x), _key(rng))
 
@@ -231,8 +272,15 @@ class TrainedModel:
     """Decoder mean at the posterior mean of the assigned epitome,
     E[x | masks[y*] * mu(x)], with y* = `assign` (x, rng).
 
+    Args:
+      x: (B, ...) images (see `inputs`).
+      rng: key (or int seed) of the noise that chooses y*.
+
     Returns:
       (B, H, W) float32 in [0, 1].
+
+    Raises:
+      ValueError: x does not fit the model (see `inputs`).
     """
     x = self.inputs(x)
     out = _reconstruct(self.model, self.params, x, _key(rng))
@@ -242,8 +290,15 @@ class TrainedModel:
     """Draws from the generative model: y ~ U{1..E}, z ~ N(0, I), and the
     decoder mean E[x | masks[y] * z].
 
+    Args:
+      rng: key (or int seed) of y and z.
+      n: how many images.
+
     Returns:
       (n, H, W) float32 in [0, 1].
+
+    Raises:
+      ValueError: n < 1.
     """
     if n < 1:
       raise ValueError(f'n={n} must be >= 1.')
@@ -265,6 +320,9 @@ class TrainedModel:
 
     Returns:
       (B, E) float32 numpy array, nats.
+
+    Raises:
+      ValueError: num_samples < 1, or x does not fit the model.
     """
     return self._iw(x, rng, num_samples, chunk_size, batch_size)['per_epitome']
 
@@ -290,6 +348,9 @@ class TrainedModel:
 
     Returns:
       (B,) float numpy array, nats.
+
+    Raises:
+      ValueError: num_samples < 1, or x does not fit the model.
     """
     return self._iw(x, rng, num_samples, chunk_size, batch_size)['marginal']
 
@@ -305,8 +366,19 @@ class TrainedModel:
     """Unit activity A_u = Cov_x(E_q[u]) over the batch x (paper §3), with
     E_q[u] = mu_u(x) inside the assigned epitome y*(x) and 0 outside.
 
+        A_u = Var_x(M[y*(x), u] mu_u(x))
+
+    Args:
+      x: (B, ...) images (see `inputs`); A_u is a variance over these.
+      rng: key (or int seed) of the noise that chooses y*.
+      threshold: a unit is active if A_u > threshold (0.02 in the paper,
+        0.01 in Burda et al.).
+
     Returns:
       (activity (D,) numpy array, number of units with A_u > threshold).
+
+    Raises:
+      ValueError: x does not fit the model (see `inputs`).
     """
     x = self.inputs(x)
     mu, _ = _encode(self.model, self.params, x)

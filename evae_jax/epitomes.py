@@ -21,7 +21,15 @@ class EpitomeConfigError(ValueError):
 
 
 def resolve_stride(epitome_size: int, stride: Optional[int]) -> int:
-  """Returns the stride to use: ``stride``, or K (non-overlapping) if unset (None or 0)."""
+  """The stride to use: ``stride``, or K (non-overlapping) if unset.
+
+  Args:
+    epitome_size: K.
+    stride: s; None or 0 means s = K.
+
+  Returns:
+    s, an int: ``stride`` if set, else ``epitome_size``.
+  """
   return epitome_size if not stride else stride
 
 
@@ -77,6 +85,9 @@ def epitome_starts(latent_dim: int, epitome_size: int,
   Returns:
     The E start indices: 0, s, 2s, ... while start + K <= D, plus D - K if the
     last of those does not end at D.
+
+  Raises:
+    EpitomeConfigError: for an invalid (D, K, s).
   """
   validate(latent_dim, epitome_size, stride)
   stride = resolve_stride(epitome_size, stride)
@@ -88,7 +99,21 @@ def epitome_starts(latent_dim: int, epitome_size: int,
 
 def num_epitomes(latent_dim: int, epitome_size: int,
                  stride: Optional[int] = None) -> int:
-  """E, the number of epitomes for (D, K, s); s None or 0 means s = K."""
+  """E, the number of epitomes for (D, K, s) (`epitome_starts`).
+
+      E = floor((D - K) / s) + 1, plus 1 if (D - K) is not a multiple of s
+
+  Args:
+    latent_dim: D.
+    epitome_size: K.
+    stride: s; None or 0 means s = K.
+
+  Returns:
+    E >= 1 (1 for the VAE, D = K).
+
+  Raises:
+    EpitomeConfigError: for an invalid (D, K, s).
+  """
   return len(epitome_starts(latent_dim, epitome_size, stride))
 
 
@@ -115,5 +140,14 @@ def make_masks(latent_dim: int, epitome_size: int,
 
 
 def log_num_epitomes(masks) -> float:
-  """log E: the KL from a point-mass q(y|x) to the uniform prior p(y) (eq. 7)."""
+  """log E: the KL from a point-mass q(y|x) to the uniform prior p(y) (eq. 7).
+
+      KL(delta(y*) || U{1..E}) = log E
+
+  Args:
+    masks: (E, D) epitome masks (any array with a shape).
+
+  Returns:
+    log E, a Python float (0 for a VAE).
+  """
   return math.log(masks.shape[0])

@@ -32,6 +32,15 @@ def eval_inputs(images: np.ndarray, data_config) -> jax.Array:
   With dynamic binarisation, evaluation uses one fixed stochastic
   binarisation (seeded from ``data.split_seed``) so that figures are
   reproducible and comparable across models.
+
+  Args:
+    images: uint8 (n, H, W) in [0, 255].
+    data_config: the config's ``data`` section (``binarization``,
+      ``split_seed``).
+
+  Returns:
+    (n, N) float32, N = H * W: x / 255, or its fixed binarisation for
+    ``binarization == 'dynamic'``.
   """
   if data_config.binarization == 'dynamic':
     images = input_pipeline.binarize_once(
@@ -112,6 +121,15 @@ def dataset_bounds(enc: Encodings) -> Dict[str, jax.Array]:
   the tighter bound with q_A(y|x) = softmax ELBO_y(A) scored on B, and
   'log_lik' / 'kl' the terms of the assigned epitome on B. All are unbiased
   estimates of valid lower bounds (`evae_jax.elbo.point_estimate_bound`).
+
+      bound = ELBO_{y*}(x; B) - log E,   y* = argmax_y ELBO_y(x; A)
+      logsumexp_bound = sum_y q_A(y) [ELBO_y(x; B) - log q_A(y)] - log E
+
+  Args:
+    enc: `Encodings` of n examples (`encode_dataset`).
+
+  Returns:
+    {'bound', 'logsumexp_bound', 'log_lik', 'kl'}: each (n,).
   """
   y = enc.assignments[:, None]
   pick = lambda a: jnp.take_along_axis(a, y, -1)[:, 0]
@@ -355,15 +373,35 @@ def epitome_mutual_information(mu: jax.Array, logvar: jax.Array,
 
 def per_unit_kl(mu: jax.Array, logvar: jax.Array, assignments: jax.Array,
                 masks: jax.Array) -> jax.Array:
-  """Mean over examples of KL(q(z_d | x, y*) || N(0, 1)) per unit (Fig. 1); (D,).
+  """Mean over examples of KL(q(z_d | x, y*) || N(0, 1)) per unit (Fig. 1).
 
-  Units outside the assigned epitome contribute 0, as in the bound."""
+      KL_d = (1/n) sum_i M[y*_i, d] KL(N(mu_id, exp(logvar_id)) || N(0, 1))
+
+  Units outside the assigned epitome contribute 0, as in the bound.
+
+  Args:
+    mu: (n, D) posterior means.
+    logvar: (n, D) posterior log-variances.
+    assignments: (n,) y* per example.
+    masks: (E, D) epitome masks.
+
+  Returns:
+    (D,) mean KL per unit, nats.
+  """
   kl = likelihoods.gaussian_kl_to_standard(mu, logvar)
   return jnp.mean(masks[assignments] * kl, axis=0)
 
 
 def epitome_usage(assignments: jax.Array, num_epitomes: int) -> np.ndarray:
-  """How many examples each epitome is assigned; (E,) int."""
+  """How many examples each epitome is assigned.
+
+  Args:
+    assignments: (n,) int y* per example, in [0, E).
+    num_epitomes: E.
+
+  Returns:
+    (E,) int counts, summing to n.
+  """
   return np.bincount(np.asarray(assignments), minlength=num_epitomes)
 
 
@@ -416,7 +454,13 @@ def parzen_log_density(x: jax.Array, samples: jax.Array, sigma: float,
 
 def select_parzen_sigma(valid: jax.Array, samples: jax.Array,
                         sigmas) -> tuple[float, np.ndarray]:
-  """The sigma of the grid with the highest mean validation log-density.
+  """The sigma of the grid with the highest mean validation log-density
+  (`parzen_log_density`).
+
+  Args:
+    valid: (n, N) validation points.
+    samples: (m, N) generated samples (the kernel centres).
+    sigmas: the candidate kernel widths (the paper: logspace(-1, 0, 10)).
 
   Returns:
     (best sigma, mean validation log-density for every sigma).

@@ -66,9 +66,9 @@ def gaussian_log_prob(mean: jax.Array, logvar: jax.Array,
   (paper eq. 2/5).
 
   Args:
-    mean: (..., N).
-    logvar: (..., N) log-variances.
-    x: (..., N).
+    mean: (..., N) decoder means.
+    logvar: (..., N) decoder log-variances.
+    x: (..., N) data.
 
   Returns:
     (...,) log-densities.
@@ -78,13 +78,34 @@ def gaussian_log_prob(mean: jax.Array, logvar: jax.Array,
 
 
 def standard_normal_log_prob(z: jax.Array) -> jax.Array:
-  """Elementwise log N(z; 0, 1)."""
+  """Elementwise log N(z; 0, 1), not summed.
+
+      log N(z; 0, 1) = -1/2 (log 2 pi + z^2)
+
+  Args:
+    z: (...) any shape.
+
+  Returns:
+    (...) log-densities, the shape of z.
+  """
   return -0.5 * (LOG_2PI + jnp.square(z))
 
 
 def diag_normal_log_prob_elementwise(z: jax.Array, mean: jax.Array,
                                      logvar: jax.Array) -> jax.Array:
-  """Elementwise log N(z; mean, exp(logvar))."""
+  """Elementwise log N(z; mean, exp(logvar)), not summed.
+
+      log N(z; mean, exp(logvar)) = -1/2 (log 2 pi + logvar
+                                          + (z - mean)^2 exp(-logvar))
+
+  Args:
+    z: (..., D) points.
+    mean: (..., D) means (broadcast against z).
+    logvar: (..., D) log-variances (broadcast against z).
+
+  Returns:
+    (..., D) log-densities, the broadcast shape.
+  """
   return -0.5 * (LOG_2PI + logvar + jnp.square(z - mean) * jnp.exp(-logvar))
 
 
@@ -94,8 +115,8 @@ def gaussian_kl_to_standard(mean: jax.Array, logvar: jax.Array) -> jax.Array:
   KL = 1/2 (mean^2 + exp(logvar) - 1 - logvar), zero iff mean = 0 and logvar = 0.
 
   Args:
-    mean: (..., D).
-    logvar: (..., D).
+    mean: (..., D) posterior means.
+    logvar: (..., D) posterior log-variances.
 
   Returns:
     (..., D) per-unit KL in nats (not summed).

@@ -85,9 +85,19 @@ class Objective:
   summary: str
 
   def check(self, model_kinds: Tuple[str, ...], options: LossOptions) -> None:
-    """Raises `ObjectiveError` unless ``options`` suit this objective and it
-    is implemented for the model kinds ``model_kinds`` (those one latent
-    interface of `evae_jax.elbo` serves)."""
+    """Checks that ``options`` suit this objective and that it is
+    implemented for ``model_kinds``.
+
+    Args:
+      model_kinds: the model kinds one latent interface of `evae_jax.elbo`
+        serves (its ``model_kinds``).
+      options: the `LossOptions` of the call.
+
+    Raises:
+      ObjectiveError: a model kind it is not implemented for, k != 1 for an
+        objective without ``num_samples``, or a KL weight, z dropout or free
+        bits for one without a KL term (concrete values only).
+    """
     missing = [k for k in model_kinds if k not in self.model_kinds]
     if missing:
       raise ObjectiveError(
@@ -134,6 +144,10 @@ def register(name: str, *, model_kinds: Tuple[str, ...] = ALL_MODEL_KINDS,
 
   Returns:
     The decorator, which returns ``loss_fn`` unchanged.
+
+  Raises:
+    ValueError: (when the decorator is applied) ``name`` is registered
+      already.
   """
   def decorate(loss_fn: LossFn) -> LossFn:
     if name in REGISTRY:
@@ -147,13 +161,30 @@ def register(name: str, *, model_kinds: Tuple[str, ...] = ALL_MODEL_KINDS,
 
 def names(**flags) -> Tuple[str, ...]:
   """Registered objective names, optionally those whose fields equal
-  ``flags`` (e.g. ``names(uses_num_samples=True)``)."""
+  ``flags`` (e.g. ``names(uses_num_samples=True)``).
+
+  Args:
+    **flags: `Objective` fields and the values to keep.
+
+  Returns:
+    The names, in registration order.
+  """
   return tuple(n for n, o in REGISTRY.items()
                if all(getattr(o, k) == v for k, v in flags.items()))
 
 
 def get(name: str) -> Objective:
-  """The registered objective ``name``; `ObjectiveError` if there is none."""
+  """The registered objective ``name``.
+
+  Args:
+    name: a value of ``train.objective``.
+
+  Returns:
+    Its `Objective`.
+
+  Raises:
+    ObjectiveError: no objective is registered under ``name``.
+  """
   if name not in REGISTRY:
     raise ObjectiveError(f'objective must be one of {names()}, got {name!r}.')
   return REGISTRY[name]

@@ -46,7 +46,15 @@ def epitome_manifold(model, params, epitome: int,
   """The learned 2-d manifold of one epitome (paper Fig. 5).
 
   The epitome's first two units sweep the standard-normal quantiles of a
-  grid_size x grid_size grid (the other units are zero).
+  grid_size x grid_size grid (the other units are zero):
+
+      z_{ij} = (Phi^-1(q_i), Phi^-1(q_j)),  q = linspace(0.05, 0.95, grid_size)
+
+  Args:
+    model: an `evae_jax.models.Model`.
+    params: its parameters.
+    epitome: y, the epitome to sweep (at least 2 units).
+    grid_size: points per side.
 
   Returns:
     (grid_size**2, N) decoder means, row-major over the grid.
