@@ -1,0 +1,320 @@
+"""The API reference is built from the docstrings (pdoc, Google style), and
+every public function of the library API documents its arguments, what it
+returns and the user errors it raises, so a broken docstring fails here.
+
+Build the reference by hand with the README's command (``pdoc --docformat
+google -o build/api evae_jax evae_jax.api ...``); a test below keeps its
+module list equal to `PUBLIC_MODULES`.
+"""
+
+import ast
+import importlib
+import inspect
+import os
+import re
+import textwrap
+import types
+import warnings
+
+import pytest
+
+from tests.conftest import ROOT
+
+# The library API: what `evae_jax` exports, and the modules people import
+# directly. The reference documents exactly these.
+PUBLIC_MODULES = ('evae_jax', 'evae_jax.api', 'evae_jax.elbo',
+                  'evae_jax.objectives', 'evae_jax.epitomes',
+                  'evae_jax.likelihoods', 'evae_jax.marginal',
+                  'evae_jax.evaluate', 'evae_jax.sampling')
+
+# Public names that are not API of their own, each with the reason.
+NOT_API = {
+    # The deprecated old name of iw_log_likelihood_per_epitome: the same
+    # function object, documented under its current name.
+    'evae_jax.elbo.iw_log_likelihood':
+        'alias of iw_log_likelihood_per_epitome',
+}
+
+_SECTION = re.compile(r'^([A-Z][A-Za-z ]+):\s*$')
+# One entry of an Args section: ``name:``, ``name (type):``, ``*args:``,
+# or ``a, b: as in f`` for arguments that share a description.
+_ENTRY = re.compile(r'^(\*{0,2}\w+(?:\s*,\s*\*{0,2}\w+)*)\s*(?:\([^)]*\))?:')
+
+
+def _sections(doc):
+  """Google-style sections of a (cleaned) docstring: {name: body lines}.
+
+  A section is a line ``Name:`` at the left margin followed by indented (or
+  blank) lines, the rule pdoc's Google converter applies.
+  """
+  sections, name = {}, None
+  for line in doc.splitlines():
+    match = _SECTION.match(line)
+    if match:
+      name = match.group(1)
+      sections[name] = []
+    elif name is not None and (not line.strip() or line[0] in ' \t'):
+      sections[name].append(line)
+    else:
+      name = None
+  return {k: textwrap.dedent('\n'.join(v)).strip('\n').splitlines()
+          for k, v in sections.items()}
+
+
+def _entries(lines, where, problems):
+  """Names documented by an Args/Attributes body; malformed entries are
+  reported in ``problems``."""
+  names = set()
+  for line in lines:
+    if not line.strip() or line[0] in ' \t':
+      continue  # the continuation of an entry
+    match = _ENTRY.match(line)
+    if not match:
+      problems.append(f'{where}: malformed entry {line.strip()!r} (want '
+                      '"name: description")')
+      continue
+    names.update(n.strip().lstrip('*') for n in match.group(1).split(','))
+  return names
+
+
+def _own_code(func):
+  """The function's own AST (nested functions and classes left out)."""
+  try:
+    source = textwrap.dedent(inspect.getsource(func))
+  except (OSError, TypeError):
+    return None
+  tree = ast.parse(source).body[0]
+  nodes, stack = [], list(ast.iter_child_nodes(tree))
+  while stack:
+    node = stack.pop()
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda,
+                         ast.ClassDef)):
+      continue
+    nodes.append(node)
+    stack.extend(ast.iter_child_nodes(node))
+  return nodes
+
+
+def _returns_something(func):
+  annotation = inspect.signature(func).return_annotation
+  if annotation is not inspect.Signature.empty:
+    return annotation not in (None, type(None), 'None')
+  nodes = _own_code(func) or []
+  return any(isinstance(n, ast.Return) and n.value is not None
+             for n in nodes) or any(
+                 isinstance(n, (ast.Yield, ast.YieldFrom)) for n in nodes)
+
+
+def _raises(func):
+  """Whether the body raises an exception itself (``raise X(...)``; a bare
+  re-raise does not count)."""
+  return any(isinstance(n, ast.Raise) and n.exc is not None
+             for n in _own_code(func) or [])
+
+
+def _arguments(func, skip_first):
+  params = list(inspect.signature(func).parameters.values())
+  if skip_first:
+    params = params[1:]
+  return [p.name for p in params]
+
+
+def _check_function(where, func, problems, skip_first=False):
+  doc = inspect.getdoc(func)
+  if not doc:
+    problems.append(f'{where}: no docstring')
+    return
+  sections = _sections(doc)
+  arguments = _arguments(func, skip_first)
+  if arguments:
+    if 'Args' not in sections:
+      problems.append(f'{where}: no Args section ({", ".join(arguments)})')
+    else:
+      documented = _entries(sections['Args'], where, problems)
+      for name in arguments:
+        if name not in documented:
+          problems.append(f'{where}: argument {name!r} not in Args')
+      for name in sorted(documented - set(arguments)):
+        problems.append(f'{where}: Args documents {name!r}, which it does '
+                        'not take')
+  elif 'Args' in sections:
+    problems.append(f'{where}: Args section, but it takes no arguments')
+  if _returns_something(func) and not (
+      {'Returns', 'Yields'} & set(sections)):
+    problems.append(f'{where}: no Returns section')
+  if _raises(func) and 'Raises' not in sections:
+    problems.append(f'{where}: raises, but has no Raises section')
+  for name, body in sections.items():
+    if not body:
+      problems.append(f'{where}: empty {name} section')
+
+
+def _check_class(where, cls, problems):
+  doc = inspect.getdoc(cls)
+  if not doc:
+    problems.append(f'{where}: no docstring')
+    return
+  init = cls.__dict__.get('__init__')
+  if (inspect.isfunction(init)
+      and init.__qualname__ == f'{cls.__qualname__}.__init__'):
+    arguments = _arguments(init, skip_first=True)
+    documented = set()
+    for text in (doc, inspect.getdoc(init) if init.__doc__ else ''):
+      for name in ('Args', 'Attributes'):
+        documented |= _entries(_sections(text or '').get(name, []),
+                               where, problems)
+    for name in arguments:
+      if name not in documented:
+        problems.append(f'{where}: constructor argument {name!r} not in the '
+                        'class or __init__ Args/Attributes')
+    if _raises(init) and 'Raises' not in _sections(
+        doc + '\n' + (inspect.getdoc(init) or '')):
+      problems.append(f'{where}.__init__: raises, but has no Raises section')
+  elif hasattr(cls, '_fields'):  # a NamedTuple: its fields are its arguments
+    documented = _entries(_sections(doc).get('Attributes', []), where,
+                          problems)
+    for name in cls._fields:
+      if name not in documented:
+        problems.append(f'{where}: field {name!r} not in Attributes')
+  for name, member in vars(cls).items():
+    if name.startswith('_'):
+      continue
+    if isinstance(member, property):
+      if not inspect.getdoc(member):
+        problems.append(f'{where}.{name}: property without a docstring')
+    elif isinstance(member, (staticmethod, classmethod)):
+      _check_function(f'{where}.{name}', member.__func__, problems,
+                      skip_first=isinstance(member, classmethod))
+    elif inspect.isfunction(member):
+      _check_function(f'{where}.{name}', member, problems, skip_first=True)
+
+
+def public_api():
+  """(qualified name, object) of every public function and class of the
+  library API, each object once (defined in evae_jax)."""
+  seen, found = set(), []
+  for module_name in PUBLIC_MODULES:
+    module = importlib.import_module(module_name)
+    names = getattr(module, '__all__', None)
+    if names is None:
+      names = [n for n in vars(module) if not n.startswith('_')]
+    for name in names:
+      obj = getattr(module, name)
+      qualified = f'{module_name}.{name}'
+      if qualified in NOT_API or id(obj) in seen:
+        continue
+      if not (inspect.isfunction(obj) or inspect.isclass(obj)):
+        continue
+      if not getattr(obj, '__module__', '').startswith('evae_jax'):
+        continue
+      if obj.__module__ != module_name and module_name != 'evae_jax':
+        continue  # imported from elsewhere; checked where it is defined
+      seen.add(id(obj))
+      found.append((f'{obj.__module__}.{obj.__qualname__}', obj))
+  return found
+
+
+def docstring_problems():
+  problems = []
+  for where, obj in public_api():
+    if inspect.isclass(obj):
+      _check_class(where, obj, problems)
+    else:
+      _check_function(where, obj, problems)
+  return problems
+
+
+def test_every_public_function_documents_args_returns_and_raises():
+  problems = docstring_problems()
+  assert not problems, (f'{len(problems)} docstring problems:\n'
+                        + '\n'.join(problems))
+
+
+def test_the_check_sees_the_whole_api():
+  names = {where for where, _ in public_api()}
+  for expected in ('evae_jax.elbo.elbo_fn', 'evae_jax.api.load',
+                   'evae_jax.api.TrainedModel', 'evae_jax.epitomes.make_masks',
+                   'evae_jax.marginal.iw_log_marginal_likelihood',
+                   'evae_jax.evaluate.iw_estimates',
+                   'evae_jax.sampling.generate', 'evae_jax.objectives.register',
+                   'evae_jax.likelihoods.bernoulli_log_prob'):
+    assert expected in names
+
+
+def _scale(x, factor):
+  """Multiplies.
+
+  Args:
+    x: (B,) values.
+    factor: a scalar.
+
+  Returns:
+    (B,) x * factor.
+
+  Raises:
+    ValueError: factor is 0.
+  """
+  if not factor:
+    raise ValueError('factor is 0')
+  return x * factor
+
+
+@pytest.mark.parametrize('old, new, problem', [
+    (None, None, None),
+    ('    factor: a scalar.\n', '', "argument 'factor' not in Args"),
+    ('    factor: a scalar.\n', '    factor: a scalar.\n    scale: gone.\n',
+     "Args documents 'scale', which it does not take"),
+    ('    factor: a scalar.\n', '    factor a scalar.\n',
+     "malformed entry 'factor a scalar.'"),
+    ('  Returns:\n    (B,) x * factor.\n', '', 'no Returns section'),
+    ('  Raises:\n    ValueError: factor is 0.\n', '',
+     'raises, but has no Raises section'),
+])
+def test_the_check_catches_a_broken_docstring(old, new, problem):
+  func = types.FunctionType(_scale.__code__, globals())
+  func.__doc__ = _scale.__doc__ if old is None else _scale.__doc__.replace(
+      old, new)
+  problems = []
+  _check_function('_scale', func, problems)
+  if problem is None:
+    assert not problems
+  else:
+    assert any(p.startswith(f'_scale: {problem}') for p in problems), problems
+
+
+def test_the_reference_builds_without_warnings(tmp_path):
+  import pdoc
+  import pdoc.render
+  for name in PUBLIC_MODULES:  # their own import-time warnings are not pdoc's
+    importlib.import_module(name)
+  pdoc.render.configure(docformat='google')
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter('always')
+    pdoc.pdoc(*PUBLIC_MODULES, output_directory=tmp_path)
+  assert not caught, '\n'.join(str(w.message) for w in caught)
+  pages = {name: (tmp_path / (name.replace('.', '/') + '.html'))
+           for name in PUBLIC_MODULES}
+  for name, page in pages.items():
+    assert page.is_file(), name
+  assert (tmp_path / 'index.html').is_file()
+  for module, functions in {
+      'evae_jax': ('elbo_fn', 'make_masks', 'load',
+                   'iw_log_marginal_likelihood', 'TrainedModel'),
+      'evae_jax.elbo': ('elbo_fn', 'epitome_loss',
+                        'iw_log_likelihood_per_epitome'),
+      'evae_jax.api': ('load', 'TrainedModel.log_likelihood'),
+      'evae_jax.marginal': ('iw_log_marginal_likelihood',),
+      'evae_jax.epitomes': ('make_masks',)}.items():
+    html = pages[module].read_text()
+    for function in functions:
+      assert f'id="{function}"' in html, (module, function)
+  # Google sections rendered as such (not as plain paragraphs).
+  assert 'Arguments:' in pages['evae_jax.elbo'].read_text()
+
+
+def test_readme_command_documents_the_public_modules():
+  readme = open(os.path.join(ROOT, 'README.md')).read()
+  command, = re.findall(r'^pdoc --.*$', readme, re.M)
+  assert '--docformat google' in command
+  modules = tuple(w for w in command.split() if w.startswith('evae_jax'))
+  assert modules == PUBLIC_MODULES
