@@ -32,27 +32,11 @@ from evae_jax import models
 from evae_jax import seeds
 from evae_jax import schedules
 from evae_jax import sharding
-# The train state and its checkpoint layout live in evae_jax.state (shared
-# with evaluation); re-exported here, where earlier code found them.
-from evae_jax.state import TrainState  # pylint: disable=unused-import
-from evae_jax.state import create_train_state
-from evae_jax.state import members
-from evae_jax.state import restore
-from evae_jax.state import state_tree
+from evae_jax import state as state_lib
+from evae_jax import steps
 from evae_jax import workdirs
-# The compiled steps live in evae_jax.steps; re-exported here, where earlier
-# code found them.
-from evae_jax.steps import assign_dataset
-from evae_jax.steps import StepOptions
-from evae_jax.steps import train_chunk
-from evae_jax.steps import train_chunks
-from evae_jax.steps import train_step
 
-__all__ = ['train_and_evaluate', 'NonFiniteLossError', 'Interrupted',
-           # re-exported from evae_jax.state and evae_jax.steps
-           'TrainState', 'create_train_state', 'members', 'restore',
-           'state_tree', 'StepOptions', 'train_step', 'train_chunk',
-           'train_chunks', 'assign_dataset']
+__all__ = ['train_and_evaluate', 'NonFiniteLossError', 'Interrupted']
 
 
 class NonFiniteLossError(RuntimeError):
@@ -168,7 +152,7 @@ def _member(tree, i):
   return jax.tree_util.tree_map(lambda a: a[i], tree)
 
 
-def _initial_states(team, ckpts, template: TrainState, num_train: int,
+def _initial_states(team, ckpts, template: state_lib.TrainState, num_train: int,
                     pixel_mean: np.ndarray):
   """Stacked states and Algorithm 1 assignments of every member, restored
   from the newest step that every member has saved, and that step.
@@ -190,7 +174,7 @@ def _initial_states(team, ckpts, template: TrainState, num_train: int,
     state = template.replace(params=params, opt_state=template.tx.init(params))
     member_assignments = jnp.full((num_train,), -1, jnp.int32)
     if resume_at is not None:
-      state, member_assignments, last_saved = restore(ckpt, state, num_train,
+      state, member_assignments, last_saved = state_lib.restore(ckpt, state, num_train,
                                                       resume_at)
     states.append(state)
     assignments.append(member_assignments)
@@ -253,7 +237,7 @@ class _Member:
   def save(self, step: int, state, assignments) -> None:
     # The config travels with the step: with config.json lost, a resume
     # with another config is still refused (workdirs.load_saved_config).
-    self.checkpoints.save(step, state_tree(state, assignments),
+    self.checkpoints.save(step, state_lib.state_tree(state, assignments),
                           {'config': configuration.config_as_dict(self.config),
                            'data': self.data_digest})
 
@@ -270,13 +254,13 @@ class _Run:
   config: ml_collections.ConfigDict
   members: List[_Member]
   splits: Any
-  options: StepOptions
+  options: steps.StepOptions
   mesh: Mesh
   images: jax.Array  # (n, N) uint8 on every device
   valid: jax.Array
   steps_per_epoch: int
   total_steps: int
-  states: TrainState  # stacked over members, replicated
+  states: state_lib.TrainState  # stacked over members, replicated
   assignments: jax.Array  # (M, n) Algorithm 1
   rngs: jax.Array  # (M,) training keys
   kl_weights: jax.Array  # (M,)
@@ -361,7 +345,7 @@ def _set_up(config, workdir) -> _Run:
   # pinned (config.json): a run that fails before this point leaves nothing
   # that would refuse its corrected rerun as "a different config".
   workdirs.prepare(config, workdir)
-  team = members(config)
+  team = state_lib.members(config)
   dirs = [files.join(workdir, name) if name else workdir for name, _ in team]
   for (name, member), member_dir in zip(team, dirs):
     if name:
@@ -372,7 +356,7 @@ def _set_up(config, workdir) -> _Run:
   # that a kill between two members' saves leaves a step they all hold.
   keep = tc.keep_checkpoints + (len(team) > 1)
   ckpts = [checkpoints.Checkpoints(d, keep) for d in dirs]
-  template = create_train_state(config, splits.num_pixels,
+  template = state_lib.create_train_state(config, splits.num_pixels,
                                 jax.random.PRNGKey(0), steps_per_epoch)
   states, assignments, last_saved = _initial_states(
       team, ckpts, template, num_train, input_pipeline.pixel_mean(splits.train))
@@ -404,7 +388,7 @@ def _set_up(config, workdir) -> _Run:
           for (name, member), member_dir, ckpt in zip(team, dirs, ckpts)]
   return _Run(
       config=config, members=team, splits=splits,
-      options=StepOptions.from_config(config), mesh=mesh,
+      options=steps.StepOptions.from_config(config), mesh=mesh,
       images=sharding.replicate(splits.train.reshape(num_train, -1), mesh),
       valid=evaluate.eval_inputs(splits.valid, config.data),
       steps_per_epoch=steps_per_epoch,
@@ -425,7 +409,7 @@ def _check_resumable(config, ckpts, step: int, digest: str) -> None:
     configuration.ConfigError: the config or the digest saved with the step
       differs.
   """
-  for ckpt, (_, member) in zip(ckpts, members(config)):
+  for ckpt, (_, member) in zip(ckpts, state_lib.members(config)):
     record = ckpt.record(step) or {}
     if isinstance(record.get('config'), dict):
       changed = workdirs.config_changes(
@@ -512,12 +496,12 @@ def _train_chunk_of(run: _Run, stop, bar) -> None:
   changes = None
   if run.options.per_epoch_assignment and offset == 0:
     previous = run.assignments
-    run.assignments = assign_dataset(run.states, run.images, run.rngs,
+    run.assignments = steps.assign_dataset(run.states, run.images, run.rngs,
                                      run.kl_weights, epoch,
                                      options=run.options)
     changes = sharding.to_host(jnp.mean(run.assignments != previous, axis=1))
   start_time = time.perf_counter()
-  run.states, metrics = train_chunks(
+  run.states, metrics = steps.train_chunks(
       run.states, run.images, run.assignments, run.rngs,
       run.kl_weights, epoch, offset, num_steps=end - run.step,
       options=run.options, mesh=run.mesh)

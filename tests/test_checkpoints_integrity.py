@@ -17,6 +17,7 @@ from evae_jax import checkpoints
 from evae_jax import configuration
 from evae_jax import train
 from evae_jax import workdirs
+from evae_jax import state as state_lib
 from tests.conftest import cli
 
 STEPS = 26  # steps per epoch of configs/test.py
@@ -40,10 +41,10 @@ def workdir(two_epochs, tmp_path):
 
 def _restore(workdir):
   config = test_config.get_config()
-  state = train.create_train_state(config, 64, jax.random.PRNGKey(0))
+  state = state_lib.create_train_state(config, 64, jax.random.PRNGKey(0))
   ckpts = checkpoints.Checkpoints(workdir, 3)
   try:
-    state, _, step = train.restore(ckpts, state, 1300)
+    state, _, step = state_lib.restore(ckpts, state, 1300)
   finally:
     ckpts.close()
   return state, step

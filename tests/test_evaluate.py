@@ -16,6 +16,7 @@ from scipy.stats import multivariate_normal
 from evae_jax import elbo
 from evae_jax import epitomes
 from evae_jax import evaluate
+from evae_jax import state as state_lib
 from tests.conftest import ROOT
 
 N, D, SIGMA = 3, 4, 0.5
@@ -223,7 +224,6 @@ def test_report_labels_match_what_was_computed(tmp_path):
   import configs.test as test_config
   from evae_jax import input_pipeline
   from evae_jax import report
-  from evae_jax import train
   config = test_config.get_config()
   config.model.kind = 'vae'
   config.data.binarization = 'fixed'
@@ -232,8 +232,8 @@ def test_report_labels_match_what_was_computed(tmp_path):
   config.eval.parzen_sigma_max_log10 = -2.5
   config.eval.parzen_num_sigmas = 2
   splits = input_pipeline.load(config.data)
-  state = train.create_train_state(config, splits.num_pixels,
-                                   jax.random.PRNGKey(0))
+  state = state_lib.create_train_state(config, splits.num_pixels,
+                                       jax.random.PRNGKey(0))
   results = report.compute_metrics(state, splits, config)
   assert results['parzen']['sigma_at_edge']
   assert results['parzen']['pixels'].startswith('binary')

@@ -23,6 +23,7 @@ from configs import test as test_config
 from evae_jax import checkpoints
 from evae_jax import metric_writers
 from evae_jax import train
+from evae_jax import state as state_lib
 from tests.conftest import ROOT
 from tests.test_input_pipeline import write_idx
 from tests.test_input_pipeline import write_idx_dir
@@ -72,9 +73,9 @@ def _final_params(workdir, overrides):
   for key, value in overrides.items():
     section, field = key.split('.')
     config[section][field] = value
-  state = train.create_train_state(config, 64, jax.random.PRNGKey(0))
+  state = state_lib.create_train_state(config, 64, jax.random.PRNGKey(0))
   ckpts = checkpoints.Checkpoints(workdir, 3)
-  state, _, step = train.restore(ckpts, state, 1300)
+  state, _, step = state_lib.restore(ckpts, state, 1300)
   ckpts.close()
   return (state.params, state.opt_state), step
 

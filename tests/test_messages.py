@@ -12,6 +12,8 @@ import pytest
 import configs.test as test_config
 from evae_jax import input_pipeline
 from evae_jax import train
+from evae_jax import state as state_lib
+from evae_jax import steps
 from tests.conftest import ROOT
 from tests.test_input_pipeline import write_idx_dir
 
@@ -127,7 +129,7 @@ def test_parameters_that_became_nan_are_never_saved(tmp_path, monkeypatch):
   training stops before a checkpoint would hold them."""
   import jax
   from evae_jax import checkpoints
-  original, calls = train.train_chunks, []
+  original, calls = steps.train_chunks, []
 
   def poisoned(*args, **kwargs):
     states, metrics = original(*args, **kwargs)
@@ -137,18 +139,18 @@ def test_parameters_that_became_nan_are_never_saved(tmp_path, monkeypatch):
           lambda a: a * np.nan, states.params))
     return states, metrics
 
-  monkeypatch.setattr(train, 'train_chunks', poisoned)
+  monkeypatch.setattr(steps, 'train_chunks', poisoned)
   config = test_config.get_config()
   config.train.num_epochs = 3
   workdir = str(tmp_path / 'run')
   with pytest.raises(train.NonFiniteLossError, match='The parameters'):
     train.train_and_evaluate(config, workdir)
   ckpts = checkpoints.Checkpoints(workdir, 3)
-  steps = ckpts.steps()
-  template = train.create_train_state(config, 64, jax.random.PRNGKey(0))
-  restored, _, step = train.restore(ckpts, template, 1300)
+  saved = ckpts.steps()
+  template = state_lib.create_train_state(config, 64, jax.random.PRNGKey(0))
+  restored, _, step = state_lib.restore(ckpts, template, 1300)
   ckpts.close()
-  assert steps == [step] == [26]
+  assert saved == [step] == [26]
   assert all(np.isfinite(np.asarray(leaf)).all()
              for leaf in jax.tree_util.tree_leaves(restored.params))
 

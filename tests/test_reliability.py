@@ -21,6 +21,7 @@ from evae_jax import metric_writers
 from evae_jax import train
 from evae_jax import visualize
 from evae_jax import workdirs
+from evae_jax import state as state_lib
 from tests.conftest import ROOT
 from tests.conftest import cli
 
@@ -94,9 +95,9 @@ def test_flipped_bits_fail_the_checksum_and_fall_back(tmp_path):
     data = bytearray(open(path, 'rb').read())
     data[len(data) // 2] ^= 0x40
     open(path, 'wb').write(bytes(data))
-  state = train.create_train_state(config, 64, jax.random.PRNGKey(0))
+  state = state_lib.create_train_state(config, 64, jax.random.PRNGKey(0))
   ckpts = checkpoints.Checkpoints(workdir, 3)
-  _, _, step = train.restore(ckpts, state, 1300)
+  _, _, step = state_lib.restore(ckpts, state, 1300)
   ckpts.close()
   assert step == STEPS  # the flipped checkpoint did not restore silently
 

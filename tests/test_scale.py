@@ -15,12 +15,13 @@ from evae_jax import checkpoints
 from evae_jax import metric_writers
 from evae_jax import report
 from evae_jax import train
+from evae_jax import state as state_lib
 from tests.conftest import ROOT
 
 
 def _params(config, workdir):
-  state = train.create_train_state(config, 64, jax.random.PRNGKey(0))
-  state, _, step = train.restore(checkpoints.Checkpoints(workdir, 3), state, 1300)
+  state = state_lib.create_train_state(config, 64, jax.random.PRNGKey(0))
+  state, _, step = state_lib.restore(checkpoints.Checkpoints(workdir, 3), state, 1300)
   return state.params, step
 
 
@@ -84,8 +85,8 @@ def test_sharded_run_matches_single_device(tmp_path):
         config.train.batch_size = 40
         workdir = '{tmp_path}/run%d' % devices
         train.train_and_evaluate(config, workdir)
-        state = train.create_train_state(config, 64, jax.random.PRNGKey(0))
-        state, _, step = train.restore(checkpoints.Checkpoints(workdir, 3),
+        state = state_lib.create_train_state(config, 64, jax.random.PRNGKey(0))
+        state, _, step = state_lib.restore(checkpoints.Checkpoints(workdir, 3),
                                        state, 1300)
         out[devices] = (jax.tree_util.tree_leaves(state.params), step)
       assert out[8][1] == out[1][1] == 64

@@ -15,7 +15,8 @@ from evae_jax import configuration
 from evae_jax import figures
 from evae_jax import input_pipeline
 from evae_jax import report
-from evae_jax import train
+from evae_jax import state as state_lib
+from evae_jax import steps
 from tests.conftest import ROOT
 
 MODEL_FIELDS = ('kind', 'latent_dim', 'epitome_size', 'stride')
@@ -80,7 +81,7 @@ def test_sweep_point_trains_evaluates_and_samples(shape, splits):
   config.eval.parzen_samples = 10
   config.eval.parzen_valid = 5
   configuration.validate(config)
-  state = train.create_train_state(config, splits.num_pixels,
+  state = state_lib.create_train_state(config, splits.num_pixels,
                                    jax.random.PRNGKey(0))
   # The model owns the masks its config implies (mVAE: one block each).
   masks = state.model.masks
@@ -88,7 +89,7 @@ def test_sweep_point_trains_evaluates_and_samples(shape, splits):
       masks, configuration.masks_from_config(config.model))
   x = input_pipeline.preprocess(splits.train[:10], jax.random.PRNGKey(1),
                                 'dynamic')
-  state, metrics = train.train_step(state, x, jax.random.PRNGKey(2))
+  state, metrics = steps.train_step(state, x, jax.random.PRNGKey(2))
   assert np.isfinite(float(metrics['loss']))
   results = report.compute_metrics(state, splits, config)
   assert np.isfinite(results['iw_log_likelihood']['marginal']['mean'])

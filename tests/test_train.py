@@ -14,6 +14,8 @@ from evae_jax import checkpoints
 from evae_jax import input_pipeline
 from evae_jax import metric_writers
 from evae_jax import train
+from evae_jax import state as state_lib
+from evae_jax import steps
 from tests.conftest import ROOT
 
 
@@ -21,7 +23,7 @@ def _tiny_state(kind='evae', likelihood='bernoulli'):
   config = test_config.get_config()
   config.model.kind = kind
   config.model.likelihood = likelihood
-  state = train.create_train_state(config, 64, jax.random.PRNGKey(0))
+  state = state_lib.create_train_state(config, 64, jax.random.PRNGKey(0))
   return config, state
 
 
@@ -34,9 +36,9 @@ def test_train_step_lowers_the_loss(kind, likelihood):
   batch = input_pipeline.preprocess(jnp.asarray(splits.train[:50]), None,
                                     'none')
   rng = jax.random.PRNGKey(1)
-  _, first = train.train_step(state, batch, rng)
+  _, first = steps.train_step(state, batch, rng)
   for _ in range(30):
-    state, metrics = train.train_step(state, batch, rng)
+    state, metrics = steps.train_step(state, batch, rng)
   assert metrics['loss'] < first['loss'] - 1.0
   assert int(state.step) == 30
   for value in metrics.values():
@@ -112,8 +114,8 @@ def test_cli_rejects_invalid_epitomes(tmp_path):
 
 def _params_after(config, workdir):
   train.train_and_evaluate(config, workdir)
-  state = train.create_train_state(config, 64, jax.random.PRNGKey(0))
-  state, _, _ = train.restore(checkpoints.Checkpoints(workdir, 3), state, 1300)
+  state = state_lib.create_train_state(config, 64, jax.random.PRNGKey(0))
+  state, _, _ = state_lib.restore(checkpoints.Checkpoints(workdir, 3), state, 1300)
   return {'params': state.params, 'opt_state': state.opt_state,
           'step': state.step}
 
