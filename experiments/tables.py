@@ -194,6 +194,8 @@ def _stride(runs) -> str:
           and _model(rs[0])['latent_dim'] == 50]
   lines = ['| model | D | K | s | E | -log p(x) | active units (per seed) | '
            'epochs | paired - VAE (D = 50) |', '|' + ' --- |' * 9]
+  counts = [_iw_images(r) for r in runs]
+  usual = max(set(counts), key=counts.count) if counts else None
   for group, rs in groups.items():
     shape, m = rs[0]['epitome_shape'], _model(rs[0])
     sign = 1 if m['kind'] == 'evae' else 0
@@ -204,9 +206,23 @@ def _stride(runs) -> str:
     lines.append(
         f'| {m["kind"]} | {shape["latent_dim"]} | {shape["epitome_size"]} | '
         f'{shape["stride"]} | {rs[0]["num_epitomes"]} | '
-        f'{_over_seeds([_nll(r) for r in rs])} | {_units(rs)} | '
+        f'{_over_seeds([_nll(r) for r in rs])}{_images_note(rs, usual)} | '
+        f'{_units(rs)} | '
         f'{", ".join(map(str, epochs))} | {diff} |')
   return '\n'.join(lines)
+
+
+def _iw_images(run):
+  return run['iw_log_likelihood'].get('num_examples')
+
+
+def _images_note(runs, usual) -> str:
+  """' (first 500 test images)' where the IW estimate of ``runs`` covers
+  another number of test images than most of the table's (its mean is then
+  not comparable; the paired column compares on the images both scored)."""
+  counts = sorted({_iw_images(r) for r in runs} - {usual, None})
+  return (f' (first {", ".join(map(str, counts))} test images)' if counts
+          else '')
 
 
 def _method(run) -> str:

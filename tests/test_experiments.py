@@ -535,3 +535,9 @@ def test_equal_epochs_pairs_the_epochs_both_runs_logged(tmp_path):
   assert count == 2
   np.testing.assert_allclose([mean, stderr],
                              [d.mean(), d.std(ddof=1) / np.sqrt(2)])
+
+
+def test_a_mean_over_fewer_test_images_is_marked_in_the_stride_table():
+  run = lambda n: {'iw_log_likelihood': {'num_examples': n}}
+  assert tables._images_note([run(500)], 2000) == ' (first 500 test images)'
+  assert tables._images_note([run(2000), run(2000)], 2000) == ''
