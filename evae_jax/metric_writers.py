@@ -82,7 +82,7 @@ def _truncate(path: str, last_step: int) -> None:
         keep.append(line if line.endswith('\n') else line + '\n')
     except (ValueError, KeyError, TypeError):
       pass  # a torn last line from a kill mid-write
-  if len(keep) != len(lines):
+  if keep != lines:  # a dropped record, or a kept one missing its newline
     files.write_text(path, ''.join(keep))
 
 

@@ -28,6 +28,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from evae_jax import errors
+
 OPTIMIZERS = ('adam', 'burda_adam')
 
 
@@ -74,9 +76,23 @@ def scale_by_burda_adam(b1: float = 0.99, b2: float = 0.999,
 
 def make_optimizer(train_config, learning_rate: optax.Schedule
                    ) -> optax.GradientTransformation:
-  """The optimizer of ``config.train`` (fields optimizer, adam_b1, adam_b2,
-  adam_eps) descending with the given schedule."""
+  """The optimizer of ``config.train`` descending with the given schedule.
+
+  Args:
+    train_config: ``config.train`` (fields optimizer, adam_b1, adam_b2,
+      adam_eps).
+    learning_rate: the schedule (step -> rate).
+
+  Returns:
+    The optax transformation: optax's Adam, or Burda et al.'s Adam.
+
+  Raises:
+    evae_jax.errors.ConfigError: an optimizer name not in `OPTIMIZERS`.
+  """
   tc = train_config
+  if tc.optimizer not in OPTIMIZERS:
+    raise errors.ConfigError(
+        f'train.optimizer={tc.optimizer!r} is not one of {OPTIMIZERS}.')
   if tc.optimizer == 'burda_adam':
     return optax.chain(scale_by_burda_adam(tc.adam_b1, tc.adam_b2, tc.adam_eps),
                        optax.scale_by_learning_rate(learning_rate))

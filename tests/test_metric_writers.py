@@ -133,12 +133,6 @@ def test_resume_ends_a_kept_record_with_its_newline_when_it_drops_one(
       10, 20, 30]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    'metric_writers._truncate adds the missing newline to a kept last '
-    'record only when it also drops a line: a run killed after writing the '
-    'record of its checkpoint step but before its newline resumes at that '
-    'step, keeps every line unchanged, and the next record is appended to '
-    'the same line, which read_metrics cannot parse'))
 def test_resume_ends_a_kept_record_with_its_newline_when_nothing_drops(
     tmp_path):
   workdir = str(tmp_path)
