@@ -21,7 +21,7 @@ _EXPORTS = {
     'epitome_loss': 'elbo',
     'iw_log_likelihood_per_epitome': 'elbo', 'iwae_loss': 'elbo',
     'logsumexp_bound': 'elbo', 'point_estimate_bound': 'elbo',
-    'EpitomeConfigError': 'epitomes', 'epitome_starts': 'epitomes',
+    'EpitomeConfigError': 'errors', 'epitome_starts': 'epitomes',
     'make_masks': 'epitomes', 'num_epitomes': 'epitomes',
     'bernoulli_log_prob': 'likelihoods',
     'gaussian_kl_to_standard': 'likelihoods',

@@ -430,7 +430,7 @@ def load(workdir: str, member: Optional[str] = None,
   Raises:
     evae_jax.errors.ConfigError: not a trained workdir, or one that holds
       several models and no ``member`` was given (the message lists them).
-    evae_jax.input_pipeline.DataError: the training data cannot be loaded.
+    evae_jax.errors.DataError: the training data cannot be loaded.
   """
   workdir = str(workdir)
   if member:

@@ -24,9 +24,9 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from evae_jax import errors
 from evae_jax import files
 from evae_jax import sharding
-from evae_jax.errors import WorkdirError
 
 # Every kept step's checksum, rewritten whole after each save: earlier
 # versions verify steps through it; this one reads it only for steps that
@@ -93,25 +93,20 @@ def _keep_latest(keep: int) -> dict:
   return {'preservation_policy': managers.preservation_policy.LatestN(n=keep)}
 
 
-class CheckpointError(RuntimeError):
-  """No checkpoint in a non-empty checkpoint folder can be restored, or one
-  cannot be written (or read back) where it is asked for."""
-
-
 def check_path(path: str) -> None:
   """Refuses a checkpoints folder under which orbax would write checkpoints
   that never restore (a character it reads as a glob pattern), or that it
   could not write at all (a local path too long for the file system).
 
   Raises:
-    CheckpointError: naming the character and the fix.
-    WorkdirError: the path is too long, saying by how much.
+    errors.CheckpointError: naming the character and the fix.
+    errors.WorkdirError: the path is too long, saying by how much.
   """
   path = files.absolute(path)
   found = sorted({c for c in path if c in _GLOB_CHARACTERS})
   if found:
     shown = ' and '.join(f"'{c}'" for c in found)
-    raise CheckpointError(
+    raise errors.CheckpointError(
         f'The path {path} contains {shown}, a character that orbax (which '
         'writes the checkpoints) reads as a file-name pattern: checkpoints '
         'written there could never be restored. Use a --workdir without '
@@ -132,7 +127,7 @@ def _check_length(path: str) -> None:
   path_max = _pathconf(existing, 'PC_PATH_MAX', 4096) - 1  # with its NUL
   long_names = [n for n in path.split(os.sep) if len(n.encode()) > name_max]
   if long_names:
-    raise WorkdirError(
+    raise errors.WorkdirError(
         f'The workdir path {path} has a folder name of '
         f'{len(long_names[0].encode())} bytes ({long_names[0][:40]}...), '
         f'over the {name_max} bytes that this file system allows in one '
@@ -140,7 +135,7 @@ def _check_length(path: str) -> None:
         'written.')
   length = len(path.encode()) + _DEEPEST_BELOW
   if length > path_max:
-    raise WorkdirError(
+    raise errors.WorkdirError(
         f'The workdir path is too long: the checkpoints folder {path[:80]}... '
         f'is {len(path.encode())} bytes, and the files orbax writes inside '
         f'it need up to {_DEEPEST_BELOW} more, over the {path_max} bytes this '
@@ -176,7 +171,7 @@ def _read_meta(path: str) -> Optional[dict]:
   earlier versions).
 
   Raises:
-    CheckpointError: the record exists but cannot be read.
+    errors.CheckpointError: the record exists but cannot be read.
   """
   meta_path = files.join(path, META_ITEM, _META_FILE)
   if not files.exists(files.join(path, META_ITEM)):
@@ -184,9 +179,9 @@ def _read_meta(path: str) -> Optional[dict]:
   try:
     meta = json.loads(files.read_text(meta_path))
   except Exception as e:  # pylint: disable=broad-except
-    raise CheckpointError(f'its record {meta_path} is unreadable ({e})') from e
+    raise errors.CheckpointError(f'its record {meta_path} is unreadable ({e})') from e
   if not isinstance(meta, dict):
-    raise CheckpointError(f'its record {meta_path} is not a JSON object')
+    raise errors.CheckpointError(f'its record {meta_path} is not a JSON object')
   return meta
 
 
@@ -214,7 +209,7 @@ class Checkpoints:
     waits until it is on disk and reads it back.
 
     Raises:
-      CheckpointError: the disk is full or read-only (earlier checkpoints
+      errors.CheckpointError: the disk is full or read-only (earlier checkpoints
         are untouched: orbax only renames a complete checkpoint into place),
         or the checkpoint written does not read back as saved (it is moved
         aside, never deleted).
@@ -266,7 +261,7 @@ class Checkpoints:
     of an earlier version, or an unreadable record)."""
     try:
       return _read_meta(files.join(self.directory, str(step)))
-    except CheckpointError:
+    except errors.CheckpointError:
       return None
 
   def _read_back(self, step: int, local: Any) -> None:
@@ -277,11 +272,11 @@ class Checkpoints:
     try:
       _, verified = self._restore_step(step, abstract)
       if not verified:
-        raise CheckpointError('its record (step and checksum) is missing')
+        raise errors.CheckpointError('its record (step and checksum) is missing')
     except Exception as e:  # orbax/tensorstore raise many types.
       reason = f'{type(e).__name__}: {e}'[:300]
       aside = self._move_aside(step, 'unreadable')
-      raise CheckpointError(
+      raise errors.CheckpointError(
           f'The checkpoint of step {step} was written to {self.directory} '
           f'but does not read back ({reason}); it was moved to {aside}. '
           f'Earlier checkpoints are intact ({self.steps()}). Check the disk '
@@ -290,18 +285,18 @@ class Checkpoints:
 
   def _write_error(self, step: int, error: Exception) -> RuntimeError:
     """The error to raise for ``error``, met writing step ``step``: a
-    WorkdirError for a path the file system refuses, else a
-    CheckpointError."""
+    errors.WorkdirError for a path the file system refuses, else a
+    errors.CheckpointError."""
     if (_errno(error) == errno.ENAMETOOLONG or  # tensorstore: in its text
         os.strerror(errno.ENAMETOOLONG) in str(error)):
-      return WorkdirError(
+      return errors.WorkdirError(
           f'Could not write the checkpoint of step {step} under '
           f'{self.directory}: the file system refused a path as too long '
           f'({error}). Use a shorter --workdir (or a link to it from a '
           f'shorter path); earlier checkpoints are intact ({self.steps()}).')
     reason = (getattr(error, 'strerror', None) or
               f'{type(error).__name__}: {error}'[:500])
-    return CheckpointError(
+    return errors.CheckpointError(
         f'Could not write the checkpoint of step {step} to {self.directory} '
         f'({reason}). Earlier checkpoints are intact ({self.steps()}); free '
         'disk space (or fix permissions) and rerun the same command to '
@@ -321,22 +316,22 @@ class Checkpoints:
     checksum saved with it. Returns (tree, whether a checksum verified it).
 
     Raises:
-      CheckpointError (or whatever orbax raises): the step is incomplete,
+      errors.CheckpointError (or whatever orbax raises): the step is incomplete,
         damaged, or holds another step than its folder's name says.
     """
     path = files.join(self.directory, str(step))
     item = files.join(path, _ITEM)
     if not files.isfile(files.join(item, 'manifest.ocdbt')) and \
         not files.isfile(files.join(item, '_METADATA')):
-      raise CheckpointError(f'{path} holds no complete checkpoint')
+      raise errors.CheckpointError(f'{path} holds no complete checkpoint')
     if files.isdir(files.join(item, 'ocdbt.process_0')) and \
         not files.isfile(files.join(item, 'manifest.ocdbt')):
-      raise CheckpointError(f'{item} has no manifest.ocdbt: its parts were '
+      raise errors.CheckpointError(f'{item} has no manifest.ocdbt: its parts were '
                             'never merged into one checkpoint')
     meta = _read_meta(path)
     if meta is not None:
       if meta.get('step') != step:
-        raise CheckpointError(
+        raise errors.CheckpointError(
             f'it holds step {meta.get("step")}, not {step}: a step folder '
             'renamed or copied by hand')
       expected = meta.get('checksum')
@@ -345,11 +340,11 @@ class Checkpoints:
     with ocp.StandardCheckpointer() as checkpointer:
       tree = checkpointer.restore(item, abstract)
     if expected is not None and tree_checksum(tree) != expected:
-      raise CheckpointError('its arrays do not match the checksum saved with '
+      raise errors.CheckpointError('its arrays do not match the checksum saved with '
                             'them (bit flips or partial overwrite)')
     if isinstance(tree, dict) and 'step' in tree and \
         int(np.asarray(tree['step'])) != step:
-      raise CheckpointError(
+      raise errors.CheckpointError(
           f'it holds the state of step {int(np.asarray(tree["step"]))}, not '
           f'{step}: a step folder renamed or copied by hand')
     return tree, expected is not None
@@ -371,7 +366,7 @@ class Checkpoints:
       (tree, step), or (None, None) if there is no checkpoint yet.
 
     Raises:
-      CheckpointError: checkpoints exist but none can be read.
+      errors.CheckpointError: checkpoints exist but none can be read.
     """
     steps = [s for s in self.steps() if max_step is None or s <= max_step]
     if not steps:
@@ -402,7 +397,7 @@ class Checkpoints:
       logging.warning('No checkpoint is verified: resuming from the '
                       'unverified step %d, the newest that reads.', chosen[1])
     if chosen is None:
-      raise CheckpointError(
+      raise errors.CheckpointError(
           f'None of the checkpoints in {self.directory} can be restored '
           f'({"; ".join(f"step {s}: {m}" for s, m in failures)}). Either '
           'they are damaged or they were written by a different model or '

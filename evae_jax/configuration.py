@@ -1,6 +1,6 @@
 """Checks on a config before any work starts, and what it implies (masks).
 
-User mistakes surface here as `ConfigError` with one paragraph saying what
+User mistakes surface here as `errors.ConfigError` with one paragraph saying what
 is wrong and how to fix it; `main.py` prints it and exits with status 2.
 """
 
@@ -22,17 +22,16 @@ from evae_jax import objectives
 from evae_jax import optimizers
 from evae_jax import schedules
 
-ConfigError = errors.ConfigError  # raised here and in the other modules
 
 
 def _choice(value, allowed, field):
   if value not in allowed:
-    raise ConfigError(f'{field}={value!r} is not allowed; use one of {allowed}.')
+    raise errors.ConfigError(f'{field}={value!r} is not allowed; use one of {allowed}.')
 
 
 def _positive(value, field, allow_zero=False):
   if value < 0 or (value == 0 and not allow_zero):
-    raise ConfigError(f'{field}={value!r} must be '
+    raise errors.ConfigError(f'{field}={value!r} must be '
                       f'{">= 0" if allow_zero else "> 0"}: set '
                       f'--config.{field} to such a value.')
 
@@ -50,7 +49,7 @@ def _check_fields(config: ml_collections.ConfigDict) -> None:
   given = flatten(config_as_dict(config))
   for field, expected in flatten(config_as_dict(defaults.get_config())).items():
     if field not in given:
-      raise ConfigError(f'The config lacks {field}; build configs from '
+      raise errors.ConfigError(f'The config lacks {field}; build configs from '
                         'evae_jax/defaults.py (configs/default.py) and override fields.')
     value = given[field]
     numeric = (int, float)
@@ -59,11 +58,11 @@ def _check_fields(config: ml_collections.ConfigDict) -> None:
           or (isinstance(expected, (list, tuple)) and
               isinstance(value, (list, tuple))))
     if not ok or (isinstance(value, bool) and not isinstance(expected, bool)):
-      raise ConfigError(f'{field}={value!r} has type {type(value).__name__}; '
+      raise errors.ConfigError(f'{field}={value!r} has type {type(value).__name__}; '
                         f'expected {type(expected).__name__} (e.g. '
                         f'{expected!r}).')
     if isinstance(value, float) and not math.isfinite(value):
-      raise ConfigError(f'{field}={value} must be a finite number.')
+      raise errors.ConfigError(f'{field}={value} must be a finite number.')
 
 
 def _check_objective(config: ml_collections.ConfigDict) -> None:
@@ -74,10 +73,10 @@ def _check_objective(config: ml_collections.ConfigDict) -> None:
   _choice(t.objective, objectives.names(), 'train.objective')
   spec = objectives.get(t.objective)
   if m.kind not in spec.model_kinds:
-    raise ConfigError(f'train.objective={t.objective!r} is implemented for '
+    raise errors.ConfigError(f'train.objective={t.objective!r} is implemented for '
                       f'model.kind {spec.model_kinds}, not {m.kind!r}.')
   if not spec.uses_num_samples and t.num_samples != 1:
-    raise ConfigError(f'train.num_samples={t.num_samples} is used only by the '
+    raise errors.ConfigError(f'train.num_samples={t.num_samples} is used only by the '
                       f'objectives {objectives.names(uses_num_samples=True)}; '
                       'set e.g. --config.train.objective=iwae, or '
                       'train.num_samples=1.')
@@ -85,7 +84,7 @@ def _check_objective(config: ml_collections.ConfigDict) -> None:
   _positive(t.free_bits_group, 'train.free_bits_group')
   _positive(t.kl_warmup_steps, 'train.kl_warmup_steps', allow_zero=True)
   if not 0.0 <= t.kl_warmup_start <= 1.0:
-    raise ConfigError(f'train.kl_warmup_start={t.kl_warmup_start} must be in '
+    raise errors.ConfigError(f'train.kl_warmup_start={t.kl_warmup_start} must be in '
                       '[0, 1] (a fraction of train.kl_weight).')
   if not spec.weights_kl:
     changed = [f'train.{name}={t[name]!r}' for name, off in (
@@ -93,7 +92,7 @@ def _check_objective(config: ml_collections.ConfigDict) -> None:
         ('free_bits', 0.0), ('kl_warmup_steps', 0))
                if (tuple(t[name]) if name == 'kl_weights' else t[name]) != off]
     if changed:
-      raise ConfigError(
+      raise errors.ConfigError(
           f'train.objective={t.objective!r} is a bound on log p(x) without a '
           f'separate KL term: it takes no KL weight, z dropout, free bits or '
           f'KL warm-up ({", ".join(changed)}); set train.kl_weight=1.0, '
@@ -101,13 +100,13 @@ def _check_objective(config: ml_collections.ConfigDict) -> None:
           'and train.kl_warmup_steps=0.')
   units = epitome_shape(m)[0]
   if t.free_bits and units % t.free_bits_group:
-    raise ConfigError(f'train.free_bits_group={t.free_bits_group} does not '
+    raise errors.ConfigError(f'train.free_bits_group={t.free_bits_group} does not '
                       f'divide the {units} latent units; use a divisor of '
                       f'{units} (1 = per unit).')
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-  """Raises `ConfigError` for any value the run cannot use."""
+  """Raises `errors.ConfigError` for any value the run cannot use."""
   _check_fields(config)
   m, t, d, e = config.model, config.train, config.data, config.eval
   _choice(m.kind, models.MODEL_KINDS, 'model.kind')
@@ -120,7 +119,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _positive(t.assignment_samples, 'train.assignment_samples')
   for name in ('adam_b1', 'adam_b2'):
     if not 0.0 <= t[name] < 1.0:
-      raise ConfigError(f'train.{name}={t[name]} must be in [0, 1).')
+      raise errors.ConfigError(f'train.{name}={t[name]} must be in [0, 1).')
   _positive(t.adam_eps, 'train.adam_eps')
   _positive(t.num_samples, 'train.num_samples')
   _choice(t.assignment, schedules.ASSIGNMENTS, 'train.assignment')
@@ -133,8 +132,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _choice(e.split, ('train', 'valid', 'test'), 'eval.split')
   try:
     epitomes.validate(*epitome_shape(m))
-  except epitomes.EpitomeConfigError as err:
-    raise ConfigError(f'{err} (config fields model.latent_dim, '
+  except errors.EpitomeConfigError as err:
+    raise errors.ConfigError(f'{err} (config fields model.latent_dim, '
                       'model.epitome_size, model.stride)') from err
   _check_objective(config)
   _positive(m.num_layers, 'model.num_layers', allow_zero=True)
@@ -147,12 +146,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _positive(t.kl_weight, 'train.kl_weight', allow_zero=True)
   for weight in t.kl_weights:
     if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-      raise ConfigError(f'train.kl_weights={tuple(t.kl_weights)!r} must hold '
+      raise errors.ConfigError(f'train.kl_weights={tuple(t.kl_weights)!r} must hold '
                         "numbers, e.g. --config.train.kl_weights='(1.0, 0.5)'.")
     _positive(weight, 'train.kl_weights', allow_zero=True)
   for field, value in (('seed', config.seed), ('data.split_seed', d.split_seed)):
     if not 0 <= value < 2 ** 31:
-      raise ConfigError(f'{field}={value} must be in [0, 2**31); seeds are '
+      raise errors.ConfigError(f'{field}={value} must be in [0, 2**31); seeds are '
                         'non-negative 31-bit integers (numpy and JAX keys).')
   _positive(t.eval_every_epochs, 'train.eval_every_epochs')
   _positive(e.num_image_samples, 'eval.num_image_samples')
@@ -163,12 +162,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _positive(t.checkpoint_every_steps, 'train.checkpoint_every_steps',
             allow_zero=True)
   if not 0.0 <= t.z_dropout_rate < 1.0:
-    raise ConfigError(f'train.z_dropout_rate={t.z_dropout_rate} must be in [0, 1).')
+    raise errors.ConfigError(f'train.z_dropout_rate={t.z_dropout_rate} must be in [0, 1).')
   if m.min_logvar >= m.max_logvar:
-    raise ConfigError(f'model.min_logvar={m.min_logvar} must be below '
+    raise errors.ConfigError(f'model.min_logvar={m.min_logvar} must be below '
                       f'model.max_logvar={m.max_logvar}.')
   if m.likelihood == 'gaussian' and d.binarization != 'none':
-    raise ConfigError('A Gaussian likelihood models real-valued pixels: set '
+    raise errors.ConfigError('A Gaussian likelihood models real-valued pixels: set '
                       "--config.data.binarization=none (or use "
                       "model.likelihood='bernoulli' for binarised data).")
 
@@ -186,12 +185,12 @@ def _check_ignored_data_fields(data: ml_collections.ConfigDict) -> None:
   default (`defaults.get_config`).
 
   Raises:
-    ConfigError: naming the field, the datasets that read it, and the fix.
+    errors.ConfigError: naming the field, the datasets that read it, and the fix.
   """
   default = defaults.get_config().data
   for field, readers in _DATA_FIELDS.items():
     if data.name not in readers and data[field] != default[field]:
-      raise ConfigError(
+      raise errors.ConfigError(
           f'data.{field}={data[field]!r} is ignored by data.name='
           f'{data.name!r} (only {", ".join(readers)} read it), so the run '
           f'would not train on the data you meant. Set --config.data.name to '
@@ -204,7 +203,7 @@ def check_memory(config: ml_collections.ConfigDict, num_pixels: int) -> None:
   this machine's memory, before anything is allocated.
 
   Raises:
-    ConfigError: naming the size and the fields to lower.
+    errors.ConfigError: naming the size and the fields to lower.
   """
   m = config.model
   count = models.param_count(num_pixels, m.latent_dim, m.hidden_dim,
@@ -223,7 +222,7 @@ def check_memory(config: ml_collections.ConfigDict, num_pixels: int) -> None:
   except (ValueError, OSError):
     return
   if needed > available:
-    raise ConfigError(
+    raise errors.ConfigError(
         f'The model has {count:,} parameters per model ({team} model(s)) and '
         f'{count_e:,} epitomes of {latent_dim:,} latent units: its parameters '
         f'and optimizer state need {state / 2 ** 30:,.1f} GiB, its epitome '

@@ -26,6 +26,7 @@ from typing import Any, Callable, NamedTuple, Optional, Protocol, Tuple
 import jax
 import jax.numpy as jnp
 
+from evae_jax import errors
 from evae_jax import epitomes
 from evae_jax import likelihoods
 from evae_jax import objectives
@@ -550,10 +551,10 @@ class MixtureLatents(NamedTuple):
       assignments: unused.
 
     Raises:
-      evae_jax.objectives.ObjectiveError: always; train the mVAE with
+      evae_jax.errors.ObjectiveError: always; train the mVAE with
         'point' or 'logsumexp'.
     """
-    raise objectives.ObjectiveError(
+    raise errors.ObjectiveError(
         'The mVAE has no importance-weighted objective (iwae, iwae_marginal): '
         'train it with train.objective=point or logsumexp, or use '
         'model.kind=evae for the IWAE objectives.')
@@ -780,7 +781,7 @@ def _iwae(latents, x, rng, options, marginal):
   """`iwae_point_loss` / `iwae_marginal_loss`."""
   num_samples = options.num_samples
   if num_samples < 1:
-    raise objectives.ObjectiveError(f'num_samples={num_samples} must be >= 1.')
+    raise errors.ObjectiveError(f'num_samples={num_samples} must be >= 1.')
   if num_samples == 1 and not marginal:
     return point_loss(latents, x, rng, options._replace(kl_weight=1.0))
   masks = latents.masks
@@ -898,7 +899,7 @@ def epitome_loss(encode: Encode, decode_log_prob: DecodeLogProb, x: jax.Array,
     for the rest: 'log_lik' and 'kl' for 'point' and 'logsumexp').
 
   Raises:
-    evae_jax.objectives.ObjectiveError: an unknown objective or options it
+    evae_jax.errors.ObjectiveError: an unknown objective or options it
       does not take.
   """
   return objectives.loss(SharedLatents(encode, decode_log_prob,

@@ -14,10 +14,7 @@ import math
 from typing import List, Optional
 
 import numpy as np
-
-
-class EpitomeConfigError(ValueError):
-  """An invalid (latent_dim, epitome_size, stride) triple."""
+from evae_jax import errors
 
 
 def resolve_stride(epitome_size: int, stride: Optional[int]) -> int:
@@ -35,7 +32,7 @@ def resolve_stride(epitome_size: int, stride: Optional[int]) -> int:
 
 def validate(latent_dim: int, epitome_size: int,
              stride: Optional[int] = None) -> None:
-  """Raises `EpitomeConfigError` unless 1 <= K <= D and 1 <= s <= K.
+  """Raises `errors.EpitomeConfigError` unless 1 <= K <= D and 1 <= s <= K.
 
   Args:
     latent_dim: D, the number of latent units.
@@ -44,30 +41,30 @@ def validate(latent_dim: int, epitome_size: int,
       s = K (non-overlapping), as in `make_masks` and the config.
 
   Raises:
-    EpitomeConfigError: naming the values and a valid neighbouring setting.
+    errors.EpitomeConfigError: naming the values and a valid neighbouring setting.
   """
   stride = resolve_stride(epitome_size, stride)
   values = (latent_dim, epitome_size, stride)
   if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
              for v in values):
-    raise EpitomeConfigError(
+    raise errors.EpitomeConfigError(
         f'latent_dim, epitome_size and stride must be integers, got '
         f'latent_dim={latent_dim!r}, epitome_size={epitome_size!r}, '
         f'stride={stride!r}.')
   where = (f'latent_dim (D)={latent_dim}, epitome_size (K)={epitome_size}, '
            f'stride (s)={stride}')
   if latent_dim < 1:
-    raise EpitomeConfigError(
+    raise errors.EpitomeConfigError(
         f'Invalid epitomes: {where}; D must be >= 1. A valid neighbour: '
         f'latent_dim=1, epitome_size=1, stride=1.')
   if not 1 <= epitome_size <= latent_dim:
     fix = min(max(epitome_size, 1), latent_dim)
-    raise EpitomeConfigError(
+    raise errors.EpitomeConfigError(
         f'Invalid epitomes: {where}; K must satisfy 1 <= K <= D. A valid '
         f'neighbour: epitome_size={fix}, stride={min(max(stride, 1), fix)}.')
   if not 1 <= stride <= epitome_size:
     fix = min(max(stride, 1), epitome_size)
-    raise EpitomeConfigError(
+    raise errors.EpitomeConfigError(
         f'Invalid epitomes: {where}; s must satisfy 1 <= s <= K (a larger '
         f'stride would leave units in no epitome). A valid neighbour: '
         f'stride={fix}.')
@@ -87,7 +84,7 @@ def epitome_starts(latent_dim: int, epitome_size: int,
     last of those does not end at D.
 
   Raises:
-    EpitomeConfigError: for an invalid (D, K, s).
+    errors.EpitomeConfigError: for an invalid (D, K, s).
   """
   validate(latent_dim, epitome_size, stride)
   stride = resolve_stride(epitome_size, stride)
@@ -112,7 +109,7 @@ def num_epitomes(latent_dim: int, epitome_size: int,
     E >= 1 (1 for the VAE, D = K).
 
   Raises:
-    EpitomeConfigError: for an invalid (D, K, s).
+    errors.EpitomeConfigError: for an invalid (D, K, s).
   """
   return len(epitome_starts(latent_dim, epitome_size, stride))
 
@@ -131,7 +128,7 @@ def make_masks(latent_dim: int, epitome_size: int,
       epitome e; every row has exactly K ones and every column at least one.
 
   Raises:
-    EpitomeConfigError: for an invalid (D, K, s).
+    errors.EpitomeConfigError: for an invalid (D, K, s).
   """
   starts = epitome_starts(latent_dim, epitome_size, stride)
   units = np.arange(latent_dim)[None, :]

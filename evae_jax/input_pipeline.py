@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from evae_jax import errors
 from evae_jax import files
 
 BINARIZATIONS = ('none', 'dynamic', 'fixed')
@@ -33,10 +34,6 @@ NPZ_SPLITS = ('train', 'valid', 'test')  # valid is optional
 _TFDS_PROBE_HOST = ('storage.googleapis.com', 443)
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: '>i2', 0x0C: '>i4',
                0x0D: '>f4', 0x0E: '>f8'}
-
-
-class DataError(ValueError):
-  """A dataset that cannot be loaded as configured; the message says the fix."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +53,7 @@ class Splits:
 
   def split(self, name: str) -> np.ndarray:
     if name not in ('train', 'valid', 'test'):
-      raise DataError(f"Unknown split {name!r}; use 'train', 'valid' or 'test'.")
+      raise errors.DataError(f"Unknown split {name!r}; use 'train', 'valid' or 'test'.")
     return getattr(self, name)
 
 
@@ -99,33 +96,33 @@ def read_idx(path: str) -> np.ndarray:
     The array with the shape and dtype stored in its header.
 
   Raises:
-    DataError: if the file is missing, not IDX, or truncated.
+    errors.DataError: if the file is missing, not IDX, or truncated.
   """
   if not os.path.isfile(path):
-    raise DataError(f'IDX file {path} does not exist.')
+    raise errors.DataError(f'IDX file {path} does not exist.')
   try:
     with open(path, 'rb') as f:
       raw = f.read()
     if raw[:2] == b'\x1f\x8b':
       raw = gzip.decompress(raw)
   except (OSError, EOFError, zlib.error) as e:  # zlib: bad deflate stream
-    raise DataError(f'Cannot read {path} ({e}); the file looks truncated or '
+    raise errors.DataError(f'Cannot read {path} ({e}); the file looks truncated or '
                     'corrupt: download it again.') from e
   if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-    raise DataError(f'{path} is not an IDX file (bad magic number '
+    raise errors.DataError(f'{path} is not an IDX file (bad magic number '
                     f'{raw[:4].hex()}); expected MNIST-format files such as '
                     'train-images-idx3-ubyte.gz.')
   ndim = raw[3]
   header = 4 + 4 * ndim
   if not 1 <= ndim <= 4 or len(raw) < header:
-    raise DataError(f'{path} has an IDX header with {ndim} dimensions (MNIST '
+    raise errors.DataError(f'{path} has an IDX header with {ndim} dimensions (MNIST '
                     'images have 3, labels 1) or is cut short inside its '
                     'header: the file is corrupt; download it again.')
   shape = tuple(int(d) for d in np.frombuffer(raw[4:header], '>u4'))
   dtype = np.dtype(_IDX_DTYPES[raw[2]])
   expected = header + int(np.prod(shape)) * dtype.itemsize
   if len(raw) != expected:
-    raise DataError(f'{path} is truncated or padded: its header promises shape '
+    raise errors.DataError(f'{path} is truncated or padded: its header promises shape '
                     f'{shape} ({expected} bytes) but the file has {len(raw)} '
                     'bytes. Download it again.')
   return np.frombuffer(raw, dtype, offset=header).reshape(shape)
@@ -136,7 +133,7 @@ def _find(directory: str, stem: str) -> str:
     path = os.path.join(directory, name)
     if os.path.isfile(path):
       return path
-  raise DataError(
+  raise errors.DataError(
       f'{directory} has no {stem}.gz (or {stem}). An IDX data directory holds '
       'train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, '
       't10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz, as MNIST, '
@@ -148,11 +145,11 @@ def _load_idx_split(directory: str, prefix: str) -> np.ndarray:
   images = read_idx(_find(directory, f'{prefix}-images-idx3-ubyte'))
   labels = read_idx(_find(directory, f'{prefix}-labels-idx1-ubyte'))
   if images.ndim != 3 or images.dtype != np.uint8:
-    raise DataError(f'{prefix} images in {directory} have shape {images.shape} '
+    raise errors.DataError(f'{prefix} images in {directory} have shape {images.shape} '
                     f'and dtype {images.dtype}; expected uint8 (n, height, '
                     'width).')
   if labels.shape[0] != images.shape[0]:
-    raise DataError(f'{directory}: {images.shape[0]} {prefix} images but '
+    raise errors.DataError(f'{directory}: {images.shape[0]} {prefix} images but '
                     f'{labels.shape[0]} labels; the files are from different '
                     'datasets or one is corrupt.')
   return images
@@ -161,7 +158,7 @@ def _load_idx_split(directory: str, prefix: str) -> np.ndarray:
 def load_idx_dir(directory: str) -> Tuple[np.ndarray, np.ndarray]:
   """(train, test) uint8 images from an MNIST-format IDX directory."""
   if not directory or not os.path.isdir(directory):
-    raise DataError(
+    raise errors.DataError(
         f'data.path={directory!r} is not a directory. For data.name=idx, set '
         '--config.data.path to the folder holding the IDX .gz files (e.g. '
         '/usr/share/datasets/fashion-mnist after `apt install '
@@ -187,24 +184,24 @@ def load_tfd(path: str, fold: int = 0, include_unlabeled: bool = True
   """
   import scipy.io  # pylint: disable=g-import-not-at-top
   if not path or not os.path.isfile(path):
-    raise DataError(
+    raise errors.DataError(
         f'TFD file {path!r} not found. TFD is not public: obtain '
         'TFD_48x48.mat from its authors and pass its location with '
         '--config.data.path=/path/to/TFD_48x48.mat.')
   try:
     mat = scipy.io.loadmat(path)
   except Exception as e:  # scipy raises several types for bad files.
-    raise DataError(f'{path} is not a readable MATLAB .mat file ({e}). Expected '
+    raise errors.DataError(f'{path} is not a readable MATLAB .mat file ({e}). Expected '
                     'the standard TFD_48x48.mat (MATLAB v5 format).') from e
   if 'images' not in mat or 'folds' not in mat:
-    raise DataError(f'{path} lacks the "images" and "folds" variables of '
+    raise errors.DataError(f'{path} lacks the "images" and "folds" variables of '
                     f'TFD_48x48.mat (found {sorted(k for k in mat if not k.startswith("__"))}).')
   images, folds = np.asarray(mat['images']), np.asarray(mat['folds'])
   if images.ndim != 3 or folds.shape != (images.shape[0], 5):
-    raise DataError(f'{path}: images {images.shape} and folds {folds.shape} do '
+    raise errors.DataError(f'{path}: images {images.shape} and folds {folds.shape} do '
                     'not match the TFD layout (n, 48, 48) and (n, 5).')
   if not 0 <= fold < 5:
-    raise DataError(f'data.tfd_fold={fold}; TFD has folds 0-4.')
+    raise errors.DataError(f'data.tfd_fold={fold}; TFD has folds 0-4.')
   if images.dtype != np.uint8:
     images = np.clip(np.rint(images), 0, 255).astype(np.uint8)
   f = folds[:, fold]
@@ -220,24 +217,24 @@ _NPZ_HOW = ('An images file for data.name=npz is written with '
 
 
 def _npz_images(path: str, key: str, images) -> np.ndarray:
-  """One split of an .npz as uint8 (n, H, W), or a DataError saying why not."""
+  """One split of an .npz as uint8 (n, H, W), or a errors.DataError saying why not."""
   if images.dtype == object:
-    raise DataError(f'{path}: {key!r} is an array of Python objects, as numpy '
+    raise errors.DataError(f'{path}: {key!r} is an array of Python objects, as numpy '
                     'makes from images of different sizes (a ragged list); '
                     f'resize the images to one H x W. {_NPZ_HOW}')
   shape = images.shape
   if images.ndim == 4 and shape[-1] == 1:
     images = images[..., 0]
   elif images.ndim == 4:
-    raise DataError(f'{path}: {key!r} has shape {shape}, images with '
+    raise errors.DataError(f'{path}: {key!r} has shape {shape}, images with '
                     f'{shape[-1]} channels; evae_jax models grey-scale '
                     'images: convert them (e.g. average the channels) to (n, '
                     f'H, W). {_NPZ_HOW}')
   if images.ndim != 3:
-    raise DataError(f'{path}: {key!r} has shape {shape}; expected a batch of '
+    raise errors.DataError(f'{path}: {key!r} has shape {shape}; expected a batch of '
                     f'images (n, H, W) or (n, H, W, 1). {_NPZ_HOW}')
   if 0 in images.shape:
-    raise DataError(f'{path}: {key!r} is empty (shape {shape}); every split '
+    raise errors.DataError(f'{path}: {key!r} is empty (shape {shape}); every split '
                     f'needs at least one image. {_NPZ_HOW}')
   if images.dtype == np.uint8:
     return np.ascontiguousarray(images)
@@ -247,18 +244,18 @@ def _npz_images(path: str, key: str, images) -> np.ndarray:
     hint = (' (values in [0, 255]: save images.astype(np.uint8))'
             if np.issubdtype(images.dtype, np.integer) and images.min() >= 0
             and images.max() <= 255 else '')
-    raise DataError(f'{path}: {key!r} has dtype {images.dtype}; expected '
+    raise errors.DataError(f'{path}: {key!r} has dtype {images.dtype}; expected '
                     f'uint8 in [0, 255] or floats in [0, 1]{hint}. {_NPZ_HOW}')
   finite = np.isfinite(images)
   if not finite.all():
-    raise DataError(f'{path}: {key!r} holds {int((~finite).sum())} NaN or '
+    raise errors.DataError(f'{path}: {key!r} holds {int((~finite).sum())} NaN or '
                     'infinite values; replace them (e.g. np.nan_to_num) or '
                     f'drop those images. {_NPZ_HOW}')
   low, high = float(images.min()), float(images.max())
   if low < 0.0 or high > 1.0:
     hint = (' (they look like [0, 255] grey levels: divide by 255 or save '
             'them as uint8)' if low >= 0.0 and high <= 255.0 else '')
-    raise DataError(f'{path}: {key!r} holds floats in [{low:g}, {high:g}]; '
+    raise errors.DataError(f'{path}: {key!r} holds floats in [{low:g}, {high:g}]; '
                     f'float images must lie in [0, 1]{hint}. {_NPZ_HOW}')
   return np.rint(images.astype(np.float64) * 255.0).astype(np.uint8)
 
@@ -281,12 +278,12 @@ def load_npz(path: str) -> Dict[str, np.ndarray]:
     dict with 'train', 'test' and, if present, 'valid': uint8 (n, H, W).
 
   Raises:
-    DataError: the file is missing, unreadable or malformed (missing keys,
+    errors.DataError: the file is missing, unreadable or malformed (missing keys,
       wrong dtype or shape, NaN, out-of-range values, empty or ragged
       arrays, splits of different image sizes), naming the fix.
   """
   if not path:
-    raise DataError(f'data.name=npz needs data.path: pass '
+    raise errors.DataError(f'data.name=npz needs data.path: pass '
                     f'--config.data.path=/path/to/images.npz. {_NPZ_HOW}')
   try:
     present = (files.isfile(path) if files.is_remote(path)
@@ -294,7 +291,7 @@ def load_npz(path: str) -> Dict[str, np.ndarray]:
   except Exception:  # pylint: disable=broad-except
     present = False
   if not present:
-    raise DataError(f'data.path={path!r} is not a file. Pass '
+    raise errors.DataError(f'data.path={path!r} is not a file. Pass '
                     f'--config.data.path=/path/to/images.npz. {_NPZ_HOW}')
   try:
     archive = np.load(io.BytesIO(files.read_bytes(path)), allow_pickle=False)
@@ -302,31 +299,31 @@ def load_npz(path: str) -> Dict[str, np.ndarray]:
       raise ValueError('a single .npy array, not an .npz archive')
     keys = sorted(archive.files)
     if 'train' not in keys or 'test' not in keys:
-      raise DataError(f'{path} holds {keys or "no arrays"} but needs at least '
+      raise errors.DataError(f'{path} holds {keys or "no arrays"} but needs at least '
                       f"'train' and 'test' ('valid' optional). {_NPZ_HOW}")
     raw = {k: archive[k] for k in NPZ_SPLITS if k in keys}
-  except DataError:
+  except errors.DataError:
     raise
   except ValueError as e:
     if 'Object arrays' in str(e):
-      raise DataError(f'{path} holds arrays of Python objects, as numpy makes '
+      raise errors.DataError(f'{path} holds arrays of Python objects, as numpy makes '
                       'from images of different sizes (a ragged list); '
                       f'resize the images to one H x W. {_NPZ_HOW}') from e
-    raise DataError(f'{path} is not a readable .npz file ({e}). '
+    raise errors.DataError(f'{path} is not a readable .npz file ({e}). '
                     f'{_NPZ_HOW}') from e
   except Exception as e:  # pylint: disable=broad-except
     # zipfile.BadZipFile, EOFError, OSError: truncated or not a zip at all.
-    raise DataError(f'{path} is not a readable .npz file ({type(e).__name__}: '
+    raise errors.DataError(f'{path} is not a readable .npz file ({type(e).__name__}: '
                     f'{e}); it may be truncated or another format. '
                     f'{_NPZ_HOW}') from e
   parts = {k: _npz_images(path, k, v) for k, v in raw.items()}
   sizes = {k: v.shape[1:] for k, v in parts.items()}
   if len(set(sizes.values())) > 1:
-    raise DataError(f'{path}: the splits hold images of different sizes ('
+    raise errors.DataError(f'{path}: the splits hold images of different sizes ('
                     + ', '.join(f'{k} {h}x{w}' for k, (h, w) in sizes.items())
                     + f'); every split needs the same H x W. {_NPZ_HOW}')
   if len(parts['train']) < 2:
-    raise DataError(f'{path}: train holds {len(parts["train"])} image; '
+    raise errors.DataError(f'{path}: train holds {len(parts["train"])} image; '
                     f'training needs at least 2. {_NPZ_HOW}')
   return parts
 
@@ -364,7 +361,7 @@ def load_tfds(name: str, data_dir: str = '', timeout: float = 5.0
                          file_format='array_record')
   if not builder.is_prepared():
     if not _network_reachable(_TFDS_PROBE_HOST, timeout):
-      raise DataError(
+      raise errors.DataError(
           f'tfds dataset {name!r} is not prepared in {builder.data_dir} and '
           'its download server cannot be reached (no network?). Either '
           'prepare it on a machine with network and copy the tfds data_dir '
@@ -387,11 +384,11 @@ def _carve_valid(train: np.ndarray, num_valid: int, seed: int,
   ``num_valid`` in file order (valid_from='end', Burda et al.'s split)."""
   if len(train) < 2:
     count = 'no images' if not len(train) else 'only 1 image'
-    raise DataError(f'The training split has {count}: check that data.path points to the '
+    raise errors.DataError(f'The training split has {count}: check that data.path points to the '
                     'complete dataset (the train-images file is empty or '
                     'holds another split).')
   if not 0 < num_valid < len(train):
-    raise DataError(f'data.num_valid={num_valid} must be between 1 and '
+    raise errors.DataError(f'data.num_valid={num_valid} must be between 1 and '
                     f'{len(train) - 1} (the training split has {len(train)} '
                     f'images); e.g. --config.data.num_valid='
                     f'{max(1, len(train) // 10)}.')
@@ -419,11 +416,11 @@ def load(data_config) -> Splits:
     binarised (to {0, 255}) with the fixed seed ``split_seed``.
 
   Raises:
-    DataError: naming the problem and the fix.
+    errors.DataError: naming the problem and the fix.
   """
   name = data_config.name
   if data_config.binarization not in BINARIZATIONS:
-    raise DataError(f'data.binarization={data_config.binarization!r}; use one '
+    raise errors.DataError(f'data.binarization={data_config.binarization!r}; use one '
                     f'of {BINARIZATIONS}.')
   valid = None
   if name == 'digits':
@@ -441,17 +438,17 @@ def load(data_config) -> Splits:
     parts = load_tfds(name, data_config.data_dir, data_config.download_timeout)
     train, test, valid = parts['train'], parts['test'], parts.get('validation')
   else:
-    raise DataError(f'Unknown data.name={name!r}; use one of {DATASET_NAMES}.')
+    raise errors.DataError(f'Unknown data.name={name!r}; use one of {DATASET_NAMES}.')
   if valid is None:
     train, valid = _carve_valid(train, data_config.num_valid,
                                 data_config.split_seed, data_config.valid_from)
   splits = Splits(train=train, valid=valid, test=test)
   for split in ('train', 'valid', 'test'):
     if len(splits.split(split)) == 0:
-      raise DataError(f'The {split} split of data.name={name!r} is empty; check '
+      raise errors.DataError(f'The {split} split of data.name={name!r} is empty; check '
                       'data.path (and data.tfd_fold for TFD).')
     if splits.split(split).shape[1:] != train.shape[1:]:
-      raise DataError(f'The {split} images of data.name={name!r} are '
+      raise errors.DataError(f'The {split} images of data.name={name!r} are '
                       f'{splits.split(split).shape[1:]} but the training images '
                       f'are {train.shape[1:]}: the files in data.path come '
                       'from different datasets. Use one dataset\'s files.')

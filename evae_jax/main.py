@@ -43,9 +43,7 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
-from evae_jax import checkpoints
-from evae_jax import configuration
-from evae_jax import input_pipeline
+from evae_jax import errors
 from evae_jax import sharding
 from evae_jax import train
 from evae_jax import workdirs
@@ -74,8 +72,6 @@ flags.mark_flags_as_required(['workdir'])
 # A run stopped by SIGTERM / SIGINT (a checkpoint was saved): not finished,
 # not failed; rerun to resume (EX_TEMPFAIL of sysexits.h).
 EXIT_INTERRUPTED = 75
-USER_ERRORS = (configuration.ConfigError, input_pipeline.DataError,
-               workdirs.WorkdirError, checkpoints.CheckpointError)
 
 
 class Stopped(KeyboardInterrupt):
@@ -138,7 +134,7 @@ def main(argv):
         report.evaluate_workdir(config, FLAGS.workdir)
       else:
         report.sample_workdir(config, FLAGS.workdir, FLAGS.num_samples)
-  except USER_ERRORS as e:
+  except errors.USER_ERRORS as e:
     _ignore_signals()  # the exit status is decided
     print(f'error: {e}', file=sys.stderr)
     _exit_now(2)
@@ -172,13 +168,13 @@ def _config():
   with the command line's --config.FIELD overrides applied.
 
   Raises:
-    configuration.ConfigError: training without --config, or an override
+    errors.ConfigError: training without --config, or an override
       that would describe another model than the one trained.
   """
   if FLAGS['config'].present:
     return FLAGS.config
   if FLAGS.mode == 'train':
-    raise configuration.ConfigError(
+    raise errors.ConfigError(
         'training needs --config=FILE (a file with get_config(), e.g. '
         'configs/digits.py); only --mode=evaluate and --mode=sample read the '
         'config from the workdir.')

@@ -14,6 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from evae_jax import errors
 from evae_jax import elbo
 from evae_jax import epitomes
 from evae_jax import likelihoods
@@ -272,7 +273,7 @@ class MixtureModel:
   def loss(self, params, x, rng, *, objective='point', **options):
     """`evae_jax.objectives.loss` of ``objective`` for this model; an
     objective registered without 'mvae' raises
-    `evae_jax.objectives.ObjectiveError`."""
+    `evae_jax.errors.ObjectiveError`."""
     return objectives.loss(self.latents(params), x, rng, objective=objective,
                            **options)
 

@@ -17,7 +17,7 @@ Everything that depends on the objective reads this registry:
 `evae_jax.configuration.validate` (which settings are allowed),
 `evae_jax.steps` (the compiled step calls the model's ``loss``) and both model
 kinds (`evae_jax.models`, through `loss`). An unsupported combination raises
-`ObjectiveError` here, whoever calls.
+`errors.ObjectiveError` here, whoever calls.
 
 Adding an objective: write the function (in `evae_jax.elbo`, or any module
 imported before the run starts), decorate it with ``@register(name, ...)``,
@@ -31,10 +31,6 @@ from evae_jax import errors
 
 # Every model kind of `evae_jax.models.MODEL_KINDS`.
 ALL_MODEL_KINDS = ('evae', 'vae', 'mvae')
-
-
-class ObjectiveError(errors.ConfigError):
-  """An objective used with settings or a model kind it does not support."""
 
 
 class LossOptions(NamedTuple):
@@ -94,17 +90,17 @@ class Objective:
       options: the `LossOptions` of the call.
 
     Raises:
-      ObjectiveError: a model kind it is not implemented for, k != 1 for an
+      errors.ObjectiveError: a model kind it is not implemented for, k != 1 for an
         objective without ``num_samples``, or a KL weight, z dropout or free
         bits for one without a KL term (concrete values only).
     """
     missing = [k for k in model_kinds if k not in self.model_kinds]
     if missing:
-      raise ObjectiveError(
+      raise errors.ObjectiveError(
           f'The objective {self.name!r} is implemented for model kinds '
           f'{self.model_kinds}, not {missing[0]!r}.')
     if not self.uses_num_samples and options.num_samples != 1:
-      raise ObjectiveError(
+      raise errors.ObjectiveError(
           f'The objective {self.name!r} does not use num_samples '
           f'(got {options.num_samples}); objectives that do: '
           f'{names(uses_num_samples=True)}.')
@@ -115,7 +111,7 @@ class Objective:
           ('free_bits', options.free_bits, 0.0))
                if _is_number(value) and value != off]
       if given:
-        raise ObjectiveError(
+        raise errors.ObjectiveError(
             f'The objective {self.name!r} is a bound on log p(x) without a '
             f'separate KL term: it takes no {given[0]} (got '
             f'{getattr(options, given[0])!r}).')
@@ -183,10 +179,10 @@ def get(name: str) -> Objective:
     Its `Objective`.
 
   Raises:
-    ObjectiveError: no objective is registered under ``name``.
+    errors.ObjectiveError: no objective is registered under ``name``.
   """
   if name not in REGISTRY:
-    raise ObjectiveError(f'objective must be one of {names()}, got {name!r}.')
+    raise errors.ObjectiveError(f'objective must be one of {names()}, got {name!r}.')
   return REGISTRY[name]
 
 
@@ -207,7 +203,7 @@ def loss(latents, x, rng, *, objective: str = 'point',
     (loss, aux) of the objective's function.
 
   Raises:
-    ObjectiveError: unknown objective, or one that does not support these
+    errors.ObjectiveError: unknown objective, or one that does not support these
       options or this model kind.
   """
   spec = get(objective)

@@ -45,11 +45,11 @@ def load_trained(config, workdir: str):
   """(state, splits) of the newest checkpoint in ``workdir``.
 
   Raises:
-    configuration.ConfigError: the workdir has no checkpoint.
+    errors.ConfigError: the workdir has no checkpoint.
   """
   configuration.validate(config)
   if not files.isdir(files.join(workdir, 'checkpoints')):
-    raise configuration.ConfigError(
+    raise errors.ConfigError(
         f'{workdir} has no checkpoints/: train first with the same --config '
         f'and --workdir={workdir} (without --mode).')
   splits = input_pipeline.load(config.data)
@@ -62,7 +62,7 @@ def load_trained(config, workdir: str):
   finally:
     ckpts.close()
   if step is None:
-    raise configuration.ConfigError(
+    raise errors.ConfigError(
         f'{workdir}/checkpoints holds no checkpoint: train first.')
   return state, splits
 
@@ -323,7 +323,7 @@ def _per_member(fn, config, workdir, *args):
         'path and, for a bucket, your credentials (gcloud auth '
         'application-default login) and network; nothing was changed.') from e
   if not present:
-    raise configuration.ConfigError(
+    raise errors.ConfigError(
         f'{workdir} does not exist: train first with the same --config and '
         f'--workdir={workdir} (without --mode).')
   team = state_lib.members(config)
@@ -355,7 +355,7 @@ def sample_workdir(config, workdir: str, num_samples: int):
   which report.md shows is not replaced); returns the samples (per subdirectory when
   the config trains several models)."""
   if num_samples < 1:
-    raise configuration.ConfigError(f'--num_samples={num_samples} must be >= 1.')
+    raise errors.ConfigError(f'--num_samples={num_samples} must be >= 1.')
   return _per_member(_sample_one, config, workdir, num_samples)
 
 

@@ -16,7 +16,7 @@ from jax.sharding import Mesh
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from evae_jax.errors import ConfigError
+from evae_jax import errors
 
 DATA_AXIS = 'data'
 
@@ -44,7 +44,7 @@ def distributed_args(coordinator_address: str = '', num_processes: int = 0,
   pods, SLURM, Open MPI, Kubernetes): ``{}``.
 
   Raises:
-    ConfigError: only some of the three are set, or they disagree.
+    errors.ConfigError: only some of the three are set, or they disagree.
   """
   environ = os.environ if environ is None else environ
   address = coordinator_address or environ.get(COORDINATOR_ENV, '')
@@ -53,10 +53,10 @@ def distributed_args(coordinator_address: str = '', num_processes: int = 0,
     index = (process_id if process_id >= 0
              else int(environ.get(PROCESS_ID_ENV, -1)))
   except ValueError as e:
-    raise ConfigError(f'{NUM_PROCESSES_ENV} and {PROCESS_ID_ENV} must be '
+    raise errors.ConfigError(f'{NUM_PROCESSES_ENV} and {PROCESS_ID_ENV} must be '
                       f'integers: {e}.') from e
   if count < 0:
-    raise ConfigError(f'train.num_processes={count}: the number of processes '
+    raise errors.ConfigError(f'train.num_processes={count}: the number of processes '
                       'of the launch is at least 1.')
   given = {'train.coordinator_address': bool(address),
            'train.num_processes': count > 0, 'train.process_id': index >= 0}
@@ -64,13 +64,13 @@ def distributed_args(coordinator_address: str = '', num_processes: int = 0,
     return {}
   if not all(given.values()):
     missing = ', '.join(k for k, v in given.items() if not v)
-    raise ConfigError(
+    raise errors.ConfigError(
         f'an explicit multi-process launch needs the coordinator address, '
         f'the number of processes and this process\'s id; {missing} (or '
         f'{COORDINATOR_ENV}, {NUM_PROCESSES_ENV}, {PROCESS_ID_ENV}) is not '
         f'set. Set all three, or none to let JAX detect a TPU pod or SLURM.')
   if not 0 <= index < count:
-    raise ConfigError(f'process id {index} is not in [0, {count}); ids run '
+    raise errors.ConfigError(f'process id {index} is not in [0, {count}); ids run '
                       f'from 0 to num_processes - 1.')
   return {'coordinator_address': address, 'num_processes': count,
           'process_id': index}
@@ -95,7 +95,7 @@ def initialize_distributed(coordinator_address: str = '',
     initialization_timeout: seconds to wait for every process to connect.
 
   Raises:
-    ConfigError: the arguments are inconsistent, not every process
+    errors.ConfigError: the arguments are inconsistent, not every process
       connected within ``initialization_timeout`` (then exit: JAX aborts
       the process a minute later), or the coordinator counts another
       number of processes than ``num_processes``.
@@ -103,13 +103,13 @@ def initialize_distributed(coordinator_address: str = '',
   if jax.distributed.is_initialized():
     return
   if initialization_timeout < 1:
-    raise ConfigError(f'initialization_timeout={initialization_timeout}: '
+    raise errors.ConfigError(f'initialization_timeout={initialization_timeout}: '
                       'the seconds to wait for the processes are at least 1.')
   args = distributed_args(coordinator_address, num_processes, process_id)
   jax.config.update('jax_cpu_collectives_implementation', 'gloo')
   _connect(args, initialization_timeout)
   if args and jax.process_count() != args['num_processes']:
-    raise ConfigError(
+    raise errors.ConfigError(
         f'This process was started with num_processes='
         f'{args["num_processes"]}, but the coordinator at '
         f'{args["coordinator_address"]} (process 0) counts '
@@ -135,7 +135,7 @@ def _connect(args: dict, timeout: int) -> None:
   if failure:
     raise failure[0]
   if thread.is_alive():
-    raise ConfigError(_not_connected(args, timeout))
+    raise errors.ConfigError(_not_connected(args, timeout))
 
 
 def _not_connected(args: dict, timeout: int) -> str:
@@ -169,7 +169,7 @@ def make_mesh(num_devices: int = 0) -> Mesh:
   devices = jax.devices()
   if num_devices:
     if num_devices > len(devices):
-      raise ConfigError(
+      raise errors.ConfigError(
           f'train.num_devices={num_devices} but only {len(devices)} devices '
           f'are visible; use --config.train.num_devices=0 (all of them).')
     devices = devices[:num_devices]

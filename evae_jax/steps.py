@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
+from evae_jax import errors
 from evae_jax import elbo
 from evae_jax import input_pipeline
 from evae_jax import objectives
@@ -128,7 +129,7 @@ def train_step(state: TrainState, batch: jax.Array, rng: jax.Array,
     bits, 'kl_weight' with warm-up, and 'grad_norm'.
   """
   if kl_warmup_steps and not objectives.get(objective).weights_kl:
-    raise objectives.ObjectiveError(
+    raise errors.ObjectiveError(
         f'The objective {objective!r} has no KL term to warm up; set '
         'kl_warmup_steps=0.')
   weight = _warmed_up(kl_weight, state.step, kl_warmup_steps, kl_warmup_start)

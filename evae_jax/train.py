@@ -21,6 +21,7 @@ import numpy as np
 from jax.sharding import Mesh
 from tqdm import tqdm
 
+from evae_jax import errors
 from evae_jax import checkpoints
 from evae_jax import configuration
 from evae_jax import evaluate
@@ -200,7 +201,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     ...); with several models, a dict of those per subdirectory.
 
   Raises:
-    workdirs.WorkdirError: another process is using ``workdir`` (process 0
+    errors.WorkdirError: another process is using ``workdir`` (process 0
       holds an exclusive lock on it for the whole run).
   """
   configuration.validate(config)
@@ -333,12 +334,12 @@ def _set_up(config, workdir) -> _Run:
   num_train = len(splits.train)
   steps_per_epoch = num_train // tc.batch_size
   if steps_per_epoch == 0:
-    raise configuration.ConfigError(
+    raise errors.ConfigError(
         f'train.batch_size={tc.batch_size} exceeds the {num_train} training '
         f'images; use --config.train.batch_size={min(100, num_train)}.')
   mesh = sharding.make_mesh(tc.num_devices)
   if tc.batch_size % mesh.size:
-    raise configuration.ConfigError(
+    raise errors.ConfigError(
         f'train.batch_size={tc.batch_size} does not split over {mesh.size} '
         f'devices; use a multiple of {mesh.size}, or train.num_devices.')
   # Only now, with the data loaded and the sizes checked, is the config
@@ -406,7 +407,7 @@ def _check_resumable(config, ckpts, step: int, digest: str) -> None:
   may change, to the same files elsewhere).
 
   Raises:
-    configuration.ConfigError: the config or the digest saved with the step
+    errors.ConfigError: the config or the digest saved with the step
       differs.
   """
   for ckpt, (_, member) in zip(ckpts, state_lib.members(config)):
@@ -415,7 +416,7 @@ def _check_resumable(config, ckpts, step: int, digest: str) -> None:
       changed = workdirs.config_changes(
           record['config'], configuration.config_as_dict(member))
       if changed:
-        raise configuration.ConfigError(
+        raise errors.ConfigError(
             f'The checkpoint of step {step} in {ckpt.directory} was trained '
             f'with another config than the one given now (changed: '
             f'{", ".join(changed)}), although config.json agrees with it '
@@ -423,7 +424,7 @@ def _check_resumable(config, ckpts, step: int, digest: str) -> None:
             'trained with, or train in a new --workdir. Nothing was trained.')
     saved = record.get('data')
     if saved and saved != digest:
-      raise configuration.ConfigError(
+      raise errors.ConfigError(
           f'The data loaded now (data.name={config.data.name!r}, '
           f'data.path={config.data.path!r}) are not the images the '
           f'checkpoint of step {step} in {ckpt.directory} was trained on. '

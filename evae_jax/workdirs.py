@@ -40,7 +40,6 @@ RESUMABLE_CHANGES = ('train.num_epochs', 'train.burda_stages',
 EVALUATION_PINNED = ('model.', 'data.name', 'data.binarization',
                      'data.valid_from', 'train.num_seeds', 'train.kl_weights')
 _HELD = {}  # realpath -> [fd, depth]: the locks this process holds
-WorkdirError = errors.WorkdirError
 _WARNED = set()  # remote workdirs already warned about (no lock)
 
 
@@ -77,7 +76,7 @@ def check_path(workdir: str) -> None:
   `checkpoints.check_path`), before anything is created.
 
   Raises:
-    checkpoints.CheckpointError: naming the character and the fix.
+    errors.CheckpointError: naming the character and the fix.
   """
   checkpoints.check_path(files.join(workdir, 'checkpoints'))
 
@@ -103,14 +102,14 @@ def load_saved_config(workdir: str):
   try:
     saved = json.loads(files.read_text(path))
   except (OSError, ValueError) as e:
-    raise configuration.ConfigError(
+    raise errors.ConfigError(
         f'{path} is damaged or unreadable ({e}). It records the config this '
         'workdir was trained with; restore it from a backup or rewrite it '
         'from the training command, or start afresh in a new --workdir. '
         'Nothing was changed.') from e
   if not isinstance(saved, dict) or not all(
       isinstance(saved.get(k), dict) for k in ('data', 'model', 'train')):
-    raise configuration.ConfigError(
+    raise errors.ConfigError(
         f'{path} does not hold a config (a JSON object with data, model and '
         'train sections). Restore it from a backup, or start afresh in a new '
         '--workdir. Nothing was changed.')
@@ -122,7 +121,7 @@ def _check_not_a_file(workdir: str) -> None:
   would only say "File exists" or "Not a directory").
 
   Raises:
-    WorkdirError: naming the file and the fix.
+    errors.WorkdirError: naming the file and the fix.
   """
   path = os.path.abspath(workdir)
   while not os.path.lexists(path) and os.path.dirname(path) != path:
@@ -130,7 +129,7 @@ def _check_not_a_file(workdir: str) -> None:
   if os.path.lexists(path) and not os.path.isdir(path):
     where = ('is a file' if path == os.path.abspath(workdir) else
              f'lies under {path}, which is a file')
-    raise WorkdirError(
+    raise errors.WorkdirError(
         f'--workdir={workdir} {where}, not a directory. Pass a directory '
         '(it is created if missing), e.g. --workdir=runs/NAME; nothing was '
         'written.')
@@ -147,7 +146,7 @@ def locked(workdir: str):
   and keeping to one job per workdir is the user's part.
 
   Raises:
-    WorkdirError: another process holds the lock, or the workdir cannot be
+    errors.WorkdirError: another process holds the lock, or the workdir cannot be
       created or written.
   """
   if files.is_remote(workdir):
@@ -171,7 +170,7 @@ def locked(workdir: str):
     os.makedirs(workdir, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
   except OSError as e:
-    raise WorkdirError(
+    raise errors.WorkdirError(
         f'Cannot write to workdir {workdir!r} ({e.strerror or e}). Choose a '
         'directory on a writable disk with free space (--workdir=DIR), or '
         'fix its permissions.') from e
@@ -180,7 +179,7 @@ def locked(workdir: str):
   except OSError as e:
     owner = os.pread(fd, 200, 0).decode(errors='replace').strip() or 'unknown'
     os.close(fd)
-    raise WorkdirError(
+    raise errors.WorkdirError(
         f'Another evae_jax process (pid, host: {owner}) is using workdir '
         f'{workdir!r}. Wait for it to finish (or stop it), or use another '
         '--workdir; two processes writing one workdir would mix their '
@@ -203,7 +202,7 @@ def check_writable(workdir: str, names=('.', 'checkpoints', 'metrics.jsonl',
   removed; a file: opened for appending, unchanged).
 
   Raises:
-    WorkdirError: naming the first path that cannot be written.
+    errors.WorkdirError: naming the first path that cannot be written.
   """
   for name in names:
     path = files.absolute(files.join(workdir, name))
@@ -213,10 +212,10 @@ def check_writable(workdir: str, names=('.', 'checkpoints', 'metrics.jsonl',
       elif files.exists(path) and not files.is_remote(path):
         with open(path, 'a'):  # objects are replaced whole, not appended to
           pass
-    except WorkdirError:
+    except errors.WorkdirError:
       raise
     except Exception as e:  # pylint: disable=broad-except
-      raise WorkdirError(
+      raise errors.WorkdirError(
           f'Cannot write to {path} ({_reason(e)}); evae_jax must write '
           'there to continue. Make it writable (permissions, or a read-write '
           'mount) and rerun the same command; nothing was changed.') from e
@@ -241,12 +240,12 @@ def run_config(workdir: str,
     The run's config with the overrides applied.
 
   Raises:
-    configuration.ConfigError: no run in ``workdir``, or an override of a
+    errors.ConfigError: no run in ``workdir``, or an override of a
       field that defines the trained model.
   """
   pinned = sorted(k for k in overrides if not _resumable(k))
   if pinned:
-    raise configuration.ConfigError(
+    raise errors.ConfigError(
         f'--config.{pinned[0]} cannot be set when evaluating or sampling '
         f'{workdir} with its own config: it defines the trained model. Only '
         'evaluation fields (eval.*) and how the run is carried out (data.path, '
@@ -254,7 +253,7 @@ def run_config(workdir: str,
         'the run instead, pass it as --config=FILE.')
   saved = load_saved_config(workdir)
   if saved is None:
-    raise configuration.ConfigError(
+    raise errors.ConfigError(
         f'{workdir} holds no trained run ({CONFIG_FILE} and checkpoints are '
         'missing): train it first (--mode=train with --config=FILE), or '
         'check --workdir.')
@@ -274,7 +273,7 @@ def check_evaluation_config(config: ml_collections.ConfigDict,
   """Refuses to evaluate or sample a workdir as a model it was not trained as.
 
   Raises:
-    configuration.ConfigError: a field of `EVALUATION_PINNED` differs from
+    errors.ConfigError: a field of `EVALUATION_PINNED` differs from
       the workdir's config.json (evaluation-only fields may differ).
   """
   saved = load_saved_config(workdir)
@@ -288,7 +287,7 @@ def check_evaluation_config(config: ml_collections.ConfigDict,
                    if any(k.startswith(p) for p in EVALUATION_PINNED)
                    and flat.get(k) != flat_saved.get(k))
   if changed:
-    raise configuration.ConfigError(
+    raise errors.ConfigError(
         f'--config describes a different model from the one trained in '
         f'{workdir}: ' + ', '.join(f'{k}={flat.get(k)!r} (trained: '
                                    f'{flat_saved.get(k)!r})' for k in changed)
@@ -304,7 +303,7 @@ def _check_config_unchanged(config: ml_collections.ConfigDict,
   (none if there is none yet), unless resumable.
 
   Raises:
-    configuration.ConfigError: they differ and ``train.overwrite`` is off.
+    errors.ConfigError: they differ and ``train.overwrite`` is off.
   """
   saved = load_saved_config(workdir)
   if saved is None:
@@ -317,7 +316,7 @@ def _check_config_unchanged(config: ml_collections.ConfigDict,
       logging.info('Resuming %s with changed settings that do not change '
                    'the run: %s.', workdir, '; '.join(harmless))
   if changes and not config.train.overwrite:
-    raise configuration.ConfigError(
+    raise errors.ConfigError(
         f'Workdir {workdir} holds a run with a different config '
         f'(changed: {", ".join(changes)}). Use a new --workdir, or pass '
         '--config.train.overwrite=True to move the earlier run into '
@@ -335,9 +334,9 @@ def prepare(config: ml_collections.ConfigDict, workdir: str) -> None:
   allowed and resume the run.
 
   Raises:
-    WorkdirError: the directory cannot be created or written (read-only or
+    errors.WorkdirError: the directory cannot be created or written (read-only or
       full disk).
-    configuration.ConfigError: the saved config differs.
+    errors.ConfigError: the saved config differs.
   """
   check_path(workdir)
   if not sharding.is_lead():
@@ -346,12 +345,12 @@ def prepare(config: ml_collections.ConfigDict, workdir: str) -> None:
   try:
     files.makedirs(workdir)
     files.probe(workdir, size=4096)
-  except WorkdirError:
+  except errors.WorkdirError:
     raise
   except Exception as e:  # pylint: disable=broad-except
     # OSError locally; object stores raise their own types (no bucket, no
     # credentials, no network).
-    raise WorkdirError(
+    raise errors.WorkdirError(
         f'Cannot write to workdir {workdir!r} ({_reason(e)}). Choose a '
         'directory on a writable disk with free space, or a bucket you can '
         'write to (--workdir=DIR).') from e
@@ -416,7 +415,7 @@ def _undo_an_interrupted_move(workdir: str) -> None:
     entries = files.listdir(staging)
     clashes = [e for e in entries if files.exists(files.join(workdir, e))]
     if clashes:
-      raise WorkdirError(
+      raise errors.WorkdirError(
           f'{staging} holds files of an earlier run whose move aside was '
           f'interrupted, but {", ".join(clashes)} also exist in {workdir}. '
           'Move that folder\'s contents back by hand (or rename it to '

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import pytest
 
 import configs.test as test_config
+from evae_jax import errors
 from evae_jax import checkpoints
 from evae_jax import configuration
 from evae_jax import train
@@ -68,10 +69,10 @@ def _flip_a_byte_in_every_data_file(step_dir):
 def test_a_path_orbax_would_glob_is_refused_before_anything_is_written(
     tmp_path, name):
   workdir = str(tmp_path / 'runs' / name)
-  with pytest.raises(checkpoints.CheckpointError, match='character'):
+  with pytest.raises(errors.CheckpointError, match='character'):
     workdirs.prepare(test_config.get_config(), workdir)
   assert not os.path.exists(workdir)
-  with pytest.raises(checkpoints.CheckpointError, match='character'):
+  with pytest.raises(errors.CheckpointError, match='character'):
     checkpoints.Checkpoints(workdir, 3)  # evaluate and sample open it too
 
 
@@ -97,7 +98,7 @@ def test_a_checkpoint_that_does_not_read_back_fails_its_save(tmp_path,
   async def skip_merge(*args, **kwargs):
     del args, kwargs
   monkeypatch.setattr(ocdbt_utils, 'merge_ocdbt_per_process_files', skip_merge)
-  with pytest.raises(checkpoints.CheckpointError, match='read back'):
+  with pytest.raises(errors.CheckpointError, match='read back'):
     ckpts.save(2, {**tree, 'step': jnp.asarray(2, jnp.int32)})
   monkeypatch.undo()
   restored, step = ckpts.restore_latest(tree)
@@ -198,7 +199,7 @@ def test_a_deleted_config_json_does_not_let_another_config_resume(
     config[section][name] = value
   else:
     config[field] = value
-  with pytest.raises(configuration.ConfigError, match=field.replace('.', r'\.')):
+  with pytest.raises(errors.ConfigError, match=field.replace('.', r'\.')):
     train.train_and_evaluate(config, workdir)
   steps = checkpoints.Checkpoints(workdir, 3).steps()
   assert steps == [STEPS, 2 * STEPS]  # nothing trained
@@ -230,7 +231,7 @@ def test_another_data_path_resumes_only_with_the_same_images(tmp_path):
   steps = checkpoints.Checkpoints(workdir, 3).steps()
   assert steps == [5, 10]
   config.data.path, config.train.num_epochs = other, 3
-  with pytest.raises(configuration.ConfigError, match='data.path'):
+  with pytest.raises(errors.ConfigError, match='data.path'):
     train.train_and_evaluate(config, workdir)
   assert checkpoints.Checkpoints(workdir, 3).steps() == steps
 
@@ -244,6 +245,6 @@ def test_a_config_json_rewritten_by_hand_does_not_let_another_config_resume(
   config = test_config.get_config()
   config.train.num_epochs = 3
   config.train.learning_rate = 5e-4
-  with pytest.raises(configuration.ConfigError, match=r'train\.learning_rate'):
+  with pytest.raises(errors.ConfigError, match=r'train\.learning_rate'):
     train.train_and_evaluate(config, workdir)
   assert checkpoints.Checkpoints(workdir, 3).steps() == [STEPS, 2 * STEPS]

@@ -4,6 +4,7 @@ with which model kind and settings; the remedies are off by default."""
 import pytest
 
 from configs import test as test_config
+from evae_jax import errors
 from evae_jax import configuration
 from evae_jax import defaults
 from evae_jax import objectives
@@ -26,7 +27,7 @@ def test_every_registered_objective_and_kind(name, kind):
   if kind in objectives.get(name).model_kinds:
     configuration.validate(config)
   else:
-    with pytest.raises(configuration.ConfigError, match=repr(kind)):
+    with pytest.raises(errors.ConfigError, match=repr(kind)):
       configuration.validate(config)
 
 
@@ -35,7 +36,7 @@ def test_a_kl_free_objective_names_every_setting_it_refuses():
   config.train.objective = 'iwae_marginal'
   config.train.kl_weight = 0.5
   config.train.z_dropout_rate = 0.1
-  with pytest.raises(configuration.ConfigError,
+  with pytest.raises(errors.ConfigError,
                      match=r'train.kl_weight=0.5, train.z_dropout_rate=0.1'):
     configuration.validate(config)
 
@@ -45,7 +46,7 @@ def test_free_bits_group_must_divide_the_mvae_units():
   config.model.kind = 'mvae'  # D = 6, K = 2: 3 components, 6 units
   config.train.free_bits = 0.1
   config.train.free_bits_group = 4
-  with pytest.raises(configuration.ConfigError, match='divide the 6'):
+  with pytest.raises(errors.ConfigError, match='divide the 6'):
     configuration.validate(config)
   config.train.free_bits_group = 3
   configuration.validate(config)
@@ -60,7 +61,7 @@ def test_the_memory_check_counts_the_epitomes_not_only_the_parameters():
   from evae_jax import configuration
   config = default.get_config()
   config.model.latent_dim = 100000
-  with pytest.raises(configuration.ConfigError, match='25,000 epitomes'):
+  with pytest.raises(errors.ConfigError, match='25,000 epitomes'):
     configuration.check_memory(config, 64)
   config.model.kind = 'vae'   # one epitome: the same parameters fit
   configuration.check_memory(config, 64)
@@ -73,6 +74,6 @@ def test_a_data_field_the_dataset_ignores_is_refused(name, field, value):
   """data.path with the default data.name trained on the digits, exit 0."""
   config = test_config.get_config()
   config.data.name, config.data[field] = name, value
-  with pytest.raises(configuration.ConfigError,
+  with pytest.raises(errors.ConfigError,
                      match=f'data.{field}=.* is ignored by data.name'):
     configuration.validate(config)

@@ -13,6 +13,7 @@ import re
 import pytest
 
 from configs import default as default_config
+from evae_jax import errors
 from evae_jax import configuration
 from evae_jax import defaults
 from evae_jax import input_pipeline
@@ -94,7 +95,7 @@ def test_a_value_not_listed_is_refused_by_name(field):
   config = defaults.get_config()
   section, name = field.split('.')
   config[section][name] = 'no_such_value'
-  with pytest.raises(configuration.ConfigError, match=re.escape(field)):
+  with pytest.raises(errors.ConfigError, match=re.escape(field)):
     configuration.validate(config)
 
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from evae_jax import errors
 from evae_jax import epitomes
 
 
@@ -51,7 +52,7 @@ def test_invalid_settings_name_values_and_a_neighbour(d, k, s, needle):
   message = str(info.value)
   assert f'(D)={d}' in message and f'(K)={k}' in message
   assert needle in message
-  assert isinstance(info.value, epitomes.EpitomeConfigError)
+  assert isinstance(info.value, errors.EpitomeConfigError)
 
 
 def test_non_integer_sizes_are_rejected():

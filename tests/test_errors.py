@@ -92,3 +92,15 @@ def test_errors_raised_by_the_layers_are_the_ones_main_catches():
   assert type(err) is errors.ConfigError and 'train.optimizer' in str(err)
   err = _caught_by_main(lambda: files.exists('ftp://host/run'))
   assert type(err) is errors.WorkdirError and 'ftp://' in str(err)
+
+
+def test_user_errors_have_one_home():
+  """Call sites name errors.X: no module defines or re-exports a user-error
+  class of its own (seven classes once lived in five modules)."""
+  names = {cls.__name__ for cls in _error_classes()}
+  package = os.path.dirname(evae_jax.__file__)
+  for info in pkgutil.iter_modules([package]):
+    if info.name in ('errors', 'main'):
+      continue
+    module = importlib.import_module(f'evae_jax.{info.name}')
+    assert not names & set(vars(module)), info.name

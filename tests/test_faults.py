@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from configs import test as test_config
+from evae_jax import errors
 from evae_jax import checkpoints
 from evae_jax import metric_writers
 from evae_jax import train
@@ -280,10 +281,10 @@ def test_config_with_missing_field_or_wrong_type():
   from evae_jax import configuration
   config = test_config.get_config().to_dict()
   config['model']['hidden_dim'] = '500'
-  with pytest.raises(configuration.ConfigError, match='model.hidden_dim'):
+  with pytest.raises(errors.ConfigError, match='model.hidden_dim'):
     configuration.validate(ml_collections.ConfigDict(config))
   del config['model']['hidden_dim']
-  with pytest.raises(configuration.ConfigError, match='lacks model.hidden_dim'):
+  with pytest.raises(errors.ConfigError, match='lacks model.hidden_dim'):
     configuration.validate(ml_collections.ConfigDict(config))
 
 
@@ -299,7 +300,7 @@ def test_full_disk_while_checkpointing_keeps_earlier_checkpoints(
     raise OSError(errno.ENOSPC, 'No space left on device')
   monkeypatch.setattr(checkpoints.ocp.CheckpointManager, 'save', full)
   config.train.num_epochs = 2
-  with pytest.raises(checkpoints.CheckpointError, match='No space left'):
+  with pytest.raises(errors.CheckpointError, match='No space left'):
     train.train_and_evaluate(config, workdir)
   monkeypatch.undo()
   assert checkpoints.Checkpoints(workdir, 3).steps() == saved

@@ -11,6 +11,7 @@ import pytest
 import scipy.io
 
 from configs import default
+from evae_jax import errors
 from evae_jax import input_pipeline
 from tests.conftest import FASHION_MNIST
 
@@ -87,7 +88,7 @@ def _truncate_gzip(path):
 def test_damaged_idx_files_give_clear_errors(tmp_path, damage, needle):
   write_idx_dir(str(tmp_path))
   damage(str(tmp_path / 'train-images-idx3-ubyte.gz'))
-  with pytest.raises(input_pipeline.DataError, match=needle):
+  with pytest.raises(errors.DataError, match=needle):
     input_pipeline.load(data_config(name='idx', path=str(tmp_path), num_valid=5))
 
 
@@ -97,19 +98,19 @@ def test_truncated_idx_payload(tmp_path):
   raw = gzip.decompress(open(path, 'rb').read())
   with gzip.open(path, 'wb') as f:
     f.write(raw[:-7])
-  with pytest.raises(input_pipeline.DataError, match='truncated'):
+  with pytest.raises(errors.DataError, match='truncated'):
     input_pipeline.load(data_config(name='idx', path=str(tmp_path), num_valid=5))
 
 
 def test_label_count_mismatch(tmp_path):
   write_idx_dir(str(tmp_path))
   write_idx(str(tmp_path / 'train-labels-idx1-ubyte.gz'), np.zeros(29))
-  with pytest.raises(input_pipeline.DataError, match='30 train images but 29'):
+  with pytest.raises(errors.DataError, match='30 train images but 29'):
     input_pipeline.load(data_config(name='idx', path=str(tmp_path), num_valid=5))
 
 
 def test_missing_directory(tmp_path):
-  with pytest.raises(input_pipeline.DataError, match='not a directory'):
+  with pytest.raises(errors.DataError, match='not a directory'):
     input_pipeline.load(data_config(name='idx', path=str(tmp_path / 'nope')))
 
 
@@ -129,15 +130,15 @@ def test_tfd_folds(tmp_path):
 
 
 def test_tfd_missing_and_malformed(tmp_path):
-  with pytest.raises(input_pipeline.DataError, match='TFD_48x48.mat'):
+  with pytest.raises(errors.DataError, match='TFD_48x48.mat'):
     input_pipeline.load(data_config(name='tfd', path=str(tmp_path / 'x.mat')))
   bad = tmp_path / 'bad.mat'
   bad.write_bytes(b'\x00' * 300)
-  with pytest.raises(input_pipeline.DataError, match='not a readable'):
+  with pytest.raises(errors.DataError, match='not a readable'):
     input_pipeline.load(data_config(name='tfd', path=str(bad)))
   other = str(tmp_path / 'other.mat')
   scipy.io.savemat(other, {'x': np.zeros(3)})
-  with pytest.raises(input_pipeline.DataError, match='"images" and "folds"'):
+  with pytest.raises(errors.DataError, match='"images" and "folds"'):
     input_pipeline.load(data_config(name='tfd', path=other))
 
 
@@ -164,7 +165,7 @@ def test_binarizations():
 
 def test_tfds_fails_fast_without_network(tmp_path):
   start = time.time()
-  with pytest.raises(input_pipeline.DataError, match='data.name=idx'):
+  with pytest.raises(errors.DataError, match='data.name=idx'):
     input_pipeline.load(data_config(name='mnist', data_dir=str(tmp_path)))
   assert time.time() - start < 30
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import configs.test as test_config
+from evae_jax import errors
 from evae_jax import input_pipeline
 from evae_jax import train
 from evae_jax import state as state_lib
@@ -96,7 +97,7 @@ def test_zero_training_images_says_so(tmp_path):
   config = test_config.get_config()
   config.data.name, config.data.path, config.data.num_valid = (
       'idx', str(tmp_path), 5)
-  with pytest.raises(input_pipeline.DataError) as info:
+  with pytest.raises(errors.DataError) as info:
     input_pipeline.load(config.data)
   assert 'no images' in str(info.value) and '-1' not in str(info.value)
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from configs import default
+from evae_jax import errors
 from evae_jax import input_pipeline
 from tests.conftest import cli
 
@@ -120,7 +121,7 @@ def _write(tmp_path, name, content):
 def test_malformed_files_are_one_paragraph(tmp_path, case):
   name, content, phrase = _malformed(tmp_path)[case]
   path = _write(tmp_path, name, content)
-  with pytest.raises(input_pipeline.DataError) as info:
+  with pytest.raises(errors.DataError) as info:
     input_pipeline.load(data_config(path, num_valid=2))
   message = str(info.value)
   assert phrase in message, (name, message)
@@ -128,7 +129,7 @@ def test_malformed_files_are_one_paragraph(tmp_path, case):
 
 
 def test_no_path():
-  with pytest.raises(input_pipeline.DataError, match='needs data.path'):
+  with pytest.raises(errors.DataError, match='needs data.path'):
     input_pipeline.load(data_config(''))
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from configs import test as test_config
+from evae_jax import errors
 from evae_jax import configuration
 from evae_jax import elbo
 from evae_jax import epitomes
@@ -55,7 +56,7 @@ def test_mvae_with_an_iwae_objective_raises_in_the_library():
   """It used to train the point objective silently."""
   model, params = _model('mvae')
   for name in ('iwae', 'iwae_marginal'):
-    with pytest.raises(objectives.ObjectiveError, match="not 'mvae'"):
+    with pytest.raises(errors.ObjectiveError, match="not 'mvae'"):
       model.loss(params, X, jax.random.PRNGKey(0), objective=name,
                  num_samples=3)
 
@@ -69,7 +70,7 @@ def test_mvae_with_an_iwae_objective_raises_in_the_library():
     ('nope', {}, 'must be one of'),
 ])
 def test_unsupported_options_raise_in_the_library(objective, options, needle):
-  with pytest.raises(objectives.ObjectiveError, match=needle):
+  with pytest.raises(errors.ObjectiveError, match=needle):
     objectives.loss(_shared(), X, jax.random.PRNGKey(0), objective=objective,
                     **options)
   with pytest.raises(ValueError, match=needle):  # the public entry point
@@ -96,16 +97,16 @@ def test_config_validation_follows_the_registry():
   config = test_config.get_config()
   config.model.kind = 'mvae'
   config.train.objective = 'iwae'
-  with pytest.raises(configuration.ConfigError, match="not 'mvae'"):
+  with pytest.raises(errors.ConfigError, match="not 'mvae'"):
     configuration.validate(config)
   config = test_config.get_config()
   config.train.num_samples = 4
-  with pytest.raises(configuration.ConfigError,
+  with pytest.raises(errors.ConfigError,
                      match=r"only by the objectives \('iwae', 'iwae_marginal'\)"):
     configuration.validate(config)
   config = test_config.get_config()
   config.train.objective = 'unknown'
-  with pytest.raises(configuration.ConfigError, match='train.objective'):
+  with pytest.raises(errors.ConfigError, match='train.objective'):
     configuration.validate(config)
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import configs.test as test_config
+from evae_jax import errors
 from evae_jax import checkpoints
 from evae_jax import configuration
 from evae_jax import input_pipeline
@@ -62,7 +63,7 @@ def test_a_killed_owner_never_blocks_the_lock(tmp_path):
   proc = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE,
                           text=True)
   assert proc.stdout.readline().strip() == 'locked'
-  with pytest.raises(workdirs.WorkdirError):
+  with pytest.raises(errors.WorkdirError):
     with workdirs.locked(workdir):
       pass
   proc.kill()
@@ -152,9 +153,9 @@ def test_damaged_config_json_is_one_paragraph(tmp_path, content):
     os.makedirs(path)
   else:
     open(path, 'w').write(content)
-  with pytest.raises(configuration.ConfigError, match='config.json'):
+  with pytest.raises(errors.ConfigError, match='config.json'):
     workdirs.load_saved_config(workdir)
-  with pytest.raises(configuration.ConfigError):
+  with pytest.raises(errors.ConfigError):
     workdirs.prepare(test_config.get_config(), workdir)
   assert os.path.isdir(path) if content is None else (
       open(path).read() == content)  # nothing modified
@@ -171,13 +172,13 @@ def test_bad_idx_files_are_data_errors(tmp_path):
   good = np.zeros((5, 4, 4))
   path = str(tmp_path / 'x.gz')
   _write_idx(path, good, ndim=255)
-  with pytest.raises(input_pipeline.DataError, match='dimensions'):
+  with pytest.raises(errors.DataError, match='dimensions'):
     input_pipeline.read_idx(path)
   _write_idx(path, good)
   raw = bytearray(open(path, 'rb').read())
   raw[20:30] = b'\xff' * 10  # a corrupt deflate stream
   open(path, 'wb').write(bytes(raw))
-  with pytest.raises(input_pipeline.DataError, match='corrupt'):
+  with pytest.raises(errors.DataError, match='corrupt'):
     input_pipeline.read_idx(path)
 
 
@@ -189,7 +190,7 @@ def test_test_images_of_another_size_fail_before_training(tmp_path):
   config = test_config.get_config()
   config.data.name, config.data.path, config.data.num_valid = (
       'idx', str(tmp_path), 5)
-  with pytest.raises(input_pipeline.DataError, match='different datasets'):
+  with pytest.raises(errors.DataError, match='different datasets'):
     input_pipeline.load(config.data)
 
 
@@ -206,7 +207,7 @@ def test_bad_values_are_refused_up_front(field, value):
     config[section][name] = value
   else:
     config[field] = value
-  with pytest.raises(configuration.ConfigError):
+  with pytest.raises(errors.ConfigError):
     configuration.validate(config)
 
 
@@ -214,7 +215,7 @@ def test_absurd_sizes_are_refused_before_allocation():
   config = test_config.get_config()
   config.model.hidden_dim = 10 ** 10
   configuration.validate(config)
-  with pytest.raises(configuration.ConfigError, match='GiB'):
+  with pytest.raises(errors.ConfigError, match='GiB'):
     configuration.check_memory(config, 784)
 
 

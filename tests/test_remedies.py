@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from configs import test as test_config
+from evae_jax import errors
 from evae_jax import configuration
 from evae_jax import elbo
 from evae_jax import epitomes
@@ -215,7 +216,7 @@ def test_remedy_settings_are_validated(overrides, message):
   config = test_config.get_config()
   for key, value in overrides.items():
     config.train[key] = value
-  with pytest.raises(configuration.ConfigError, match=message):
+  with pytest.raises(errors.ConfigError, match=message):
     configuration.validate(config)
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from configs import test as test_config
+from evae_jax import errors
 from evae_jax import objectives
 from evae_jax import state as state_lib
 from evae_jax import steps
@@ -52,6 +53,6 @@ def test_warming_up_an_objective_without_a_kl_term_raises():
   config = test_config.get_config()
   state = state_lib.create_train_state(config, 64, jax.random.PRNGKey(0))
   x = jnp.zeros((4, 64))
-  with pytest.raises(objectives.ObjectiveError, match='no KL term'):
+  with pytest.raises(errors.ObjectiveError, match='no KL term'):
     steps.train_step(state, x, jax.random.PRNGKey(1), objective='iwae',
                      num_samples=2, kl_warmup_steps=10)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from configs import test as test_config
+from evae_jax import errors
 from evae_jax import checkpoints
 from evae_jax import input_pipeline
 from evae_jax import metric_writers
@@ -199,7 +200,7 @@ def test_a_run_that_fails_before_training_pins_no_config(tmp_path):
   config = test_config.get_config()
   config.train.num_epochs = 1
   config.data.num_valid = 10 ** 6  # more than the digits have
-  with pytest.raises(input_pipeline.DataError):
+  with pytest.raises(errors.DataError):
     train.train_and_evaluate(config, workdir)
   assert not os.path.exists(os.path.join(workdir, 'config.json'))
   config.data.num_valid = 200

@@ -7,6 +7,7 @@ import os
 import pytest
 
 from configs import test as test_config
+from evae_jax import errors
 from evae_jax import configuration
 from evae_jax import sharding
 from evae_jax import workdirs
@@ -31,7 +32,7 @@ def test_a_different_model_is_refused_then_moved_aside_on_request(tmp_path):
   open(os.path.join(workdir, 'metrics.jsonl'), 'w').write('{"step": 1}\n')
   other = test_config.get_config()
   other.model.latent_dim += 2
-  with pytest.raises(configuration.ConfigError, match='model.latent_dim'):
+  with pytest.raises(errors.ConfigError, match='model.latent_dim'):
     workdirs.prepare(other, workdir)
   assert os.path.exists(os.path.join(workdir, 'metrics.jsonl'))  # untouched
   other.train.overwrite = True
@@ -54,7 +55,7 @@ def test_other_processes_check_but_never_write(tmp_path, monkeypatch):
   monkeypatch.setattr(sharding, 'is_lead', lambda: False)
   other = test_config.get_config()
   other.model.latent_dim += 2
-  with pytest.raises(configuration.ConfigError, match='model.latent_dim'):
+  with pytest.raises(errors.ConfigError, match='model.latent_dim'):
     workdirs.prepare(other, used)
   other.train.overwrite = True
   workdirs.prepare(other, used)  # process 0 does the moving
@@ -68,7 +69,7 @@ def test_evaluation_config_may_differ_only_in_evaluation_fields(tmp_path):
   config.eval.iw_samples = 7
   workdirs.check_evaluation_config(config, workdir)
   config.model.kind = 'vae'
-  with pytest.raises(configuration.ConfigError, match='model.kind'):
+  with pytest.raises(errors.ConfigError, match='model.kind'):
     workdirs.check_evaluation_config(config, workdir)
 
 
@@ -170,5 +171,5 @@ def test_a_config_saved_before_a_field_existed_resumes_and_evaluates(tmp_path):
   workdirs.check_evaluation_config(test_config.get_config(), workdir)
   changed = test_config.get_config()
   changed.train.free_bits = 0.5
-  with pytest.raises(configuration.ConfigError, match='free_bits'):
+  with pytest.raises(errors.ConfigError, match='free_bits'):
     workdirs.prepare(changed, workdir)
