@@ -18,7 +18,8 @@ import json
 import logging
 import os
 import time
-from typing import Any, Optional, Tuple
+from typing import Any, List, Optional, Tuple
+
 
 import jax
 import numpy as np
@@ -62,7 +63,14 @@ def _errno(error: BaseException) -> Optional[int]:
 
 
 def tree_checksum(tree: Any) -> str:
-  """sha256 over the shapes, dtypes and bytes of every leaf, in tree order."""
+  """sha256 over the shapes, dtypes and bytes of every leaf, in tree order.
+
+  Args:
+    tree: a pytree of arrays (on this host: `evae_jax.sharding.local_copy`).
+
+  Returns:
+    The hex digest (64 characters).
+  """
   digest = hashlib.sha256()
   for leaf in jax.tree_util.tree_leaves(tree):
     array = np.asarray(leaf)
@@ -97,6 +105,10 @@ def check_path(path: str) -> None:
   """Refuses a checkpoints folder under which orbax would write checkpoints
   that never restore (a character it reads as a glob pattern), or that it
   could not write at all (a local path too long for the file system).
+
+  Args:
+    path: the checkpoints folder (``workdir/checkpoints``; local path or
+      object-store URI, which is not length-checked).
 
   Raises:
     errors.CheckpointError: naming the character and the fix.
@@ -153,7 +165,16 @@ def _pathconf(path: str, name: str, default: int) -> int:
 
 def stored_config(workdir: str) -> Tuple[Optional[dict], Optional[int]]:
   """The config saved with the newest checkpoint in ``workdir`` that has
-  one, and its step; (None, None) if none has (or there is none)."""
+  one, and its step.
+
+  Args:
+    workdir: the workdir (its ``checkpoints/`` folder is read).
+
+  Returns:
+    (config, step): the nested config dict, as in config.json, and the step
+    it was saved with; (None, None) if no checkpoint has one (or there is
+    none, or the folder cannot be listed).
+  """
   directory = files.join(workdir, 'checkpoints')
   try:
     names = files.listdir(directory) if files.isdir(directory) else []
@@ -186,7 +207,17 @@ def _read_meta(path: str) -> Optional[dict]:
 
 
 class Checkpoints:
-  """Restore-or-initialise checkpointing of one pytree per step."""
+  """Restore-or-initialise checkpointing of one pytree per step.
+
+  Args:
+    workdir: the workdir; checkpoints go to ``workdir/checkpoints``
+      (checked by `check_path`, which raises `errors.CheckpointError` or
+      `errors.WorkdirError`).
+    keep: how many of the newest steps to keep (older ones are deleted).
+
+  Attributes:
+    directory: the absolute checkpoints folder.
+  """
 
   def __init__(self, workdir: str, keep: int):
     self.directory = files.absolute(files.join(workdir, 'checkpoints'))
@@ -200,13 +231,24 @@ class Checkpoints:
         self.directory, options=ocp.CheckpointManagerOptions(
             create=True, **_keep_latest(self._keep)))
 
-  def steps(self):
+  def steps(self) -> List[int]:
+    """The saved steps, oldest first.
+
+    Returns:
+      The step numbers orbax knows in the checkpoints folder, sorted.
+    """
     return sorted(self._manager.all_steps())
 
   def save(self, step: int, tree: Any, record: Optional[dict] = None) -> None:
     """Saves ``tree`` as step ``step``, with its step, checksum and
     ``record`` (JSON: the config, a digest of the data) in the same folder,
     waits until it is on disk and reads it back.
+
+    Args:
+      step: the step number (the folder's name).
+      tree: the pytree of arrays to save (`evae_jax.state.state_tree`).
+      record: JSON-serialisable fields saved beside the arrays (None:
+        only the step and checksum).
 
     Raises:
       errors.CheckpointError: the disk is full or read-only (earlier checkpoints
@@ -257,8 +299,15 @@ class Checkpoints:
       raise self._write_error(self.steps()[-1], e) from e
 
   def record(self, step: int) -> Optional[dict]:
-    """What was saved with step ``step`` beside its arrays (None for a step
-    of an earlier version, or an unreadable record)."""
+    """What was saved with step ``step`` beside its arrays.
+
+    Args:
+      step: a saved step.
+
+    Returns:
+      The record: ``save``'s ``record`` plus 'step' and 'checksum'; None for
+      a step of an earlier version, or an unreadable record.
+    """
     try:
       return _read_meta(files.join(self.directory, str(step)))
     except errors.CheckpointError:
@@ -421,7 +470,11 @@ class Checkpoints:
   def set_aside_after(self, step: Optional[int]) -> None:
     """Moves steps newer than ``step`` (None: all) out of the way, renamed,
     never deleted: a team of models resumes from a step every member holds,
-    and those members that saved later steps will write them again."""
+    and those members that saved later steps will write them again.
+
+    Args:
+      step: the newest step to keep in place; None sets aside every step.
+    """
     for later in [s for s in self.steps() if step is None or s > step]:
       logging.warning('Set aside the checkpoint of step %d (newer than the '
                       'step every model holds) as %s.', later,
@@ -436,5 +489,6 @@ class Checkpoints:
     self._manager = self._open()
     return target
 
-  def close(self):
+  def close(self) -> None:
+    """Waits for orbax's pending work and releases its manager."""
     self._manager.close()

@@ -39,8 +39,16 @@ def _positive(value, field, allow_zero=False):
 epitome_shape = models.epitome_shape
 
 
-def masks_from_config(model_config) -> np.ndarray:
-  """The (E, D) epitome masks of ``config.model``."""
+def masks_from_config(model_config: ml_collections.ConfigDict) -> np.ndarray:
+  """The epitome masks of ``config.model`` (`evae_jax.epitomes.make_masks`).
+
+  Args:
+    model_config: the ``model`` section (latent_dim D, epitome_size K,
+      stride s, kind; a VAE is the single epitome D = K = s).
+
+  Returns:
+    (E, D) masks, 1 on the units of each epitome.
+  """
   return epitomes.make_masks(*epitome_shape(model_config))
 
 
@@ -106,7 +114,18 @@ def _check_objective(config: ml_collections.ConfigDict) -> None:
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-  """Raises `errors.ConfigError` for any value the run cannot use."""
+  """Refuses any value the run cannot use, before any work starts.
+
+  Args:
+    config: the full config (every field of evae_jax/defaults.py).
+
+  Raises:
+    errors.ConfigError: a field missing or of the wrong type, a value out of
+      range or not among the allowed choices, an epitome shape that does
+      not tile the latent units, an objective that does not fit the model
+      kind or the KL options, or a data field the dataset does not read;
+      the message names the field and the fix.
+  """
   _check_fields(config)
   m, t, d, e = config.model, config.train, config.data, config.eval
   _choice(m.kind, models.MODEL_KINDS, 'model.kind')
@@ -202,6 +221,11 @@ def check_memory(config: ml_collections.ConfigDict, num_pixels: int) -> None:
   """Refuses a model whose parameters and Adam state alone would not fit in
   this machine's memory, before anything is allocated.
 
+  Args:
+    config: the full config (model size, batch size, models trained side
+      by side).
+    num_pixels: the pixels of one image (the input and output width).
+
   Raises:
     errors.ConfigError: naming the size and the fields to lower.
   """
@@ -234,6 +258,15 @@ def check_memory(config: ml_collections.ConfigDict, num_pixels: int) -> None:
 
 
 def flatten(d: Dict[str, Any], prefix: str = '') -> Dict[str, Any]:
+  """A nested dict as one level with dotted keys.
+
+  Args:
+    d: nested {section: {field: value}}; only dicts are descended into.
+    prefix: prepended to every key.
+
+  Returns:
+    {'section.field': value}, e.g. {'train.batch_size': 100}.
+  """
   flat = {}
   for key, value in d.items():
     if isinstance(value, dict):
@@ -244,4 +277,14 @@ def flatten(d: Dict[str, Any], prefix: str = '') -> Dict[str, Any]:
 
 
 def config_as_dict(config: ml_collections.ConfigDict) -> Dict[str, Any]:
+  """A config as plain JSON values, as config.json stores it.
+
+  Args:
+    config: the config.
+
+  Returns:
+    Nested dicts of JSON values (tuples become lists), so that a config
+    compares equal to the one read back from config.json.
+  """
   return json.loads(config.to_json())
+

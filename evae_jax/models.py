@@ -8,11 +8,13 @@ methods, which the training loop and the evaluation call.
 """
 
 import dataclasses
-from typing import Any, Callable, Protocol, Tuple
+from typing import Any, Callable, Protocol, Tuple, Union
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
+
 
 from evae_jax import errors
 from evae_jax import elbo
@@ -31,7 +33,17 @@ KERNEL_INITS = {'lecun_normal': nn.initializers.lecun_normal(),
 
 class MLP(nn.Module):
   """num_layers Dense layers of hidden_dim units, each followed by the
-  activation ('relu', the paper; 'tanh', Burda et al.)."""
+  activation ('relu', the paper; 'tanh', Burda et al.).
+
+  Maps (B, n) inputs to (B, hidden_dim) (to the (B, n) input unchanged when
+  num_layers is 0).
+
+  Attributes:
+    hidden_dim: H, units per layer.
+    num_layers: L, the number of layers (0: the identity).
+    activation: a key of `ACTIVATIONS`.
+    kernel_init: a key of `KERNEL_INITS`.
+  """
   hidden_dim: int
   num_layers: int
   activation: str = 'relu'
@@ -60,6 +72,8 @@ class VAENetwork(nn.Module):
     min_logvar, max_logvar: the Gaussian decoder's log-variance is squashed
       smoothly into this interval, so a near-constant pixel cannot drive the
       density, and with it the loss, to infinity.
+    activation: a key of `ACTIVATIONS`, after every hidden layer.
+    kernel_init: a key of `KERNEL_INITS`, for every Dense layer.
   """
   latent_dim: int
   output_dim: int
@@ -84,12 +98,28 @@ class VAENetwork(nn.Module):
       self.out_logvar_head = dense(self.output_dim)
 
   def encode(self, x: jax.Array) -> Tuple[jax.Array, jax.Array]:
-    """(B, N) -> mu, logvar, each (B, D)."""
+    """The encoder h(x): the Gaussian posterior q(z | x) of all D units.
+
+    Args:
+      x: (B, N) flattened images.
+
+    Returns:
+      (mu, logvar), each (B, D).
+    """
     h = self.encoder(x)
     return self.mu_head(h), self.logvar_head(h)
 
-  def decode(self, z: jax.Array):
-    """(B, D) masked z -> logits (B, N), or (mean, logvar) for 'gaussian'."""
+  def decode(self, z: jax.Array
+             ) -> Union[jax.Array, Tuple[jax.Array, jax.Array]]:
+    """The decoder f(z): the parameters of p(x | z).
+
+    Args:
+      z: (B, D) latent codes (units outside an epitome already zeroed).
+
+    Returns:
+      (B, N) Bernoulli logits, or for 'gaussian' (mean, logvar), each
+      (B, N): mean in [0, 1], logvar in (min_logvar, max_logvar).
+    """
     h = self.decoder(z)
     if self.likelihood == 'bernoulli':
       return self.out_head(h)
@@ -99,14 +129,29 @@ class VAENetwork(nn.Module):
     return mean, logvar
 
   def log_prob(self, z: jax.Array, x: jax.Array) -> jax.Array:
-    """log p(x | z), (B,)."""
+    """log p(x | z), summed over pixels.
+
+    Args:
+      z: (B, D) latent codes.
+      x: (B, N) flattened images.
+
+    Returns:
+      (B,) log p(x | z) in nats.
+    """
     out = self.decode(z)
     if self.likelihood == 'bernoulli':
       return likelihoods.bernoulli_log_prob(out, x)
     return likelihoods.gaussian_log_prob(out[0], out[1], x)
 
   def mean(self, z: jax.Array) -> jax.Array:
-    """Decoder mean E[x | z] in [0, 1], (B, N)."""
+    """The decoder mean E[x | z].
+
+    Args:
+      z: (B, D) latent codes.
+
+    Returns:
+      (B, N) means in [0, 1].
+    """
     out = self.decode(z)
     return nn.sigmoid(out) if self.likelihood == 'bernoulli' else out[0]
 
@@ -125,12 +170,16 @@ def _module(model_config, output_dim, latent_dim, hidden_dim) -> VAENetwork:
               kernel_init=model_config.kernel_init)
 
 
-def bind(apply_fn: Callable, params) -> Tuple[Callable, Callable]:
+def bind(apply_fn: Callable, params: Any) -> Tuple[Callable, Callable]:
   """The (encode, decode_log_prob) callables that `evae_jax.elbo` expects.
 
   Args:
-    apply_fn: ``module.apply`` of an `VAENetwork`.
+    apply_fn: ``module.apply`` of a `VAENetwork`.
     params: its parameters.
+
+  Returns:
+    (encode, decode_log_prob): x (B, N) -> (mu, logvar), each (B, D); and
+    (z (B, D), x (B, N)) -> (B,) log p(x | z).
   """
   def encode(x):
     return apply_fn({'params': params}, x, method=VAENetwork.encode)
@@ -140,12 +189,20 @@ def bind(apply_fn: Callable, params) -> Tuple[Callable, Callable]:
   return encode, decode_log_prob
 
 
-def init_params(module: VAENetwork, rng: jax.Array):
-  """Initial parameters for a module with ``module.output_dim`` inputs."""
+def init_params(module: VAENetwork, rng: jax.Array) -> Any:
+  """Initial parameters for a module with ``module.output_dim`` inputs.
+
+  Args:
+    module: the network.
+    rng: PRNG key.
+
+  Returns:
+    The module's parameter tree (the 'params' collection).
+  """
   return module.init(rng, jnp.zeros((1, module.output_dim), jnp.float32))['params']
 
 
-def init_output_bias(params, pixel_mean):
+def init_output_bias(params: Any, pixel_mean: Any) -> Any:
   """Sets the decoder's output bias to logit(clip(pixel_mean, 1e-3, 1 - 1e-3)).
 
   Burda et al.'s initialisation (yburda/iwae): a decoder that ignores z then
@@ -155,6 +212,9 @@ def init_output_bias(params, pixel_mean):
   Args:
     params: parameters with ``out_head/bias`` of shape (..., N).
     pixel_mean: (N,) mean of the training pixels in [0, 1].
+
+  Returns:
+    ``params`` with ``out_head/bias`` replaced (the same shape).
   """
   p = jnp.clip(jnp.asarray(pixel_mean, jnp.float32).reshape(-1), 1e-3, 1 - 1e-3)
   bias = params['out_head']['bias']
@@ -162,8 +222,15 @@ def init_output_bias(params, pixel_mean):
   return {**params, 'out_head': {**params['out_head'], 'bias': logit}}
 
 
-def count_params(params) -> int:
-  """Total number of scalars in a parameter tree."""
+def count_params(params: Any) -> int:
+  """Total number of scalars in a parameter tree.
+
+  Args:
+    params: a parameter tree.
+
+  Returns:
+    The sum of the sizes of its leaves.
+  """
   return sum(int(p.size) for p in jax.tree_util.tree_leaves(params))
 
 
@@ -183,6 +250,7 @@ class SharedModel:
 
   @property
   def output_dim(self) -> int:
+    """N, pixels per example."""
     return self.module.output_dim
 
   @property
@@ -190,38 +258,114 @@ class SharedModel:
     """(E, D) float32 epitome masks (`evae_jax.epitomes.make_masks`)."""
     return jnp.asarray(epitomes.make_masks(*self.layout))
 
-  def init(self, rng: jax.Array):
+  def init(self, rng: jax.Array) -> Any:
+    """Fresh parameters of the shared network.
+
+    Args:
+      rng: PRNG key.
+
+    Returns:
+      The parameter tree.
+    """
     return init_params(self.module, rng)
 
-  def encode(self, params, x):
-    """(B, N) -> (mu, logvar), each (B, D)."""
+  def encode(self, params: Any, x: jax.Array
+             ) -> Tuple[jax.Array, jax.Array]:
+    """The posterior q(z | x) of all D units.
+
+    Args:
+      params: the model's parameters.
+      x: (B, N) flattened images.
+
+    Returns:
+      (mu, logvar), each (B, D).
+    """
     return bind(self.module.apply, params)[0](x)
 
-  def latents(self, params) -> elbo.SharedLatents:
-    """This model as the objectives see it (`evae_jax.elbo.SharedLatents`)."""
+  def latents(self, params: Any) -> elbo.SharedLatents:
+    """This model as the objectives see it.
+
+    Args:
+      params: the model's parameters.
+
+    Returns:
+      The `evae_jax.elbo.SharedLatents` of the bound network and the masks.
+    """
     return elbo.SharedLatents(*bind(self.module.apply, params), self.masks)
 
-  def loss(self, params, x, rng, *, objective='point', **options):
-    """`evae_jax.objectives.loss` of ``objective`` for this model."""
+  def loss(self, params: Any, x: jax.Array, rng: jax.Array, *,
+           objective: str = 'point', **options) -> Tuple[jax.Array, dict]:
+    """`evae_jax.objectives.loss` of ``objective`` for this model.
+
+    Args:
+      params: the model's parameters.
+      x: (B, N) batch.
+      rng: PRNG key.
+      objective: a registered objective name.
+      **options: fields of `evae_jax.objectives.LossOptions`.
+
+    Returns:
+      (loss, aux): the scalar loss and the objective's (B,) diagnostics
+      (see `evae_jax.elbo.epitome_loss`).
+
+    Raises:
+      evae_jax.errors.ObjectiveError: an unknown objective or options it
+        does not take.
+    """
     return objectives.loss(self.latents(params), x, rng, objective=objective,
                            **options)
 
-  def elbo_terms(self, params, x, rng):
-    """(ElboTerms (B, E), mu (B, D), logvar (B, D)) with one noise draw."""
+  def elbo_terms(self, params: Any, x: jax.Array, rng: jax.Array
+                 ) -> Tuple[elbo.ElboTerms, jax.Array, jax.Array]:
+    """The ELBO of every epitome on one noise draw (common to all of them).
+
+    Args:
+      params: the model's parameters.
+      x: (B, N) batch.
+      rng: PRNG key of the draw eps ~ N(0, I), (B, D).
+
+    Returns:
+      (terms, mu, logvar): `evae_jax.elbo.ElboTerms` with each field
+      (B, E); mu and logvar (B, D).
+    """
     encode, decode_log_prob = bind(self.module.apply, params)
     mu, logvar = encode(x)
     eps = jax.random.normal(rng, mu.shape, mu.dtype)
     return (elbo.elbo_from_encoding(mu, logvar, eps, decode_log_prob, x,
                                     self.masks), mu, logvar)
 
-  def iw_per_epitome(self, params, x, rng, num_samples, chunk_size):
-    """(B, E) importance-weighted log p(x | y)."""
+  def iw_per_epitome(self, params: Any, x: jax.Array, rng: jax.Array,
+                     num_samples: int, chunk_size: int) -> jax.Array:
+    """Importance-weighted estimates of log p(x | y) for every epitome
+    (`evae_jax.elbo.iw_log_likelihood_per_epitome`).
+
+    Args:
+      params: the model's parameters.
+      x: (B, N) batch.
+      rng: PRNG key.
+      num_samples: k, importance samples per example and epitome.
+      chunk_size: samples drawn at once (bounds memory).
+
+    Returns:
+      (B, E) the estimates, in nats.
+    """
     encode, decode_log_prob = bind(self.module.apply, params)
     return elbo.iw_log_likelihood_per_epitome(
         encode, decode_log_prob, x, self.masks, rng, num_samples, chunk_size)
 
-  def decode_mean(self, params, z, assignments):  # pylint: disable=unused-argument
-    """(B, N) decoder mean for masked z (B, D); the decoder is shared."""
+  def decode_mean(self, params: Any, z: jax.Array,
+                  assignments: jax.Array) -> jax.Array:  # pylint: disable=unused-argument
+    """Decoder means of latent codes.
+
+    Args:
+      params: the model's parameters.
+      z: (B, D) masked codes.
+      assignments: (B,) int epitome of each code; unused, the decoder is
+        shared.
+
+    Returns:
+      (B, N) means in [0, 1].
+    """
     return self.module.apply({'params': params}, z, method=VAENetwork.mean)
 
 
@@ -233,12 +377,17 @@ class MixtureModel:
   component runs under ``jax.vmap``. For analysis, latent codes use the flat
   layout of an eVAE with D = E * K and non-overlapping blocks: component e
   owns units [e K, (e + 1) K).
+
+  Attributes:
+    component: the network of one component (latent_dim K).
+    num_components: E.
   """
   component: VAENetwork
   num_components: int
 
   @property
   def output_dim(self) -> int:
+    """N, pixels per example."""
     return self.component.output_dim
 
   @property
@@ -247,7 +396,16 @@ class MixtureModel:
     k = self.component.latent_dim
     return jnp.asarray(epitomes.make_masks(self.num_components * k, k, k))
 
-  def init(self, rng: jax.Array):
+  def init(self, rng: jax.Array) -> Any:
+    """Fresh parameters of every component, stacked.
+
+    Args:
+      rng: PRNG key (split into one per component).
+
+    Returns:
+      The component's parameter tree with a leading axis of size E on
+      every leaf.
+    """
     rngs = jax.random.split(rng, self.num_components)
     return jax.vmap(lambda r: init_params(self.component, r))(rngs)
 
@@ -259,33 +417,87 @@ class MixtureModel:
       return jax.vmap(lambda p, z_e: bind(apply, p)[1](z_e, x))(params, z)
     return encode_all, decode_log_prob_all
 
-  def encode(self, params, x):
-    """(B, N) -> (mu, logvar), each (B, E * K) in the block layout."""
+  def encode(self, params: Any, x: jax.Array
+             ) -> Tuple[jax.Array, jax.Array]:
+    """Every component's posterior, in the flat block layout.
+
+    Args:
+      params: the stacked parameters.
+      x: (B, N) flattened images.
+
+    Returns:
+      (mu, logvar), each (B, E * K): component e in units [e K, (e + 1) K).
+    """
     mu, logvar = self._all(params)[0](x)
     flat = lambda a: jnp.transpose(a, (1, 0, 2)).reshape(a.shape[1], -1)
     return flat(mu), flat(logvar)
 
-  def latents(self, params) -> elbo.MixtureLatents:
-    """This model as the objectives see it (`evae_jax.elbo.MixtureLatents`)."""
+  def latents(self, params: Any) -> elbo.MixtureLatents:
+    """This model as the objectives see it.
+
+    Args:
+      params: the stacked parameters.
+
+    Returns:
+      The `evae_jax.elbo.MixtureLatents` of the components.
+    """
     return elbo.MixtureLatents(*self._all(params), self.component.latent_dim,
                                self.num_components)
 
-  def loss(self, params, x, rng, *, objective='point', **options):
-    """`evae_jax.objectives.loss` of ``objective`` for this model; an
-    objective registered without 'mvae' raises
-    `evae_jax.errors.ObjectiveError`."""
+  def loss(self, params: Any, x: jax.Array, rng: jax.Array, *,
+           objective: str = 'point', **options) -> Tuple[jax.Array, dict]:
+    """`evae_jax.objectives.loss` of ``objective`` for this model.
+
+    Args:
+      params: the stacked parameters.
+      x: (B, N) batch.
+      rng: PRNG key.
+      objective: a registered objective name implemented for 'mvae'.
+      **options: fields of `evae_jax.objectives.LossOptions`.
+
+    Returns:
+      (loss, aux): the scalar loss and the objective's (B,) diagnostics.
+
+    Raises:
+      evae_jax.errors.ObjectiveError: an unknown objective, one registered
+        without 'mvae', or options it does not take.
+    """
     return objectives.loss(self.latents(params), x, rng, objective=objective,
                            **options)
 
-  def elbo_terms(self, params, x, rng):
-    """(ElboTerms (B, E), mu (B, E K), logvar (B, E K))."""
+  def elbo_terms(self, params: Any, x: jax.Array, rng: jax.Array
+                 ) -> Tuple[elbo.ElboTerms, jax.Array, jax.Array]:
+    """The ELBO of every component on one noise draw (common to all).
+
+    Args:
+      params: the stacked parameters.
+      x: (B, N) batch.
+      rng: PRNG key of the draw eps ~ N(0, I), (B, K).
+
+    Returns:
+      (terms, mu, logvar): `evae_jax.elbo.ElboTerms` with each field
+      (B, E); mu and logvar (B, E K) in the block layout.
+    """
     eps = jax.random.normal(rng, (x.shape[0], self.component.latent_dim))
     log_lik, kl = elbo.mixture_terms(*self._all(params), x, eps)
     mu, logvar = self.encode(params, x)
     return elbo.ElboTerms(log_lik - kl, log_lik, kl), mu, logvar
 
-  def iw_per_epitome(self, params, x, rng, num_samples, chunk_size):
-    """(B, E) importance-weighted log p_e(x), the same noise for every e."""
+  def iw_per_epitome(self, params: Any, x: jax.Array, rng: jax.Array,
+                     num_samples: int, chunk_size: int) -> jax.Array:
+    """Importance-weighted estimates of log p_e(x) of every component, on
+    the same noise for every e.
+
+    Args:
+      params: the stacked parameters.
+      x: (B, N) batch.
+      rng: PRNG key.
+      num_samples: k, importance samples per example and component.
+      chunk_size: samples drawn at once (bounds memory).
+
+    Returns:
+      (B, E) the estimates, in nats.
+    """
     ones = jnp.ones((1, self.component.latent_dim))
     def one(p):
       encode, decode_log_prob = bind(self.component.apply, p)
@@ -293,8 +505,19 @@ class MixtureModel:
           encode, decode_log_prob, x, ones, rng, num_samples, chunk_size)[:, 0]
     return jax.vmap(one)(params).T
 
-  def decode_mean(self, params, z, assignments):
-    """(B, N) mean of component y for z (B, E K) in the block layout."""
+  def decode_mean(self, params: Any, z: jax.Array,
+                  assignments: jax.Array) -> jax.Array:
+    """Decoder means of the assigned components.
+
+    Args:
+      params: the stacked parameters.
+      z: (B, E K) codes in the block layout.
+      assignments: (B,) int component y of each example; its block of z is
+        decoded by its decoder.
+
+    Returns:
+      (B, N) means in [0, 1].
+    """
     batch, k = z.shape[0], self.component.latent_dim
     blocks = jnp.transpose(z.reshape(batch, self.num_components, k), (1, 0, 2))
     means = jax.vmap(lambda p, z_e: self.component.apply(
@@ -308,8 +531,9 @@ class Model(Protocol):
   z (B, D) in the eVAE's flat layout, E epitomes.
 
   Every method is pure and jittable; the model itself is a static value
-  (a frozen dataclass) that lives in the train state's ``apply_fn``. It owns
-  its epitome masks: they follow from ``config.model`` alone.
+  (a frozen dataclass) that the train state holds in its ``model`` field
+  (`evae_jax.state.TrainState`). It owns its epitome masks: they follow
+  from ``config.model`` alone.
   """
 
   @property
@@ -321,38 +545,103 @@ class Model(Protocol):
     """(E, D) float32: epitome y uses the units where ``masks[y]`` is 1."""
 
   def init(self, rng: jax.Array) -> Any:
-    """Fresh parameters."""
+    """Fresh parameters.
 
-  def encode(self, params, x) -> Tuple[jax.Array, jax.Array]:
-    """(mu, logvar), each (B, D)."""
+    Args:
+      rng: PRNG key.
 
-  def latents(self, params):
-    """The model as the objectives of `evae_jax.objectives` see it (the
-    interface in `evae_jax.elbo`: `elbo.SharedLatents`,
-    `elbo.MixtureLatents`)."""
+    Returns:
+      The parameter tree.
+    """
 
-  def loss(self, params, x, rng, *, objective: str = 'point',
-           **options) -> Tuple[jax.Array, dict]:
-    """(scalar training loss, aux metrics) of a registered objective;
-    options are the fields of `evae_jax.objectives.LossOptions` (kl_weight,
-    assignments, ...), as `evae_jax.steps.train_step` passes them."""
+  def encode(self, params: Any, x: jax.Array
+             ) -> Tuple[jax.Array, jax.Array]:
+    """The posterior q(z | x).
 
-  def elbo_terms(self, params, x, rng):
-    """(`evae_jax.elbo.ElboTerms` each (B, E), mu, logvar) on one draw."""
+    Args:
+      params: the parameters.
+      x: (B, N) flattened images.
 
-  def iw_per_epitome(self, params, x, rng, num_samples: int,
-                     chunk_size: int) -> jax.Array:
-    """(B, E) importance-weighted estimates of log p(x | y)."""
+    Returns:
+      (mu, logvar), each (B, D).
+    """
 
-  def decode_mean(self, params, z, assignments) -> jax.Array:
-    """(B, N) decoder means for codes z of epitomes ``assignments`` (B,)
-    (the shared decoder of the eVAE ignores ``assignments``)."""
+  def latents(self, params: Any) -> Any:
+    """The model as the objectives of `evae_jax.objectives` see it.
+
+    Args:
+      params: the parameters.
+
+    Returns:
+      The interface of `evae_jax.elbo`: `elbo.SharedLatents` or
+      `elbo.MixtureLatents`.
+    """
+
+  def loss(self, params: Any, x: jax.Array, rng: jax.Array, *,
+           objective: str = 'point', **options) -> Tuple[jax.Array, dict]:
+    """The training loss of a registered objective.
+
+    Args:
+      params: the parameters.
+      x: (B, N) batch.
+      rng: PRNG key.
+      objective: a registered objective name.
+      **options: fields of `evae_jax.objectives.LossOptions` (kl_weight,
+        assignments, ...), as `evae_jax.steps.train_step` passes them.
+
+    Returns:
+      (loss, aux): the scalar loss and a dict of (B,) diagnostics.
+    """
+
+  def elbo_terms(self, params: Any, x: jax.Array, rng: jax.Array
+                 ) -> Tuple[Any, jax.Array, jax.Array]:
+    """The ELBO of every epitome on one noise draw.
+
+    Args:
+      params: the parameters.
+      x: (B, N) batch.
+      rng: PRNG key of the draw.
+
+    Returns:
+      (terms, mu, logvar): `evae_jax.elbo.ElboTerms` with each field
+      (B, E); mu and logvar (B, D).
+    """
+
+  def iw_per_epitome(self, params: Any, x: jax.Array, rng: jax.Array,
+                     num_samples: int, chunk_size: int) -> jax.Array:
+    """Importance-weighted estimates of log p(x | y).
+
+    Args:
+      params: the parameters.
+      x: (B, N) batch.
+      rng: PRNG key.
+      num_samples: k, importance samples per example and epitome.
+      chunk_size: samples drawn at once (bounds memory).
+
+    Returns:
+      (B, E) the estimates, in nats.
+    """
+
+  def decode_mean(self, params: Any, z: jax.Array,
+                  assignments: jax.Array) -> jax.Array:
+    """Decoder means for codes of given epitomes.
+
+    Args:
+      params: the parameters.
+      z: (B, D) codes.
+      assignments: (B,) int epitome of each code (the shared decoder of the
+        eVAE ignores it).
+
+    Returns:
+      (B, N) means in [0, 1].
+    """
 
 
 MODEL_KINDS = ('evae', 'vae', 'mvae')
 
 
-def epitome_shape(model_config) -> Tuple[int, int, int]:
+def epitome_shape(model_config: ml_collections.ConfigDict
+                  ) -> Tuple[int, int, int]:
   """(D, K, s) of the latent layout of ``config.model``.
 
   Kind 'vae' forces K = s = D. Kind 'mvae' has one component per epitome
@@ -360,6 +649,16 @@ def epitome_shape(model_config) -> Tuple[int, int, int]:
   `epitomes.num_epitomes` (D, K, K) components of K units each, laid out
   side by side: E * K units, which is more than D when K does not divide D
   (D = 8, K = 3: E = 3 components, 9 units).
+
+  Args:
+    model_config: the ``model`` section (kind, latent_dim, epitome_size,
+      stride).
+
+  Returns:
+    (D, K, s), the stride resolved (0 = K).
+
+  Raises:
+    evae_jax.errors.EpitomeConfigError: for 'mvae', K does not fit D.
   """
   d = model_config.latent_dim
   if model_config.kind == 'vae':
@@ -373,7 +672,18 @@ def epitome_shape(model_config) -> Tuple[int, int, int]:
 
 def param_count(output_dim: int, latent_dim: int, hidden_dim: int,
                 num_layers: int, likelihood: str) -> int:
-  """Number of parameters of an `VAENetwork`, in closed form."""
+  """Number of parameters of a `VAENetwork`, in closed form.
+
+  Args:
+    output_dim: N, pixels per example.
+    latent_dim: D.
+    hidden_dim: H.
+    num_layers: L.
+    likelihood: 'bernoulli' or 'gaussian' (a second output head).
+
+  Returns:
+    The count, equal to `count_params` of its initial parameters.
+  """
   def mlp(n_in):
     if num_layers == 0:
       return 0, n_in
@@ -386,9 +696,18 @@ def param_count(output_dim: int, latent_dim: int, hidden_dim: int,
           + dec + heads * (h_dec * output_dim + output_dim))
 
 
-def mixture_hidden_dim(model_config, output_dim: int) -> int:
+def mixture_hidden_dim(model_config: ml_collections.ConfigDict,
+                       output_dim: int) -> int:
   """H' per mVAE component whose E components together have the parameter
-  count closest to the eVAE with the same (L, H, D, K) (paper §5.2)."""
+  count closest to the eVAE with the same (L, H, D, K) (paper §5.2).
+
+  Args:
+    model_config: the ``model`` section, read as the eVAE's.
+    output_dim: N, pixels per example.
+
+  Returns:
+    H', in [1, 4 H].
+  """
   d, k, s = epitome_shape(model_config)
   e = epitomes.num_epitomes(d, k, s)
   count = lambda latent, h: param_count(output_dim, latent, h,
@@ -399,8 +718,18 @@ def mixture_hidden_dim(model_config, output_dim: int) -> int:
              key=lambda h: abs(e * count(k, h) - target))
 
 
-def make_model(model_config, output_dim: int) -> Model:
-  """The model of ``config.model`` for data with ``output_dim`` pixels."""
+def make_model(model_config: ml_collections.ConfigDict,
+               output_dim: int) -> Model:
+  """The model of ``config.model`` for data with ``output_dim`` pixels.
+
+  Args:
+    model_config: the ``model`` section.
+    output_dim: N, pixels per example.
+
+  Returns:
+    A `MixtureModel` for kind 'mvae' (H' from ``mvae_hidden_dim`` or
+    `mixture_hidden_dim`), else a `SharedModel`.
+  """
   if model_config.kind == 'mvae':
     hidden = model_config.mvae_hidden_dim or mixture_hidden_dim(model_config,
                                                                 output_dim)

@@ -13,11 +13,13 @@ import json
 import logging
 import math
 import time
-from typing import Any, Dict
+from typing import Any, Dict, Tuple, Union
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
+
 
 from evae_jax import checkpoints
 from evae_jax import configuration
@@ -41,11 +43,21 @@ REPORT_MD = 'report.md'
 SAMPLES_NPZ = 'samples.npz'
 
 
-def load_trained(config, workdir: str):
+def load_trained(config: ml_collections.ConfigDict, workdir: str
+                 ) -> Tuple[state_lib.TrainState, input_pipeline.Splits]:
   """(state, splits) of the newest checkpoint in ``workdir``.
 
+  Args:
+    config: the config the workdir was trained with (validated here).
+    workdir: the trained run's workdir.
+
+  Returns:
+    (state, splits): the restored `evae_jax.state.TrainState` and the
+    dataset ``config.data`` loads (`evae_jax.input_pipeline.Splits`).
+
   Raises:
-    errors.ConfigError: the workdir has no checkpoint.
+    errors.ConfigError: the config is invalid, or the workdir has no
+      checkpoint.
   """
   configuration.validate(config)
   if not files.isdir(files.join(workdir, 'checkpoints')):
@@ -77,8 +89,24 @@ def _limit(x, n):
   return x if not n else x[:n]
 
 
-def compute_metrics(state, splits, config) -> Dict[str, Any]:
-  """Every measurement of the paper on ``config.eval.split``."""
+def compute_metrics(state: state_lib.TrainState,
+                    splits: input_pipeline.Splits,
+                    config: ml_collections.ConfigDict) -> Dict[str, Any]:
+  """Every measurement of the paper on ``config.eval.split``.
+
+  Args:
+    state: the trained state (`load_trained`).
+    splits: the dataset; ``config.eval.split`` is measured, the validation
+      split picks the Parzen sigma.
+    config: the run's config (``eval`` section: sizes, samples, seeds).
+
+  Returns:
+    What eval.json holds: the bounds of eq. 7 and the logsumexp bound, the
+    IW log-likelihood (marginal and of y*), active units, mutual
+    information, epitome usage and Parzen log-density, each as mean and
+    stderr where it is an average over examples; plus 'per_example': numpy
+    arrays of shape (n,) per example (what eval_examples.npz holds).
+  """
   ec = config.eval
   rng = jax.random.PRNGKey(seeds.EVAL_SEED)
   params, model = state.params, state.model
@@ -295,10 +323,19 @@ def _write_npz(path: str, **arrays) -> None:
 
 def check_examples(eval_json: Dict[str, Any], examples: bytes,
                    where: str = '') -> None:
-  """Raises ValueError unless ``examples`` (eval_examples.npz's bytes) are
-  the per-example values of the evaluation ``eval_json`` describes (an
-  evaluation stopped between its two files leaves them from two
-  checkpoints). Files written before the digest existed pass unchecked.
+  """Checks that ``examples`` are the per-example values of the evaluation
+  ``eval_json`` describes (an evaluation stopped between its two files
+  leaves them from two checkpoints). Files written before the digest
+  existed pass unchecked.
+
+  Args:
+    eval_json: the parsed eval.json (its 'examples_sha256').
+    examples: the bytes of eval_examples.npz.
+    where: the workdir, for the message ('' = "this workdir").
+
+  Raises:
+    ValueError: the digest of ``examples`` differs from the one eval.json
+      was written with.
   """
   want = eval_json.get('examples_sha256')
   if want and hashlib.sha256(examples).hexdigest() != want:
@@ -342,18 +379,52 @@ def _per_member(fn, config, workdir, *args):
     return out
 
 
-def evaluate_workdir(config, workdir: str) -> Dict[str, Any]:
+def evaluate_workdir(config: ml_collections.ConfigDict,
+                     workdir: str) -> Dict[str, Any]:
   """Measures the newest checkpoint of ``workdir``; writes eval.json,
-  report.md and the figures. Returns the eval.json contents (per
-  subdirectory when the config trains several models)."""
+  eval_examples.npz, report.md and the figures (process 0 only), holding
+  the workdir's lock.
+
+  Args:
+    config: the config the workdir was trained with.
+    workdir: the trained run's workdir.
+
+  Returns:
+    The eval.json contents; with several models trained side by side,
+    {subdirectory: contents} for each.
+
+  Raises:
+    errors.ConfigError: the config is invalid or not the one the workdir
+      was trained with, or the workdir or its checkpoints are missing.
+    errors.WorkdirError: the workdir cannot be read, or is locked by
+      another process.
+  """
   return _per_member(_evaluate_one, config, workdir)
 
 
-def sample_workdir(config, workdir: str, num_samples: int):
+def sample_workdir(config: ml_collections.ConfigDict, workdir: str,
+                   num_samples: int) -> Union[np.ndarray,
+                                              Dict[str, np.ndarray]]:
   """Writes ``samples.npz`` (key x: (n, H, W) float32 decoder means in
   [0, 1]) and its grid ``sample_mode.png`` (so that the ``samples.png``
-  which report.md shows is not replaced); returns the samples (per subdirectory when
-  the config trains several models)."""
+  which report.md shows is not replaced).
+
+  Args:
+    config: the config the workdir was trained with.
+    workdir: the trained run's workdir.
+    num_samples: n, the number of samples.
+
+  Returns:
+    (n, H, W) float32 the samples; with several models trained side by
+    side, {subdirectory: samples} for each.
+
+  Raises:
+    errors.ConfigError: ``num_samples`` < 1, the config is invalid or not
+      the one the workdir was trained with, or the workdir or its
+      checkpoints are missing.
+    errors.WorkdirError: the workdir cannot be read, or is locked by
+      another process.
+  """
   if num_samples < 1:
     raise errors.ConfigError(f'--num_samples={num_samples} must be >= 1.')
   return _per_member(_sample_one, config, workdir, num_samples)

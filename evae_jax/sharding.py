@@ -8,7 +8,8 @@ The same code runs on one CPU, 8 TPU cores, or a multi-host pod (call
 
 import os
 import threading
-from typing import Optional
+from typing import Any, Mapping, Optional
+
 
 import jax
 import numpy as np
@@ -35,7 +36,8 @@ _JAX_DEADLINE_MARGIN_S = 60
 
 
 def distributed_args(coordinator_address: str = '', num_processes: int = 0,
-                     process_id: int = -1, environ=None) -> dict:
+                     process_id: int = -1,
+                     environ: Optional[Mapping[str, str]] = None) -> dict:
   """The arguments of ``jax.distributed.initialize`` for this process.
 
   Each value comes from its argument (a config field) or else from its
@@ -43,8 +45,20 @@ def distributed_args(coordinator_address: str = '', num_processes: int = 0,
   ``JAX_PROCESS_ID``). With none set, JAX detects the cluster itself (TPU
   pods, SLURM, Open MPI, Kubernetes): ``{}``.
 
+  Args:
+    coordinator_address: host:port of process 0 ('' = from the environment).
+    num_processes: processes in the launch (0 = from the environment).
+    process_id: this process's id in [0, num_processes) (-1 = from the
+      environment).
+    environ: the environment to read (None: ``os.environ``).
+
+  Returns:
+    {'coordinator_address', 'num_processes', 'process_id'} when all three
+    are set, or ``{}`` when none is.
+
   Raises:
-    errors.ConfigError: only some of the three are set, or they disagree.
+    errors.ConfigError: only some of the three are set, the variables are
+      not integers, or the id is not in [0, num_processes).
   """
   environ = os.environ if environ is None else environ
   address = coordinator_address or environ.get(COORDINATOR_ENV, '')
@@ -165,7 +179,17 @@ def _not_connected(args: dict, timeout: int) -> str:
 
 
 def make_mesh(num_devices: int = 0) -> Mesh:
-  """A 1-d mesh over the first ``num_devices`` devices (0 = all of them)."""
+  """A 1-d mesh over the first ``num_devices`` devices (0 = all of them).
+
+  Args:
+    num_devices: how many of ``jax.devices()`` to use; 0 uses all.
+
+  Returns:
+    A mesh of shape (num_devices,) with the one axis 'data' (`DATA_AXIS`).
+
+  Raises:
+    errors.ConfigError: more devices asked for than are visible.
+  """
   devices = jax.devices()
   if num_devices:
     if num_devices > len(devices):
@@ -176,8 +200,17 @@ def make_mesh(num_devices: int = 0) -> Mesh:
   return Mesh(np.asarray(devices), (DATA_AXIS,))
 
 
-def replicate(tree, mesh: Mesh):
-  """Places every leaf (host or device array) on all devices of the mesh."""
+def replicate(tree: Any, mesh: Mesh) -> Any:
+  """Places every leaf (host or device array) on all devices of the mesh.
+
+  Args:
+    tree: a pytree of arrays (each leaf is read on the host).
+    mesh: the mesh (`make_mesh`).
+
+  Returns:
+    The same tree of global arrays, each leaf its original shape, fully
+    replicated over the mesh.
+  """
   sharding = NamedSharding(mesh, P())
   def put(leaf):
     leaf = np.asarray(leaf)
@@ -187,7 +220,17 @@ def replicate(tree, mesh: Mesh):
 
 
 def shard_batch(x: jax.Array, mesh: Optional[Mesh]) -> jax.Array:
-  """Constrains the leading (batch) axis of x to be split over 'data'."""
+  """Constrains the leading (batch) axis of x to be split over 'data'.
+
+  For use inside jitted code; without a mesh, or on one device, a no-op.
+
+  Args:
+    x: (B, ...) an array whose B is a multiple of the mesh size.
+    mesh: the mesh (`make_mesh`), or None.
+
+  Returns:
+    (B, ...) ``x``, sharded along B over the mesh.
+  """
   if mesh is None or mesh.size == 1:
     return x
   spec = P(DATA_AXIS, *([None] * (x.ndim - 1)))
@@ -195,7 +238,11 @@ def shard_batch(x: jax.Array, mesh: Optional[Mesh]) -> jax.Array:
 
 
 def is_lead() -> bool:
-  """Whether this is process 0, the one that writes every shared file."""
+  """Whether this is process 0, the one that writes every shared file.
+
+  Returns:
+    True in process 0 (and in a single-process run).
+  """
   return jax.process_index() == 0
 
 
@@ -205,25 +252,46 @@ def _local(leaf):
   return leaf
 
 
-def local_copy(tree):
+def local_copy(tree: Any) -> Any:
   """This process's copy of replicated arrays, as single-device arrays.
 
   With several processes, an array replicated over the global mesh cannot be
   read on the host or passed to a computation that only this process runs
   (validation, figures); its local copy can. A no-op in one process.
+
+  Args:
+    tree: a pytree of replicated arrays (other leaves pass through).
+
+  Returns:
+    The same tree, each array not fully addressable here replaced by its
+    copy on one local device (same shape).
   """
   return jax.tree_util.tree_map(_local, tree)
 
 
-def to_host(tree):
-  """``jax.device_get`` of replicated values, in one or several processes."""
+def to_host(tree: Any) -> Any:
+  """``jax.device_get`` of replicated values, in one or several processes.
+
+  Args:
+    tree: a pytree of replicated arrays.
+
+  Returns:
+    The same tree of numpy arrays (same shapes).
+  """
   return jax.device_get(local_copy(tree))
 
 
 def any_process(flag: bool) -> bool:
   """Whether ``flag`` is set in any process (a collective: every process
   must call it at the same point). Used so that all processes stop and save
-  together when only some of them received SIGTERM."""
+  together when only some of them received SIGTERM.
+
+  Args:
+    flag: this process's flag.
+
+  Returns:
+    True if any process passed a true ``flag``.
+  """
   if jax.process_count() == 1:
     return bool(flag)
   from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
@@ -231,7 +299,11 @@ def any_process(flag: bool) -> bool:
 
 
 def barrier(name: str) -> None:
-  """Waits until every process reaches the barrier ``name`` (no-op alone)."""
+  """Waits until every process reaches the barrier ``name`` (no-op alone).
+
+  Args:
+    name: the barrier's name, the same in every process.
+  """
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
     multihost_utils.sync_global_devices(name)

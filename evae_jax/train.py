@@ -47,10 +47,14 @@ class NonFiniteLossError(RuntimeError):
 class Interrupted(Exception):
   """SIGTERM or SIGINT stopped training after a checkpoint was saved.
 
+  Args:
+    signal_name: the signal's name ('SIGTERM', 'SIGINT'), for the message.
+
   Attributes:
     step: the step of that checkpoint.
     metrics: the last validation metrics, as `train_and_evaluate` returns.
   """
+
 
   def __init__(self, signal_name: str, step: int, metrics):
     super().__init__(f'Received {signal_name}: saved a checkpoint at step '

@@ -7,7 +7,8 @@ import logging
 import os
 import socket
 import time
-from typing import Any, Dict
+from typing import Any, Dict, List, Optional
+
 
 import ml_collections
 
@@ -57,15 +58,34 @@ def _saved_fields(saved: Dict[str, Any]) -> Dict[str, Any]:
           **configuration.flatten(saved)}
 
 
-def config_changes(saved: Dict[str, Any], requested: Dict[str, Any]):
-  """The flattened fields that differ, except those in RESUMABLE_CHANGES."""
+def config_changes(saved: Dict[str, Any],
+                   requested: Dict[str, Any]) -> List[str]:
+  """The flattened fields that differ, except those in RESUMABLE_CHANGES.
+
+  Args:
+    saved: the workdir's saved config, nested {section: {field: value}}
+      (fields added since take their defaults).
+    requested: the config of this run, nested the same way.
+
+  Returns:
+    The sorted 'section.field' names that differ and define the run.
+  """
   a, b = _saved_fields(saved), configuration.flatten(requested)
   return sorted(k for k in set(a) | set(b)
                 if a.get(k) != b.get(k) and not _resumable(k))
 
 
-def resumable_changes(saved: Dict[str, Any], requested: Dict[str, Any]):
-  """'field: old -> new' for each field of RESUMABLE_CHANGES that differs."""
+def resumable_changes(saved: Dict[str, Any],
+                      requested: Dict[str, Any]) -> List[str]:
+  """'field: old -> new' for each field of RESUMABLE_CHANGES that differs.
+
+  Args:
+    saved, requested: as in `config_changes`.
+
+  Returns:
+    One 'section.field: old -> new' line per differing resumable field,
+    sorted by field.
+  """
   a, b = _saved_fields(saved), configuration.flatten(requested)
   return [f'{k}: {a.get(k)!r} -> {b.get(k)!r}' for k in sorted(set(a) | set(b))
           if a.get(k) != b.get(k) and _resumable(k)]
@@ -75,18 +95,33 @@ def check_path(workdir: str) -> None:
   """Refuses a workdir whose checkpoints could never be restored (see
   `checkpoints.check_path`), before anything is created.
 
+  Args:
+    workdir: the workdir (local path or object-store URI).
+
   Raises:
     errors.CheckpointError: naming the character and the fix.
   """
   checkpoints.check_path(files.join(workdir, 'checkpoints'))
 
 
-def load_saved_config(workdir: str):
+def load_saved_config(workdir: str) -> Optional[Dict[str, Any]]:
   """The config a workdir was trained with, or None for a fresh workdir.
 
   Without config.json, the config saved with the newest checkpoint that has
   one stands in for it (with a warning), so that deleting config.json does
   not let another config resume the run.
+
+  Args:
+    workdir: the workdir (local path or object-store URI).
+
+  Returns:
+    The saved config, nested {section: {field: value}} as in config.json,
+    or None if the workdir has neither config.json nor a checkpoint that
+    stores one.
+
+  Raises:
+    errors.ConfigError: config.json is damaged or unreadable, or does not
+      hold a config (a JSON object with data, model and train sections).
   """
   path = files.join(workdir, CONFIG_FILE)
   if files.is_remote(path):
@@ -145,6 +180,12 @@ def locked(workdir: str):
   (``gs://``) have no such lock: there nothing is locked, with a warning,
   and keeping to one job per workdir is the user's part.
 
+  Args:
+    workdir: the workdir; a local one is created if missing.
+
+  Yields:
+    None, while the lock is held (released on leaving the ``with`` block).
+
   Raises:
     errors.WorkdirError: another process holds the lock, or the workdir cannot be
       created or written.
@@ -200,6 +241,10 @@ def check_writable(workdir: str, names=('.', 'checkpoints', 'metrics.jsonl',
   """Checks, before anything is written, that each existing ``name`` under
   ``workdir`` can be written (a folder: a probe file is created and
   removed; a file: opened for appending, unchanged).
+
+  Args:
+    workdir: the workdir (local path or object-store URI).
+    names: entries of ``workdir`` to check; missing ones are skipped.
 
   Raises:
     errors.WorkdirError: naming the first path that cannot be written.
@@ -272,6 +317,12 @@ def check_evaluation_config(config: ml_collections.ConfigDict,
                             workdir: str) -> None:
   """Refuses to evaluate or sample a workdir as a model it was not trained as.
 
+  A workdir without a saved config is let through with a warning.
+
+  Args:
+    config: the config given for evaluating or sampling.
+    workdir: the trained run's workdir.
+
   Raises:
     errors.ConfigError: a field of `EVALUATION_PINNED` differs from
       the workdir's config.json (evaluation-only fields may differ).
@@ -332,6 +383,11 @@ def prepare(config: ml_collections.ConfigDict, workdir: str) -> None:
   are moved to ``workdir/previous-<time>/``, never deleted. Changes listed in
   `RESUMABLE_CHANGES` (more epochs, evaluation settings) are
   allowed and resume the run.
+
+  Args:
+    config: the run's config; written to ``workdir/config.json``.
+    workdir: the workdir (local path or object-store URI); created if
+      missing. Only process 0 writes; the others only check the config.
 
   Raises:
     errors.WorkdirError: the directory cannot be created or written (read-only or
