@@ -16,6 +16,10 @@ Local folders and object stores differ in three ways, all handled here:
 
 Paths are plain strings in and out. Remote paths need a filesystem for their
 scheme: ``gcsfs`` for ``gs://`` (``pip install 'evae_jax[gcs]'``) or TensorFlow.
+Every function below that opens a remote path raises `errors.WorkdirError`
+when that filesystem is not installed, the scheme is not one of gs://,
+s3:// and az://, or a gs:// server cannot be reached; other failures are the
+filesystem's own errors (``OSError`` locally).
 """
 
 import contextlib
@@ -38,13 +42,27 @@ _FSSPEC_PACKAGES = {'gs': 'gcsfs', 's3': 's3fs', 'az': 'adlfs'}
 
 
 def is_remote(path: str) -> bool:
-  """True for a URI (``scheme://...``), False for a local path."""
+  """Whether ``path`` is a URI rather than a local path.
+
+  Args:
+    path: a local path or a URI.
+
+  Returns:
+    True for a URI (``scheme://...``), False for a local path.
+  """
   return '://' in str(path)
 
 
 def absolute(path: str) -> str:
   """A local path made absolute and normalised; a URI unchanged but for
-  trailing slashes (``os.path`` would turn ``gs://b`` into ``gs:/b``)."""
+  trailing slashes (``os.path`` would turn ``gs://b`` into ``gs:/b``).
+
+  Args:
+    path: a local path (or path-like) or a URI.
+
+  Returns:
+    The absolute path, or the normalised URI.
+  """
   path = os.fspath(path)
   if is_remote(path):
     scheme, rest = path.split('://', 1)
@@ -53,7 +71,15 @@ def absolute(path: str) -> str:
 
 
 def join(path: str, *names: str) -> str:
-  """``path/name/...``; ``/`` separators inside a URI on every OS."""
+  """``path/name/...``; ``/`` separators inside a URI on every OS.
+
+  Args:
+    path: a local path or a URI.
+    *names: the components to append.
+
+  Returns:
+    The joined path.
+  """
   if is_remote(path):
     return posixpath.join(os.fspath(path), *names)
   return os.path.join(path, *names)
@@ -118,34 +144,79 @@ def _check_reachable(path: str, timeout: float = 5.0) -> None:
 
 
 def exists(path: str) -> bool:
+  """Whether ``path`` exists.
+
+  Args:
+    path: a local path or a URI.
+
+  Returns:
+    True for an existing file or folder (in a bucket: an object, or a prefix
+    of objects).
+  """
   return _path(path).exists()
 
 
 def isdir(path: str) -> bool:
+  """Whether ``path`` is a folder.
+
+  Args:
+    path: a local path or a URI.
+
+  Returns:
+    True for a folder (in a bucket: a prefix of objects).
+  """
   return _path(path).is_dir()
 
 
 def isfile(path: str) -> bool:
+  """Whether ``path`` is a file.
+
+  Args:
+    path: a local path or a URI.
+
+  Returns:
+    True for a file (in a bucket: an object).
+  """
   return _path(path).is_file()
 
 
 def makedirs(path: str) -> None:
-  """Creates ``path`` and its parents (a no-op inside a bucket)."""
+  """Creates ``path`` and its parents (a no-op inside a bucket).
+
+  Args:
+    path: a local path or a URI; an existing folder is fine.
+  """
   _path(path).mkdir(parents=True, exist_ok=True)
 
 
 def listdir(path: str) -> List[str]:
-  """The names (not paths) in folder ``path``."""
+  """The names (not paths) in folder ``path``.
+
+  Args:
+    path: a folder (local path or URI).
+
+  Returns:
+    The names of its entries, sorted.
+  """
   return sorted(p.name for p in _path(path).iterdir())
 
 
 def remove(path: str) -> None:
+  """Deletes the file ``path``.
+
+  Args:
+    path: a file (local path or URI).
+  """
   _path(path).unlink()
 
 
 def remove_dir(path: str) -> None:
   """Removes the empty folder ``path`` (a no-op inside a bucket, where an
-  empty folder does not exist)."""
+  empty folder does not exist).
+
+  Args:
+    path: an empty folder.
+  """
   if is_remote(path):
     return
   os.rmdir(path)
@@ -157,6 +228,10 @@ def rename(source: str, target: str) -> None:
   In an object store, where a folder is only a prefix of object names, every
   object is copied to the new prefix and the originals are deleted once all
   copies exist (a kill in between leaves both, never neither).
+
+  Args:
+    source: the file or folder to move.
+    target: its new name, on the same filesystem.
   """
   if not is_remote(source):
     os.rename(source, target)
@@ -177,10 +252,26 @@ def rename(source: str, target: str) -> None:
 
 
 def read_text(path: str) -> str:
+  """The contents of a text file.
+
+  Args:
+    path: a file (local path or URI).
+
+  Returns:
+    Its text.
+  """
   return _path(path).read_text()
 
 
 def read_bytes(path: str) -> bytes:
+  """The contents of a file.
+
+  Args:
+    path: a file (local path or URI).
+
+  Returns:
+    Its bytes.
+  """
   return _path(path).read_bytes()
 
 
@@ -190,6 +281,14 @@ def write_bytes(path: str, data: bytes) -> None:
   Locally the bytes go to ``path + TMP_SUFFIX``, are flushed to disk and
   renamed into place (``os.replace`` is atomic on POSIX); an object store's
   upload is atomic by itself.
+
+  Args:
+    path: the file (local path or URI); replaced if it exists.
+    data: its new contents.
+
+  Raises:
+    errors.WorkdirError: a local disk is full (or over quota); the
+      temporary file is removed and ``path`` is unchanged.
   """
   if is_remote(path):
     _path(path).write_bytes(data)
@@ -213,13 +312,23 @@ def write_bytes(path: str, data: bytes) -> None:
 
 
 def write_text(path: str, text: str) -> None:
-  """`write_bytes` of ``text`` encoded as UTF-8."""
+  """`write_bytes` of ``text`` encoded as UTF-8.
+
+  Args:
+    path: the file (local path or URI); replaced if it exists.
+    text: its new contents.
+  """
   write_bytes(path, text.encode('utf-8'))
 
 
 def append_text(path: str, text: str) -> None:
   """Appends ``text`` to ``path`` (created if missing). Object stores cannot
-  append: there the object is read and written back whole."""
+  append: there the object is read and written back whole.
+
+  Args:
+    path: the file (local path or URI).
+    text: what to append.
+  """
   if is_remote(path):
     p = _path(path)
     old = p.read_bytes() if p.exists() else b''
@@ -231,6 +340,11 @@ def append_text(path: str, text: str) -> None:
 
 def probe(folder: str, size: int = 0) -> None:
   """Writes ``size`` bytes to a fresh file in ``folder`` and removes it.
+
+  Args:
+    folder: an existing folder (local path or URI).
+    size: bytes to write (0: an empty file); locally they are synced to
+      disk, so a full disk fails here.
 
   Raises:
     Exception: whatever the filesystem raises when ``folder`` cannot be
@@ -255,6 +369,12 @@ class ObjectWriter:
   whole (an object store cannot append). For files that stay small, like
   TensorBoard event files of scalars. (No ``fileno``: there is nothing to
   fsync.)
+
+  Args:
+    path: the file (local path or URI); written at the first `flush`.
+
+  Attributes:
+    closed: whether `close` was called.
   """
 
   def __init__(self, path: str):
@@ -263,13 +383,25 @@ class ObjectWriter:
     self.closed = False
 
   def write(self, data: Union[bytes, bytearray]) -> int:
+    """Appends ``data`` to the bytes in memory.
+
+    Args:
+      data: the bytes.
+
+    Returns:
+      How many bytes were taken (all of them).
+    """
     return self._buffer.write(data)
 
   def flush(self) -> None:
+    """Writes everything written so far to the path, whole (`write_bytes`);
+    a no-op once closed."""
     if not self.closed:
       write_bytes(self._path, self._buffer.getvalue())
 
   def close(self) -> None:
+    """Flushes, then refuses nothing more: later flushes are no-ops."""
     if not self.closed:
+
       self.flush()
       self.closed = True

@@ -38,20 +38,40 @@ _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: '>i2', 0x0C: '>i4',
 
 @dataclasses.dataclass(frozen=True)
 class Splits:
-  """Images of one dataset, uint8 (n, height, width) per split."""
+  """Images of one dataset, uint8 (n, height, width) per split.
+
+  Attributes:
+    train: (n_train, H, W) uint8 training images.
+    valid: (n_valid, H, W) uint8 validation images (carved out of the
+      training split unless the dataset has its own).
+    test: (n_test, H, W) uint8 test images.
+  """
   train: np.ndarray
   valid: np.ndarray
   test: np.ndarray
 
   @property
   def image_shape(self) -> Tuple[int, int]:
+    """(H, W) of every image."""
     return tuple(self.train.shape[1:])
 
   @property
   def num_pixels(self) -> int:
+    """N = H * W, the length of a flattened image."""
     return int(np.prod(self.image_shape))
 
   def split(self, name: str) -> np.ndarray:
+    """One split by name.
+
+    Args:
+      name: 'train', 'valid' or 'test'.
+
+    Returns:
+      (n, H, W) uint8 images of that split.
+
+    Raises:
+      errors.DataError: another name.
+    """
     if name not in ('train', 'valid', 'test'):
       raise errors.DataError(f"Unknown split {name!r}; use 'train', 'valid' or 'test'.")
     return getattr(self, name)
@@ -80,7 +100,16 @@ def preprocess(pixels: jax.Array, rng: Optional[jax.Array],
 
 
 def binarize_once(images: np.ndarray, seed: int) -> np.ndarray:
-  """A fixed stochastic binarisation, as uint8 in {0, 255}."""
+  """A fixed stochastic binarisation, as uint8 in {0, 255}.
+
+  Args:
+    images: uint8 grey levels in [0, 255], any shape.
+    seed: the seed of the one draw (the same seed, the same binarisation).
+
+  Returns:
+    uint8 images of the same shape: 255 with probability images / 255,
+    else 0.
+  """
   rs = np.random.RandomState(seed)
   return np.where(rs.random_sample(images.shape) < images / 255.0, 255,
                   0).astype(np.uint8)
@@ -156,7 +185,21 @@ def _load_idx_split(directory: str, prefix: str) -> np.ndarray:
 
 
 def load_idx_dir(directory: str) -> Tuple[np.ndarray, np.ndarray]:
-  """(train, test) uint8 images from an MNIST-format IDX directory."""
+  """(train, test) uint8 images from an MNIST-format IDX directory.
+
+  Args:
+    directory: a folder holding train-images-idx3-ubyte(.gz),
+      train-labels-idx1-ubyte(.gz), t10k-images-idx3-ubyte(.gz) and
+      t10k-labels-idx1-ubyte(.gz).
+
+  Returns:
+    (train, test), each (n, H, W) uint8.
+
+  Raises:
+    errors.DataError: not a directory, a file missing, unreadable or not
+      IDX, images that are not uint8 (n, H, W), or labels that do not
+      match the images in number.
+  """
   if not directory or not os.path.isdir(directory):
     raise errors.DataError(
         f'data.path={directory!r} is not a directory. For data.name=idx, set '
@@ -180,7 +223,11 @@ def load_tfd(path: str, fold: int = 0, include_unlabeled: bool = True
       for generative models).
 
   Returns:
-    dict with 'train', 'valid', 'test' uint8 arrays.
+    dict with 'train', 'valid', 'test' uint8 arrays, each (n, 48, 48).
+
+  Raises:
+    errors.DataError: the file is missing, unreadable or not in the
+      layout of TFD_48x48.mat, or ``fold`` is not in 0-4.
   """
   import scipy.io  # pylint: disable=g-import-not-at-top
   if not path or not os.path.isfile(path):
@@ -332,6 +379,10 @@ def load_digits_images() -> Tuple[np.ndarray, np.ndarray]:
   """scikit-learn's bundled 8x8 digits (1797 images), as uint8 (train, test).
 
   The last 297 images (in a fixed shuffled order) are the test split.
+
+  Returns:
+    (train, test): (1500, 8, 8) and (297, 8, 8) uint8, the 17 grey levels
+    0-16 scaled to [0, 255].
   """
   from sklearn import datasets  # pylint: disable=g-import-not-at-top
   images = datasets.load_digits().images  # values 0..16
@@ -355,6 +406,19 @@ def load_tfds(name: str, data_dir: str = '', timeout: float = 5.0
 
   Fails within ``timeout`` seconds, instead of retrying for minutes, when the
   dataset is not prepared and the download server cannot be reached.
+
+  Args:
+    name: a tfds name of `TFDS_NAMES`.
+    data_dir: the tfds data folder ('' = tfds's default).
+    timeout: seconds to wait for the download server.
+
+  Returns:
+    {tfds split name: (n, H, W) uint8} (binarized_mnist scaled from {0, 1}
+    to {0, 255}).
+
+  Raises:
+    errors.DataError: the dataset is not prepared and the download server
+      cannot be reached.
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   builder = tfds.builder(name, data_dir=data_dir or None,
@@ -399,8 +463,16 @@ def _carve_valid(train: np.ndarray, num_valid: int, seed: int,
 
 
 def pixel_mean(train: np.ndarray) -> np.ndarray:
-  """(N,) mean training pixel in [0, 1]: the probability that a dynamically
-  binarised pixel is on (for 'fixed', the mean of the binarised images)."""
+  """The mean training pixel: the probability that a dynamically binarised
+  pixel is on (for 'fixed', the mean of the binarised images).
+
+  Args:
+    train: (n, H, W) uint8 training images.
+
+  Returns:
+    (N,) float64 means in [0, 1], N = H * W.
+  """
+
   return (train.reshape(len(train), -1).astype(np.float64).mean(0) / 255.0)
 
 

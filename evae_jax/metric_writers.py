@@ -2,7 +2,8 @@
 
 import json
 import math
-from typing import Dict, Optional
+from typing import Any, Dict, List, Optional
+
 
 import numpy as np
 
@@ -39,7 +40,13 @@ class MetricWriter:
   def __init__(self, workdir: str, resume_step: Optional[int] = None):
     """Opens the writers; with ``resume_step``, first drops every record of a
     later step (from a run killed after its last checkpoint) from
-    metrics.jsonl, and tells TensorBoard to purge those steps too."""
+    metrics.jsonl, and tells TensorBoard to purge those steps too.
+
+    Args:
+      workdir: the workdir (local path or object-store URI).
+      resume_step: the step of the checkpoint a run resumes from; None for
+        a fresh run.
+    """
     self._path = files.join(workdir, METRICS_FILE)
     if resume_step is not None:
       _truncate(self._path, resume_step)
@@ -51,6 +58,14 @@ class MetricWriter:
         purge_step=None if resume_step is None else resume_step + 1)
 
   def write(self, step: int, scalars: Dict[str, float]) -> None:
+    """Appends one record to metrics.jsonl and logs each scalar to
+    TensorBoard.
+
+    Args:
+      step: the training step the scalars belong to.
+      scalars: {name: value}; non-finite values are written to the JSON
+        file as strings ('nan', 'inf').
+    """
     record = {'step': int(step)}
     record.update({k: float(v) for k, v in scalars.items()})
     files.append_text(self._path, json.dumps(
@@ -61,12 +76,18 @@ class MetricWriter:
     self._tb.flush()
 
   def write_images(self, step: int, images: Dict[str, np.ndarray]) -> None:
-    """Logs uint8 (H, W) grayscale images to TensorBoard."""
+    """Logs grayscale images to TensorBoard.
+
+    Args:
+      step: the training step.
+      images: {tag: (H, W) uint8 image}.
+    """
     for key, image in images.items():
       self._tb.add_image(key, image, int(step), dataformats='HW')
     self._tb.flush()
 
   def close(self) -> None:
+    """Flushes and closes the TensorBoard writer."""
     self._tb.close()
 
 
@@ -86,8 +107,15 @@ def _truncate(path: str, last_step: int) -> None:
     files.write_text(path, ''.join(keep))
 
 
-def read_metrics(workdir: str):
-  """All records of ``workdir/metrics.jsonl``, in order."""
+def read_metrics(workdir: str) -> List[Dict[str, Any]]:
+  """All records of ``workdir/metrics.jsonl``, in order.
+
+  Args:
+    workdir: the workdir.
+
+  Returns:
+    One dict per line: 'step' and the scalars written with it.
+  """
   text = files.read_text(files.join(workdir, METRICS_FILE))
   return [json.loads(line) for line in text.splitlines() if line.strip()]
 

@@ -74,7 +74,19 @@ class TrainState(struct.PyTreeNode):
 
 def create_train_state(config: ml_collections.ConfigDict, num_pixels: int,
                        rng: jax.Array, steps_per_epoch: int = 1) -> TrainState:
-  """Initial parameters and Adam state for ``config.model`` / ``config.train``."""
+  """Initial parameters and optimizer state for ``config.model`` /
+  ``config.train``.
+
+  Args:
+    config: the full config.
+    num_pixels: N, pixels per example (the model's input and output width).
+    rng: PRNG key of the initial parameters.
+    steps_per_epoch: for the learning-rate schedule (epochs to steps).
+
+  Returns:
+    The state at step 0, with the model of `evae_jax.models.make_model`
+    and the optimizer of `evae_jax.optimizers.make_optimizer`.
+  """
   model = models.make_model(config.model, num_pixels)
   tx = optimizers.make_optimizer(
       config.train, schedules.learning_rate(config.train, steps_per_epoch))
@@ -84,7 +96,17 @@ def create_train_state(config: ml_collections.ConfigDict, num_pixels: int,
 def state_tree(state: TrainState,
                assignments: Optional[jax.Array] = None) -> Dict[str, Any]:
   """What a checkpoint holds: parameters, optimizer state, step, and the
-  epoch's assignments of Algorithm 1 (model and tx are code)."""
+  epoch's assignments of Algorithm 1 (model and tx are code).
+
+  Args:
+    state: the train state.
+    assignments: (num_train,) int32 epitome y* of each training example
+      (-1: not yet assigned), or None to leave them out.
+
+  Returns:
+    {'params', 'opt_state', 'step' (() int32)} and, if given,
+    'assignments'.
+  """
   tree = {'params': state.params, 'opt_state': state.opt_state,
           'step': jnp.asarray(state.step, jnp.int32)}
   if assignments is not None:
@@ -93,10 +115,26 @@ def state_tree(state: TrainState,
 
 
 def restore(ckpts: checkpoints.Checkpoints, state: TrainState,
-            num_train: int, max_step: Optional[int] = None):
-  """(state, assignments, step) from the newest readable checkpoint (at most
-  ``max_step``), or the given state, unassigned examples (-1) and None if
-  there is none yet."""
+            num_train: int, max_step: Optional[int] = None
+            ) -> Tuple[TrainState, jax.Array, Optional[int]]:
+  """The state of the newest readable checkpoint, if any.
+
+  Args:
+    ckpts: the workdir's checkpoints.
+    state: a state of the same model and optimizer (shapes and dtypes to
+      restore into); returned as it is when there is no checkpoint.
+    num_train: the number of training examples (the assignments' length).
+    max_step: ignore checkpoints after this step (None: no limit).
+
+  Returns:
+    (state, assignments, step): the restored state, the (num_train,) int32
+    assignments and the checkpoint's step; or ``state``, -1 for every
+    example and None if there is no checkpoint yet.
+
+  Raises:
+    evae_jax.errors.CheckpointError: checkpoints exist but none can be read
+      (`evae_jax.checkpoints.Checkpoints.restore_latest`).
+  """
   assignments = jnp.full((num_train,), -1, jnp.int32)
   tree, step = ckpts.restore_latest(state_tree(state, assignments), max_step)
   if tree is None:
@@ -114,7 +152,16 @@ def members(config: ml_collections.ConfigDict
   several train side by side under ``jax.vmap``, each in its own
   subdirectory with its own config, checkpoints, metrics and figures, so
   each can be evaluated like any other workdir.
+
+  Args:
+    config: the full config.
+
+  Returns:
+    [(subdirectory, config)], in order of seed then KL weight:
+    [('', config)] for a single model; else e.g. 'seed=3' or
+    'seed=3,kl_weight=0.5' with a config of one seed and one KL weight.
   """
+
   tc = config.train
   weights = list(tc.kl_weights) or [tc.kl_weight]
   if tc.num_seeds == 1 and len(weights) == 1:
