@@ -27,6 +27,16 @@ PUBLIC_MODULES = ('evae_jax', 'evae_jax.api', 'evae_jax.elbo',
                   'evae_jax.likelihoods', 'evae_jax.marginal',
                   'evae_jax.evaluate', 'evae_jax.sampling')
 
+# The library's own modules beyond the API (training, checkpoints, data,
+# workdirs): not in the reference, but held to the same docstrings. `main`
+# (flags only) and `steps` are left out.
+INTERNAL_MODULES = ('evae_jax.workdirs', 'evae_jax.train',
+                    'evae_jax.configuration', 'evae_jax.checkpoints',
+                    'evae_jax.sharding', 'evae_jax.report',
+                    'evae_jax.models', 'evae_jax.input_pipeline',
+                    'evae_jax.files', 'evae_jax.metric_writers',
+                    'evae_jax.state')
+
 # Public names that are not API of their own, each with the reason.
 NOT_API = {
     # The deprecated old name of iw_log_likelihood_per_epitome: the same
@@ -149,6 +159,22 @@ def _check_function(where, func, problems, skip_first=False):
       problems.append(f'{where}: empty {name} section')
 
 
+def _framework_arguments(cls):
+  """Constructor arguments a framework adds to every subclass: a Flax
+  module's ``parent`` and ``name`` (documented by Flax)."""
+  import flax.linen as nn
+  return ('parent', 'name') if issubclass(cls, nn.Module) else ()
+
+
+def _defined_here(member):
+  """Whether a class member is evae_jax code, not one a framework's class
+  decorator put there (``flax.struct``'s ``replace``)."""
+  func = getattr(member, '__func__', member)
+  if isinstance(member, property):
+    func = member.fget
+  return getattr(func, '__module__', 'evae_jax').startswith('evae_jax')
+
+
 def _check_class(where, cls, problems):
   doc = inspect.getdoc(cls)
   if not doc:
@@ -157,7 +183,8 @@ def _check_class(where, cls, problems):
   init = cls.__dict__.get('__init__')
   if (inspect.isfunction(init)
       and init.__qualname__ == f'{cls.__qualname__}.__init__'):
-    arguments = _arguments(init, skip_first=True)
+    arguments = [a for a in _arguments(init, skip_first=True)
+                 if a not in _framework_arguments(cls)]
     documented = set()
     for text in (doc, inspect.getdoc(init) if init.__doc__ else ''):
       for name in ('Args', 'Attributes'):
@@ -177,7 +204,7 @@ def _check_class(where, cls, problems):
       if name not in documented:
         problems.append(f'{where}: field {name!r} not in Attributes')
   for name, member in vars(cls).items():
-    if name.startswith('_'):
+    if name.startswith('_') or not _defined_here(member):
       continue
     if isinstance(member, property):
       if not inspect.getdoc(member):
@@ -189,11 +216,12 @@ def _check_class(where, cls, problems):
       _check_function(f'{where}.{name}', member, problems, skip_first=True)
 
 
-def public_api():
-  """(qualified name, object) of every public function and class of the
-  library API, each object once (defined in evae_jax)."""
+def public_api(modules=PUBLIC_MODULES):
+  """(qualified name, object) of every public function and class of
+  ``modules`` (the library API by default), each object once (defined in
+  evae_jax)."""
   seen, found = set(), []
-  for module_name in PUBLIC_MODULES:
+  for module_name in modules:
     module = importlib.import_module(module_name)
     names = getattr(module, '__all__', None)
     if names is None:
@@ -214,9 +242,9 @@ def public_api():
   return found
 
 
-def docstring_problems():
+def docstring_problems(modules=PUBLIC_MODULES):
   problems = []
-  for where, obj in public_api():
+  for where, obj in public_api(modules):
     if inspect.isclass(obj):
       _check_class(where, obj, problems)
     else:
@@ -224,8 +252,10 @@ def docstring_problems():
   return problems
 
 
-def test_every_public_function_documents_args_returns_and_raises():
-  problems = docstring_problems()
+@pytest.mark.parametrize('modules', [PUBLIC_MODULES, INTERNAL_MODULES],
+                         ids=['public', 'internal'])
+def test_every_public_function_documents_args_returns_and_raises(modules):
+  problems = docstring_problems(modules)
   assert not problems, (f'{len(problems)} docstring problems:\n'
                         + '\n'.join(problems))
 
@@ -238,6 +268,14 @@ def test_the_check_sees_the_whole_api():
                    'evae_jax.evaluate.iw_estimates',
                    'evae_jax.sampling.generate', 'evae_jax.objectives.register',
                    'evae_jax.likelihoods.bernoulli_log_prob'):
+    assert expected in names
+  names = {where for where, _ in public_api(INTERNAL_MODULES)}
+  for expected in ('evae_jax.train.train_and_evaluate',
+                   'evae_jax.checkpoints.Checkpoints',
+                   'evae_jax.workdirs.prepare', 'evae_jax.sharding.make_mesh',
+                   'evae_jax.report.evaluate_workdir',
+                   'evae_jax.input_pipeline.load',
+                   'evae_jax.state.TrainState'):
     assert expected in names
 
 
