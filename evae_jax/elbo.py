@@ -842,7 +842,11 @@ def iwae_point_loss(latents: Latents, x: jax.Array, rng: jax.Array,
   Returns:
     (loss, aux): scalar loss; aux holds (B,) 'bound' (L_k, in nats, with
     log E), 'elbo' (mean over i of log w of y*, the k = 1 bound's estimate
-    without log E) and 'assignments' (y*). For k = 1, `point_loss`'s aux.
+    without log E) and 'assignments' (y*), and no 'log_lik' or 'kl'. For
+    k = 1, `point_loss`'s aux.
+
+  Raises:
+    evae_jax.errors.ObjectiveError: num_samples < 1.
   """
   return _iwae(latents, x, rng, options, marginal=False)
 
@@ -867,9 +871,13 @@ def iwae_marginal_loss(latents: Latents, x: jax.Array, rng: jax.Array,
     options: num_samples = k >= 1.
 
   Returns:
-    (loss, aux): as in `iwae_point_loss`, with 'assignments' = argmax_y of
-    the per-epitome estimates.
+    (loss, aux): as in `iwae_point_loss` (for every k, k = 1 included),
+    with 'assignments' = argmax_y of the per-epitome estimates.
+
+  Raises:
+    evae_jax.errors.ObjectiveError: num_samples < 1.
   """
+
   return _iwae(latents, x, rng, options, marginal=True)
 
 
@@ -894,9 +902,15 @@ def epitome_loss(encode: Encode, decode_log_prob: DecodeLogProb, x: jax.Array,
       z_dropout_rate, assignments, num_samples, free_bits, free_bits_group).
 
   Returns:
-    (loss, aux): scalar loss and a dict of (B,) diagnostics; every objective
-    gives 'bound', 'elbo' and 'assignments' (see the objective's function
-    for the rest: 'log_lik' and 'kl' for 'point' and 'logsumexp').
+    (loss, aux): scalar loss and a dict of (B,) diagnostics, without
+    gradients. Every objective gives 'bound', 'elbo' and 'assignments'
+    (y*). 'point' and 'logsumexp' add 'log_lik' and 'kl' of y*,
+    'logsumexp' adds 'logsumexp_bound', and with free bits both add
+    'free_bits_kl' (`point_loss`, `logsumexp_loss`). 'iwae' and
+    'iwae_marginal' give those three only, with 'bound' the IWAE bound L_k
+    and 'elbo' the mean over the k samples of log w of y* (without log E);
+    'iwae' with num_samples=1 is 'point' and gives its aux
+    (`iwae_point_loss`, `iwae_marginal_loss`).
 
   Raises:
     evae_jax.errors.ObjectiveError: an unknown objective or options it
