@@ -1,6 +1,9 @@
 """The API reference is built from the docstrings (pdoc, Google style), and
 every public function of the library API documents its arguments, what it
 returns and the user errors it raises, so a broken docstring fails here.
+The library's own modules (`INTERNAL_MODULES`: training, checkpoints, data,
+workdirs) are held to the same check, though not in the reference.
+
 
 Build the reference by hand with the README's command (``pdoc --docformat
 google -o build/api evae_jax evae_jax.api ...``); a test below keeps its
