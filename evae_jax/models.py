@@ -16,7 +16,6 @@ import jax.numpy as jnp
 import ml_collections
 
 
-from evae_jax import errors
 from evae_jax import elbo
 from evae_jax import epitomes
 from evae_jax import likelihoods

@@ -20,7 +20,7 @@ from evae_jax import configuration
 from evae_jax import defaults
 from evae_jax import errors
 from evae_jax import files
-from evae_jax import main
+from evae_jax import command_line
 
 
 def _error_classes():
@@ -29,10 +29,10 @@ def _error_classes():
 
 
 def _exit_2_errors():
-  """The exception types of main's ``except`` clause that exits with
-  status 2, read from main.py and evaluated in main's namespace (so the
+  """The exception types of the command line's ``except`` clause that exits
+  with status 2, read from command_line.py and evaluated in its namespace (so the
   test follows the tuple wherever it is defined)."""
-  with open(main.__file__) as f:
+  with open(command_line.__file__) as f:
     tree = ast.parse(f.read())
   for node in ast.walk(tree):
     if isinstance(node, ast.ExceptHandler) and node.type is not None:
@@ -40,10 +40,10 @@ def _exit_2_errors():
                if isinstance(c, ast.Call) and c.args and
                isinstance(c.args[0], ast.Constant) and c.args[0].value == 2]
       if calls:
-        types = eval(compile(ast.Expression(node.type), main.__file__, 'eval'),
-                     vars(main))
+        types = eval(compile(ast.Expression(node.type), command_line.__file__,
+                             'eval'), vars(command_line))
         return types if isinstance(types, tuple) else (types,)
-  pytest.fail('main.py has no except clause that exits with status 2')
+  pytest.fail('command_line.py has no except clause that exits with status 2')
 
 
 def test_the_documented_bases():

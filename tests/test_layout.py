@@ -14,7 +14,7 @@ ORDER = ('errors', 'files', 'seeds', 'epitomes', 'likelihoods', 'objectives',
          'schedules', 'models', 'input_pipeline', 'defaults', 'configuration',
          'sharding', 'checkpoints', 'state', 'steps', 'evaluate', 'sampling',
          'visualize', 'figures', 'metric_writers', 'workdirs', 'train',
-         'report', 'api', 'main')
+         'report', 'api', 'command_line', 'main')
 
 
 def _imports(path):

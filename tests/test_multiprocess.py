@@ -161,11 +161,12 @@ def test_distributed_args_from_config_or_environment():
 
 _ALONE = '''
 import sys
+from evae_jax import errors
 from evae_jax import sharding
 try:
   sharding.initialize_distributed(sys.argv[1], 2, int(sys.argv[2]),
                                   initialization_timeout=3)
-except sharding.ConfigError as e:
+except errors.ConfigError as e:
   print(e)
   sharding.os._exit(2)  # as main does: JAX would abort at its own deadline
 '''
