@@ -3,6 +3,13 @@ one ``lax.scan``, M models at once under ``vmap``, and Algorithm 1's
 assignment pass. Pure, jitted functions of the train state; the loop that
 calls them (checkpoints, metrics, signals) is `evae_jax.train`.
 
+Every setting that selects code (the objective, its sample count, the
+over-pruning remedies, the assignment scheme, ...) travels in one
+`StepOptions`, a static argument of every compiled function here: a new
+setting is a field of `StepOptions` (and a line of its ``from_config``),
+not an argument threaded through each signature. Equal options share one
+compiled program; changed options compile another.
+
 RNG keys derive from (seed, step) and data order from (seed, epoch) with
 ``fold_in``, so a run resumed from a checkpoint continues exactly as the
 uninterrupted run would have.
@@ -14,6 +21,7 @@ from typing import Dict, Optional
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import optax
 from jax.sharding import Mesh
 
@@ -31,11 +39,17 @@ from evae_jax.state import TrainState
 class StepOptions:
   """Static settings of the compiled training loop.
 
+  Frozen and hashable: the whole object is one static argument of
+  `train_step`, `train_chunk`, `train_chunks` and `assign_dataset`. The
+  defaults train the plain objective with every remedy off.
+
   Attributes:
-    batch_size: B.
+    batch_size: B of the batches that `train_chunk`, `train_chunks` and
+      `assign_dataset` draw from the training set (they need it set);
+      `train_step` takes its batch whole and does not read it.
     binarization: see `evae_jax.input_pipeline.preprocess`.
-    objective: a name of `evae_jax.objectives.REGISTRY` ('point' (eq. 7),
-      'logsumexp', 'iwae', 'iwae_marginal').
+    objective: a name of `evae_jax.objectives.REGISTRY`: 'point' (eq. 7),
+      'logsumexp', 'iwae' or 'iwae_marginal'.
     z_dropout_rate: dropout on z (dropout VAE); 0 disables it.
     per_epoch_assignment: Algorithm 1 (y* fixed for the epoch) instead of
       choosing y* at every step.
@@ -48,7 +62,7 @@ class StepOptions:
       (`evae_jax.schedules.kl_warmup_factor`); 0 off.
     kl_warmup_start: the KL weight's fraction at step 0 of the warm-up.
   """
-  batch_size: int
+  batch_size: Optional[int] = None
   binarization: str = 'none'
   objective: str = 'point'
   z_dropout_rate: float = 0.0
@@ -61,7 +75,18 @@ class StepOptions:
   kl_warmup_start: float = 0.0
 
   @classmethod
-  def from_config(cls, config):
+  def from_config(cls, config: ml_collections.ConfigDict) -> 'StepOptions':
+    """The options of a run.
+
+    Args:
+      config: a configuration (see ``evae_jax/defaults.py``); reads
+        ``config.data.binarization`` and the ``config.train`` fields named
+        like the attributes (``train.assignment == 'epoch'`` for
+        ``per_epoch_assignment``).
+
+    Returns:
+      The `StepOptions` of ``config``.
+    """
     t = config.train
     return cls(batch_size=t.batch_size,
                binarization=config.data.binarization,
@@ -76,28 +101,29 @@ class StepOptions:
                kl_warmup_start=t.kl_warmup_start)
 
 
-def _warmed_up(kl_weight, step, kl_warmup_steps, kl_warmup_start):
+def _warmed_up(kl_weight, step, options):
   """The KL weight at ``step``: ``kl_weight`` itself without warm-up."""
-  if not kl_warmup_steps:
+  if not options.kl_warmup_steps:
     return kl_weight
-  return kl_weight * schedules.kl_warmup_factor(step, kl_warmup_steps,
-                                                kl_warmup_start)
+  return kl_weight * schedules.kl_warmup_factor(step, options.kl_warmup_steps,
+                                                options.kl_warmup_start)
 
 
-@functools.partial(jax.jit, static_argnames=(
-    'objective', 'z_dropout_rate', 'num_samples', 'free_bits',
-    'free_bits_group', 'kl_warmup_steps', 'kl_warmup_start'))
+def _batch_size(options):
+  """``options.batch_size``, which the functions that draw batches need."""
+  if options.batch_size is None:
+    raise ValueError('StepOptions.batch_size is needed to draw batches; '
+                     'build the options with StepOptions.from_config(config).')
+  return options.batch_size
+
+
+@functools.partial(jax.jit, static_argnames=('options',))
 def train_step(state: TrainState, batch: jax.Array, rng: jax.Array,
                kl_weight: float | jax.Array = 1.0,
                assignments: Optional[jax.Array] = None, *,
-               objective: str = 'point',
-               z_dropout_rate: float = 0.0,
-               num_samples: int = 1,
-               free_bits: float = 0.0,
-               free_bits_group: int = 1,
-               kl_warmup_steps: int = 0,
-               kl_warmup_start: float = 0.0) -> tuple[TrainState, Dict]:
-  """One Adam step on the model's loss for ``objective``.
+               options: StepOptions = StepOptions()
+               ) -> tuple[TrainState, Dict[str, jax.Array]]:
+  """One Adam step on the model's loss for ``options.objective``.
 
   The loss is the model's ``loss`` (`evae_jax.objectives.loss`): by default
   the negative bound of eq. 7, with y* chosen on one noise draw and only the
@@ -109,42 +135,44 @@ def train_step(state: TrainState, batch: jax.Array, rng: jax.Array,
     state: parameters and optimizer state.
     batch: (B, N) float32 inputs in [0, 1].
     rng: PRNG key for this step.
-    kl_weight: lambda of paper §3.1.
-    assignments: optional (B,) epitome per example fixed in advance
+    kl_weight: () lambda of paper §3.1.
+    assignments: optional (B,) int32 epitome per example fixed in advance
       (Algorithm 1); by default y* is chosen in the step.
-    objective: a registered objective ('point' (eq. 7), 'logsumexp', 'iwae',
-      'iwae_marginal').
-    z_dropout_rate: dropout on z (dropout VAE); 0 disables it.
-    num_samples: k of the IWAE objectives.
-    free_bits: free bits in nats per group; 0 disables it.
-    free_bits_group: latent units per free-bits group.
-    kl_warmup_steps: steps over which the KL weight rises linearly from
-      kl_warmup_start * kl_weight to kl_weight; 0 disables warm-up.
-    kl_warmup_start: see kl_warmup_steps.
+    options: the objective and the remedies (``objective``,
+      ``z_dropout_rate``, ``num_samples``, ``free_bits``,
+      ``free_bits_group``, ``kl_warmup_steps``, ``kl_warmup_start``); static.
 
   Returns:
-    (new_state, metrics): scalar metrics 'loss', 'elbo', 'bound', 'log_lik',
-    'kl' (batch means of the true terms, scored on a draw independent of
-    y*), 'logsumexp_bound' for that objective, 'free_bits_kl' with free
-    bits, 'kl_weight' with warm-up, and 'grad_norm'.
+    (new_state, metrics): metrics of shape () 'loss', 'elbo', 'bound',
+    'log_lik', 'kl' (batch means of the true terms, scored on a draw
+    independent of y*), 'logsumexp_bound' for that objective,
+    'free_bits_kl' with free bits, 'kl_weight' with warm-up, and
+    'grad_norm'.
+
+  Raises:
+    errors.ObjectiveError: KL warm-up for an objective without a KL term, or
+      options the objective does not support.
   """
-  if kl_warmup_steps and not objectives.get(objective).weights_kl:
+  if (options.kl_warmup_steps
+      and not objectives.get(options.objective).weights_kl):
     raise errors.ObjectiveError(
-        f'The objective {objective!r} has no KL term to warm up; set '
+        f'The objective {options.objective!r} has no KL term to warm up; set '
         'kl_warmup_steps=0.')
-  weight = _warmed_up(kl_weight, state.step, kl_warmup_steps, kl_warmup_start)
+  weight = _warmed_up(kl_weight, state.step, options)
 
   def loss_fn(params):
     return state.model.loss(params, batch, rng, kl_weight=weight,
-                            objective=objective, z_dropout_rate=z_dropout_rate,
-                            assignments=assignments, num_samples=num_samples,
-                            free_bits=free_bits,
-                            free_bits_group=free_bits_group)
+                            objective=options.objective,
+                            z_dropout_rate=options.z_dropout_rate,
+                            assignments=assignments,
+                            num_samples=options.num_samples,
+                            free_bits=options.free_bits,
+                            free_bits_group=options.free_bits_group)
 
   (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   metrics = {k: jnp.mean(v) for k, v in aux.items() if k != 'assignments'}
   metrics['loss'] = loss
-  if kl_warmup_steps:
+  if options.kl_warmup_steps:
     metrics['kl_weight'] = jnp.asarray(weight, jnp.float32)
   metrics['grad_norm'] = optax.tree.norm(grads)
   return state.apply_gradients(grads=grads), metrics
@@ -158,6 +186,7 @@ def _keys(rng):
 
 def _chunk(state, images, assignments, rng, kl_weight, epoch,
            first_step_in_epoch, num_steps, options, mesh):
+  """`train_chunk` of one model (the body that `train_chunks` vmaps)."""
   step_rng, data_rng = _keys(rng)
   epoch_rng = jax.random.fold_in(data_rng, epoch)
   if options.per_epoch_assignment:
@@ -165,7 +194,7 @@ def _chunk(state, images, assignments, rng, kl_weight, epoch,
                                        state.model.masks.shape[0])
   else:
     order = schedules.permutation(epoch_rng, images.shape[0])
-  b = options.batch_size
+  b = _batch_size(options)
   indices = jax.lax.dynamic_slice_in_dim(order, first_step_in_epoch * b,
                                          num_steps * b).reshape(num_steps, b)
 
@@ -175,14 +204,7 @@ def _chunk(state, images, assignments, rng, kl_weight, epoch,
     x = input_pipeline.preprocess(images[idx], bin_key, options.binarization)
     x = sharding.shard_batch(x, mesh)
     fixed = assignments[idx] if options.per_epoch_assignment else None
-    return train_step(state, x, key, kl_weight, fixed,
-                      objective=options.objective,
-                      z_dropout_rate=options.z_dropout_rate,
-                      num_samples=options.num_samples,
-                      free_bits=options.free_bits,
-                      free_bits_group=options.free_bits_group,
-                      kl_warmup_steps=options.kl_warmup_steps,
-                      kl_warmup_start=options.kl_warmup_start)
+    return train_step(state, x, key, kl_weight, fixed, options=options)
 
   return jax.lax.scan(body, state, indices)
 
@@ -190,9 +212,11 @@ def _chunk(state, images, assignments, rng, kl_weight, epoch,
 @functools.partial(jax.jit, donate_argnames=('state',),
                    static_argnames=('num_steps', 'options', 'mesh'))
 def train_chunk(state: TrainState, images: jax.Array, assignments: jax.Array,
-                rng: jax.Array, kl_weight, epoch,
-                first_step_in_epoch, *, num_steps: int, options: StepOptions,
-                mesh: Optional[Mesh] = None):
+                rng: jax.Array, kl_weight: float | jax.Array,
+                epoch: int | jax.Array, first_step_in_epoch: int | jax.Array,
+                *, num_steps: int, options: StepOptions,
+                mesh: Optional[Mesh] = None
+                ) -> tuple[TrainState, Dict[str, jax.Array]]:
   """``num_steps`` consecutive steps of one epoch inside one ``lax.scan``.
 
   The epoch's order is drawn from fold_in(rng, epoch) (a permutation, or for
@@ -205,15 +229,16 @@ def train_chunk(state: TrainState, images: jax.Array, assignments: jax.Array,
     assignments: (n,) int32 epitome of every training example for this
       epoch (Algorithm 1); ignored unless options.per_epoch_assignment.
     rng: the run's base key.
-    kl_weight: lambda.
-    epoch: index of the epoch.
-    first_step_in_epoch: step within the epoch at which the chunk starts.
-    num_steps: steps in this chunk.
-    options: `StepOptions`.
+    kl_weight: () lambda.
+    epoch: () index of the epoch.
+    first_step_in_epoch: () step within the epoch at which the chunk starts.
+    num_steps: steps in this chunk; static.
+    options: `StepOptions` with ``batch_size`` set; static.
     mesh: optional device mesh; the batch is split over its 'data' axis.
 
   Returns:
-    (state, metrics) with each metric stacked to shape (num_steps,).
+    (state, metrics): the state after the chunk, and each metric of
+    `train_step` stacked to shape (num_steps,).
   """
   return _chunk(state, images, assignments, rng, kl_weight, epoch,
                 first_step_in_epoch, num_steps, options, mesh)
@@ -223,21 +248,28 @@ def train_chunk(state: TrainState, images: jax.Array, assignments: jax.Array,
                    static_argnames=('num_steps', 'options', 'mesh'))
 def train_chunks(states: TrainState, images: jax.Array,
                  assignments: jax.Array, rngs: jax.Array,
-                 kl_weights: jax.Array, epoch, first_step_in_epoch, *,
+                 kl_weights: jax.Array, epoch: int | jax.Array,
+                 first_step_in_epoch: int | jax.Array, *,
                  num_steps: int, options: StepOptions,
-                 mesh: Optional[Mesh] = None):
+                 mesh: Optional[Mesh] = None
+                 ) -> tuple[TrainState, Dict[str, jax.Array]]:
   """`train_chunk` for M independent models in one program (``jax.vmap``).
 
   Args:
-    states: train states stacked on a leading axis of size M.
+    states: train states stacked on a leading axis of size M; donated.
     images: (n, N) uint8, shared.
-    assignments: (M, n).
+    assignments: (M, n) int32.
     rngs: (M,) keys, one per model (e.g. one per seed).
     kl_weights: (M,) lambda per model.
-    epoch, first_step_in_epoch, num_steps, options, mesh: as in `train_chunk`.
+    epoch: () index of the epoch, shared.
+    first_step_in_epoch: () as in `train_chunk`, shared.
+    num_steps: steps in this chunk; static.
+    options: `StepOptions` with ``batch_size`` set, shared; static.
+    mesh: as in `train_chunk`.
 
   Returns:
-    (states, metrics) with metrics of shape (M, num_steps).
+    (states, metrics): the M states after the chunk, and each metric of
+    `train_step` of shape (M, num_steps).
   """
   return jax.vmap(
       lambda s, a, r, w: _chunk(s, images, a, r, w, epoch,
@@ -246,11 +278,11 @@ def train_chunks(states: TrainState, images: jax.Array,
 
 
 def _assign(state, images, rng, kl_weight, epoch, options):
+  """`assign_dataset` of one model: (n,) int32."""
   _, data_rng = _keys(rng)
   key = jax.random.fold_in(jax.random.fold_in(data_rng, epoch), seeds.ASSIGN)
-  kl_weight = _warmed_up(kl_weight, state.step, options.kl_warmup_steps,
-                         options.kl_warmup_start)
-  b = options.batch_size
+  kl_weight = _warmed_up(kl_weight, state.step, options)
+  b = _batch_size(options)
   n = images.shape[0]
   padded = jnp.concatenate([images, images[:(-n) % b]])
 
@@ -273,7 +305,7 @@ def _assign(state, images, rng, kl_weight, epoch, options):
 
 @functools.partial(jax.jit, static_argnames=('options',))
 def assign_dataset(states: TrainState, images: jax.Array, rngs: jax.Array,
-                   kl_weights, epoch, *,
+                   kl_weights: jax.Array, epoch: int | jax.Array, *,
                    options: StepOptions) -> jax.Array:
   """Algorithm 1, line 3: y* of every training example under the current
   parameters, with the objective being optimised (lambda-weighted ELBO;
@@ -284,8 +316,8 @@ def assign_dataset(states: TrainState, images: jax.Array, rngs: jax.Array,
     images: (n, N) uint8 training pixels.
     rngs: (M,) base keys.
     kl_weights: (M,) lambda per model.
-    epoch: index of the epoch about to start.
-    options: `StepOptions`.
+    epoch: () index of the epoch about to start.
+    options: `StepOptions` with ``batch_size`` set; static.
 
   Returns:
     (M, n) int32 assignments.

@@ -1,5 +1,7 @@
-"""The compiled steps: options from the config, and KL warm-up reaching
-Algorithm 1's assignment."""
+"""The compiled steps: one static options object from the config, and KL
+warm-up reaching Algorithm 1's assignment."""
+
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -54,5 +56,42 @@ def test_warming_up_an_objective_without_a_kl_term_raises():
   state = state_lib.create_train_state(config, 64, jax.random.PRNGKey(0))
   x = jnp.zeros((4, 64))
   with pytest.raises(errors.ObjectiveError, match='no KL term'):
-    steps.train_step(state, x, jax.random.PRNGKey(1), objective='iwae',
-                     num_samples=2, kl_warmup_steps=10)
+    steps.train_step(state, x, jax.random.PRNGKey(1),
+                     options=steps.StepOptions(objective='iwae', num_samples=2,
+                                               kl_warmup_steps=10))
+
+
+def test_step_options_are_frozen_and_equal_configs_give_equal_options():
+  options = steps.StepOptions.from_config(test_config.get_config())
+  again = steps.StepOptions.from_config(test_config.get_config())
+  assert options == again and hash(options) == hash(again)
+  with pytest.raises(dataclasses.FrozenInstanceError):
+    options.free_bits = 0.5
+  assert steps.StepOptions().objective == 'point'  # library defaults
+
+
+def test_options_select_the_compiled_step_and_equal_options_reuse_it():
+  """The options object is the step's static argument: equal options (built
+  separately) hit jit's cache, a changed field compiles a new program that
+  computes something else, and the defaults are ``StepOptions()``."""
+  config = test_config.get_config()
+  state = state_lib.create_train_state(config, 64, jax.random.PRNGKey(0))
+  x = (jax.random.uniform(jax.random.PRNGKey(1), (8, 64)) > 0.5).astype(
+      jnp.float32)
+  rng = jax.random.PRNGKey(2)
+
+  def loss(**fields):
+    return float(steps.train_step(state, x, rng, 0.5,
+                                  options=steps.StepOptions(**fields))[1]['loss'])
+
+  # free_bits_group=3: options no other test compiles, so the cache counts
+  # below are this test's own.
+  base = loss(free_bits_group=3)
+  compiled = steps.train_step._cache_size()  # pylint: disable=protected-access
+  assert loss(free_bits_group=3) == base
+  assert steps.train_step._cache_size() == compiled  # pylint: disable=protected-access
+  assert loss(free_bits=0.375, free_bits_group=3) != base
+  assert loss(objective='logsumexp', free_bits_group=3) != base
+  assert steps.train_step._cache_size() == compiled + 2  # pylint: disable=protected-access
+  default = steps.train_step(state, x, rng, 0.5)[1]['loss']
+  assert float(default) == loss()
