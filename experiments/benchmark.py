@@ -116,8 +116,9 @@ def objective_step_times(n, b, rng, repeats) -> dict:
     for objective, k in variants:
       if kind == 'vae' and objective == 'iwae_marginal':
         continue  # one epitome: the same as 'iwae'
-      call = (lambda s=state, o=objective, k=k: steps.train_step(
-          s, batch, rng, objective=o, num_samples=k)[1]['loss'])
+      options = steps.StepOptions(objective=objective, num_samples=k)
+      call = (lambda s=state, o=options: steps.train_step(
+          s, batch, rng, options=o)[1]['loss'])
       jax.block_until_ready(call())
       calls[(kind, objective, k)] = call
   times = {key: [] for key in calls}

@@ -184,8 +184,9 @@ def test_warmup_weight_rises_with_the_global_step_and_off_is_identical():
   n, start, weight = 10, 0.2, 0.8
   for step in (0, 4, 10, 25):
     s = state.replace(step=jnp.asarray(step, jnp.int32))
-    _, warm = steps.train_step(s, x, rng, weight, kl_warmup_steps=n,
-                               kl_warmup_start=start)
+    _, warm = steps.train_step(
+        s, x, rng, weight,
+        options=steps.StepOptions(kl_warmup_steps=n, kl_warmup_start=start))
     _, plain = steps.train_step(
         s, x, rng, weight * (start + (1 - start) * min(step / n, 1.0)))
     np.testing.assert_allclose(warm['kl_weight'],
@@ -194,8 +195,10 @@ def test_warmup_weight_rises_with_the_global_step_and_off_is_identical():
     np.testing.assert_allclose(warm['loss'], plain['loss'], rtol=1e-6)
   # Off: the same program as a run without warm-up, bit for bit.
   a, ma = steps.train_step(state, x, rng, weight)
-  b, mb = steps.train_step(state, x, rng, weight, kl_warmup_steps=0,
-                           kl_warmup_start=0.5, free_bits=0.0)
+  b, mb = steps.train_step(
+      state, x, rng, weight,
+      options=steps.StepOptions(kl_warmup_steps=0, kl_warmup_start=0.5,
+                                free_bits=0.0))
   assert 'kl_weight' not in mb
   for key in ma:
     assert np.asarray(ma[key]).tobytes() == np.asarray(mb[key]).tobytes()
