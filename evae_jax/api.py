@@ -33,7 +33,6 @@ import ml_collections
 import numpy as np
 
 from evae_jax import configuration
-from evae_jax import defaults
 from evae_jax import elbo
 from evae_jax import errors
 from evae_jax import evaluate
@@ -387,29 +386,6 @@ class TrainedModel:
     return np.asarray(activity), count
 
 
-def _saved_config(workdir: str) -> ml_collections.ConfigDict:
-  """The workdir's config.json, with fields added to evae_jax since it was
-  written set to their defaults."""
-  saved = workdirs.load_saved_config(workdir)
-  if saved is None:
-    raise errors.ConfigError(
-        f'{workdir} has no {workdirs.CONFIG_FILE}: it is not a workdir that '
-        'evae_jax trained (or training has not started). Pass the --workdir '
-        'of a training run.')
-  flat = configuration.flatten(saved)
-  config = defaults.get_config()
-  for field, default in configuration.flatten(
-      configuration.config_as_dict(config)).items():
-    if field in flat:
-      section, _, name = field.rpartition('.')
-      target = config[section] if section else config
-      value = flat[field]
-      if isinstance(default, tuple) and isinstance(value, list):
-        value = tuple(value)
-      target[name] = value
-  return config
-
-
 def load(workdir: str, member: Optional[str] = None,
          overrides: Optional[dict] = None) -> TrainedModel:
   """Loads the newest checkpoint of a training run.
@@ -435,7 +411,7 @@ def load(workdir: str, member: Optional[str] = None,
   workdir = str(workdir)
   if member:
     workdir = files.join(workdir, member)
-  config = _saved_config(workdir)
+  config = workdirs.saved_config(workdir)
   team = state_lib.members(config)
   if len(team) > 1:
     names = [name for name, _ in team]

@@ -95,10 +95,11 @@ def _keep_latest(keep: int) -> dict:
   """CheckpointManagerOptions that keep the newest ``keep`` steps: the
   preservation policy where orbax has it (newer than 0.11.0), else the
   ``max_to_keep`` it replaced (deprecated since, the same behaviour)."""
-  managers = getattr(ocp, 'checkpoint_managers', None)
-  if managers is None:  # orbax before the preservation policies
-    return {'max_to_keep': keep}
-  return {'preservation_policy': managers.preservation_policy.LatestN(n=keep)}
+  policies = getattr(getattr(ocp, 'checkpoint_managers', None),
+                     'preservation_policy', None)
+  if policies is None or not hasattr(policies, 'LatestN'):
+    return {'max_to_keep': keep}  # orbax before the preservation policies
+  return {'preservation_policy': policies.LatestN(n=keep)}
 
 
 def check_path(path: str) -> None:

@@ -102,13 +102,15 @@ def run(config_flag, workdir: str, mode: str, num_samples: int,
   logging.get_absl_handler().addFilter(_QuietLibraries())
   use_compilation_cache(compilation_cache)
   try:
-    tc = config_flag.value.train
+    # The run's config (read from the workdir without --config) decides the
+    # processes too; reading it touches no device.
+    config = _config(config_flag, workdir, mode)
+    tc = config.train
     if tc.distributed:  # before anything touches a device
       sharding.initialize_distributed(tc.coordinator_address, tc.num_processes,
                                       tc.process_id, tc.initialization_timeout)
     logging.info('JAX process %d/%d, devices: %s', jax.process_index(),
                  jax.process_count(), jax.devices())
-    config = _config(config_flag, workdir, mode)
     if mode == 'train':
       train.train_and_evaluate(config, workdir)
     else:

@@ -1,7 +1,8 @@
 """Checks on a config before any work starts, and what it implies (masks).
 
-User mistakes surface here as `errors.ConfigError` with one paragraph saying what
-is wrong and how to fix it; `main.py` prints it and exits with status 2.
+User mistakes surface here as `errors.ConfigError` with one paragraph saying
+what is wrong and how to fix it; `evae_jax.command_line` prints it and exits
+with status 2.
 """
 
 import json

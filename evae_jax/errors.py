@@ -32,5 +32,5 @@ class CheckpointError(RuntimeError):
   cannot be written (or read back) where it is asked for."""
 
 
-# What `evae_jax.main` reports as one paragraph with exit status 2.
+# What `evae_jax.command_line.run` reports as one paragraph, exit status 2.
 USER_ERRORS = (ConfigError, DataError, WorkdirError, CheckpointError)

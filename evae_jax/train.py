@@ -49,12 +49,13 @@ class Interrupted(Exception):
 
   Args:
     signal_name: the signal's name ('SIGTERM', 'SIGINT'), for the message.
+    step: the step of the checkpoint saved.
+    metrics: the last validation metrics, as `train_and_evaluate` returns.
 
   Attributes:
     step: the step of that checkpoint.
-    metrics: the last validation metrics, as `train_and_evaluate` returns.
+    metrics: the last validation metrics.
   """
-
 
   def __init__(self, signal_name: str, step: int, metrics):
     super().__init__(f'Received {signal_name}: saved a checkpoint at step '
@@ -361,18 +362,28 @@ def _set_up(config, workdir) -> _Run:
   # that a kill between two members' saves leaves a step they all hold.
   keep = tc.keep_checkpoints + (len(team) > 1)
   ckpts = [checkpoints.Checkpoints(d, keep) for d in dirs]
-  template = state_lib.create_train_state(config, splits.num_pixels,
-                                jax.random.PRNGKey(0), steps_per_epoch)
-  states, assignments, last_saved = _initial_states(
-      team, ckpts, template, num_train, input_pipeline.pixel_mean(splits.train))
-  data_digest = checkpoints.tree_checksum((splits.train, splits.valid))
-  if last_saved is not None:
-    _check_resumable(config, ckpts, last_saved, data_digest)
-    total_steps = schedules.total_epochs(tc) * steps_per_epoch
-    if last_saved >= total_steps:
-      raise _AlreadyFinished(config, workdir, team, dirs, last_saved,
-                             steps_per_epoch)
-    logging.info('Resumed from the checkpoint at step %d.', last_saved)
+  try:
+    template = state_lib.create_train_state(config, splits.num_pixels,
+                                            jax.random.PRNGKey(0),
+                                            steps_per_epoch)
+    states, assignments, last_saved = _initial_states(
+        team, ckpts, template, num_train,
+        input_pipeline.pixel_mean(splits.train))
+    data_digest = checkpoints.tree_checksum((splits.train, splits.valid))
+    if last_saved is not None:
+      _check_resumable(config, ckpts, last_saved, data_digest)
+      total_steps = schedules.total_epochs(tc) * steps_per_epoch
+      # Finished = trained to the end and the end's figures written; a run
+      # stopped between its last save and its figures gets them now.
+      if last_saved >= total_steps and all(
+          files.exists(files.join(d, figures.SAMPLES_PNG)) for d in dirs):
+        raise _AlreadyFinished(config, workdir, team, dirs, last_saved,
+                               steps_per_epoch)
+      logging.info('Resumed from the checkpoint at step %d.', last_saved)
+  except BaseException:
+    for ckpt in ckpts:  # no member owns them yet
+      ckpt.close()
+    raise
   # Checkpoints this run writes are finite (checked before saving); the one
   # it resumed from may not be (an older version wrote it).
   saved_finite = _all_finite(states.params)

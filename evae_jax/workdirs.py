@@ -266,15 +266,50 @@ def check_writable(workdir: str, names=('.', 'checkpoints', 'metrics.jsonl',
           'mount) and rerun the same command; nothing was changed.') from e
 
 
-def run_config(workdir: str,
-               overrides: Dict[str, Any]) -> ml_collections.ConfigDict:
-  """The config a workdir was trained with, for evaluating or sampling it
-  without retyping the training command.
+def saved_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config a workdir was trained with, typed as `defaults.get_config`.
 
   Fields added to the library after the run was saved take their defaults
-  (as on resume). ``overrides`` may only set fields that say how a run is
-  carried out or scored (`RESUMABLE_CHANGES`: eval.*, data.path, device
-  counts, ...), never what model was trained.
+  (as on resume); JSON lists go back to tuples where the default is one.
+
+  Args:
+    workdir: a trained run's workdir (local or object-store URI).
+
+  Returns:
+    The run's config.
+
+  Raises:
+    errors.ConfigError: no run in ``workdir`` (no config.json and no
+      checkpoint that stores a config), or a damaged config.json.
+  """
+  saved = load_saved_config(workdir)
+  if saved is None:
+    raise errors.ConfigError(
+        f'{workdir} holds no trained run ({CONFIG_FILE} and checkpoints are '
+        'missing): train it first (--mode=train with --config=FILE), or '
+        'check --workdir.')
+  flat = configuration.flatten(saved)
+  config = defaults.get_config()
+  for field, default in configuration.flatten(
+      configuration.config_as_dict(config)).items():
+    if field in flat:
+      section, _, name = field.rpartition('.')
+      target = config[section] if section else config
+      value = flat[field]
+      if isinstance(default, tuple) and isinstance(value, list):
+        value = tuple(value)
+      target[name] = value
+  return config
+
+
+def run_config(workdir: str,
+               overrides: Dict[str, Any]) -> ml_collections.ConfigDict:
+  """The config a workdir was trained with (`saved_config`), for evaluating
+  or sampling it without retyping the training command.
+
+  ``overrides`` may only set fields that say how a run is carried out or
+  scored (`RESUMABLE_CHANGES`: eval.*, data.path, device counts, ...), never
+  what model was trained.
 
   Args:
     workdir: a trained run's workdir (local or object-store URI).
@@ -296,21 +331,11 @@ def run_config(workdir: str,
         'evaluation fields (eval.*) and how the run is carried out (data.path, '
         'train.num_devices, ...) may differ. To check a config file against '
         'the run instead, pass it as --config=FILE.')
-  saved = load_saved_config(workdir)
-  if saved is None:
-    raise errors.ConfigError(
-        f'{workdir} holds no trained run ({CONFIG_FILE} and checkpoints are '
-        'missing): train it first (--mode=train with --config=FILE), or '
-        'check --workdir.')
-  flat = {**_saved_fields(saved), **overrides}
-  nested: Dict[str, Any] = {}
-  for key, value in flat.items():
-    *sections, name = key.split('.')
-    node = nested
-    for section in sections:
-      node = node.setdefault(section, {})
-    node[name] = value
-  return ml_collections.ConfigDict(nested)
+  config = saved_config(workdir)
+  for field, value in overrides.items():
+    section, _, name = field.rpartition('.')
+    (config[section] if section else config)[name] = value
+  return config
 
 
 def check_evaluation_config(config: ml_collections.ConfigDict,

@@ -314,8 +314,8 @@ _STOP = _Stop()
 
 
 # Points that failed one after another with one reason, before any point
-# finished: the sweep starts no more (the README's Table 4 command without
-# network spent 5 minutes failing 90 points the same way).
+# finished: the sweep starts no more, so that a sweep whose every point
+# fails for one reason (no network, a wrong data.path) stops after three.
 SAME_FAILURES_TO_STOP = 3
 
 
@@ -462,7 +462,10 @@ def run_sweep(sweep_path: str, root: str, extra: Sequence[str] = (),
       concurrent.futures.wait(futures, timeout=0.5)
     for future in futures:
       future.result()
-  return status.points
+  # This call's points only: the status file of a root shared by several
+  # selections (--where) also holds the others'.
+  return {point_name(p): status.points[point_name(p)] for p in points
+          if point_name(p) in status.points}
 
 
 def stopped_by() -> str:

@@ -541,3 +541,21 @@ def test_a_mean_over_fewer_test_images_is_marked_in_the_stride_table():
   run = lambda n: {'iw_log_likelihood': {'num_examples': n}}
   assert tables._images_note([run(500)], 2000) == ' (first 500 test images)'
   assert tables._images_note([run(2000), run(2000)], 2000) == ''
+
+
+def test_a_sweep_reports_only_its_own_points(tmp_path, monkeypatch):
+  """Two selections (--where) share a root: a failure recorded by one must
+  not make the other report it (and exit 1)."""
+  sweep = tmp_path / 'tiny_sweep.py'
+  sweep.write_text(
+      'from configs import test\n'
+      'def get_config():\n  return test.get_config()\n'
+      'def sweep():\n  return [{"model.kind": "vae"}, {"model.kind": "evae"}]\n')
+  root, keep = tmp_path / 'root', tmp_path / 'kept'
+  root.mkdir()
+  (root / sweeps.STATUS_FILE).write_text(
+      json.dumps({'kind=evae': {'status': 'failed'}}))
+  monkeypatch.setattr(sweeps, 'finished_at', lambda *a, **k: True)
+  points = sweeps.run_sweep(str(sweep), str(root), where={'model.kind': 'vae'},
+                            keep=str(keep))
+  assert points == {'kind=vae': {'status': 'done', 'kept': True}}

@@ -205,3 +205,18 @@ def test_a_run_that_fails_before_training_pins_no_config(tmp_path):
   assert not os.path.exists(os.path.join(workdir, 'config.json'))
   config.data.num_valid = 200
   assert np.isfinite(train.train_and_evaluate(config, workdir)['valid_bound'])
+
+
+def test_a_run_stopped_before_its_final_figures_gets_them_on_rerun(
+    tmp_path, capsys):
+  """Stopped between the last checkpoint and the figures (SIGTERM there
+  says "rerun"): the rerun writes them instead of calling the run done."""
+  workdir = str(tmp_path / 'run')
+  config = test_config.get_config()
+  config.train.num_epochs = 1
+  train.train_and_evaluate(config, workdir)
+  os.remove(os.path.join(workdir, 'samples.png'))
+  capsys.readouterr()
+  train.train_and_evaluate(config, workdir)
+  assert 'already finished' not in capsys.readouterr().out
+  assert os.path.exists(os.path.join(workdir, 'samples.png'))
