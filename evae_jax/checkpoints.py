@@ -346,11 +346,18 @@ class Checkpoints:
           f'shorter path); earlier checkpoints are intact ({self.steps()}).')
     reason = (getattr(error, 'strerror', None) or
               f'{type(error).__name__}: {error}'[:500])
+    disk = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM,
+            errno.EROFS)
+    if _errno(error) in disk or any(  # tensorstore: only in its text
+        os.strerror(code) in str(error) for code in disk):
+      fix = 'free disk space (or fix permissions)'
+    else:  # not the disk: say what failed rather than guess a remedy
+      fix = ('this is not a disk or permission error that evae_jax knows; '
+             'if it persists, report it with this message')
     return errors.CheckpointError(
         f'Could not write the checkpoint of step {step} to {self.directory} '
-        f'({reason}). Earlier checkpoints are intact ({self.steps()}); free '
-        'disk space (or fix permissions) and rerun the same command to '
-        'resume.')
+        f'({reason}). Earlier checkpoints are intact ({self.steps()}); {fix} '
+        'and rerun the same command to resume.')
 
   def _read_checksums(self) -> dict:
     """checksums.json of earlier versions ({} if missing or unreadable)."""

@@ -11,6 +11,7 @@ TensorBoard events and lock::
       --config.train.num_epochs=2 --config.train.keep_checkpoints=1
 """
 
+import errno
 import json
 import os
 import shutil
@@ -158,3 +159,17 @@ def test_the_newest_keep_steps_are_kept_and_restore(tmp_path):
   finally:
     ckpts.close()
   assert step == 4 and tree['w'].tolist() == [4, 4, 4]
+
+
+def test_a_failed_save_advises_freeing_disk_only_for_disk_errors(tmp_path):
+  ckpts = checkpoints.Checkpoints(str(tmp_path / 'run'), 3)
+  try:
+    full = ckpts._write_error(5, OSError(errno.ENOSPC, 'No space left'))
+    in_text = ckpts._write_error(5, RuntimeError(
+        f'tensorstore: {os.strerror(errno.ENOSPC)} writing x'))
+    other = ckpts._write_error(5, TypeError('unhashable type'))
+  finally:
+    ckpts.close()
+  assert 'free disk space' in str(full) and 'free disk space' in str(in_text)
+  assert 'free disk space' not in str(other)
+  assert 'TypeError: unhashable type' in str(other)
