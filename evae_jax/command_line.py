@@ -22,25 +22,12 @@ from ml_collections import config_flags
 
 from evae_jax import errors
 from evae_jax import sharding
+from evae_jax import signals
 from evae_jax import train
 from evae_jax import workdirs
 
 FLAGS = flags.FLAGS
-# A run stopped by SIGTERM / SIGINT (a checkpoint was saved): not finished,
-# not failed; rerun to resume (EX_TEMPFAIL of sysexits.h).
-EXIT_INTERRUPTED = 75
-
-
-def signal_words(signum) -> str:
-  """'Ctrl-C' for SIGINT, else the signal's name ('SIGTERM').
-
-  Args:
-    signum: a signal number.
-
-  Returns:
-    How the messages name it.
-  """
-  return 'Ctrl-C' if signum == signal.SIGINT else signal.Signals(signum).name
+EXIT_INTERRUPTED = signals.EXIT_INTERRUPTED
 
 
 class Stopped(KeyboardInterrupt):
@@ -49,8 +36,8 @@ class Stopped(KeyboardInterrupt):
   by the ``except Exception`` of any library on the way up."""
 
   def __init__(self, signum):
-    super().__init__(signal_words(signum))
-    self.words = signal_words(signum)
+    super().__init__(signals.signal_words(signum))
+    self.words = signals.signal_words(signum)
 
 
 def _raise_stopped(signum, frame):

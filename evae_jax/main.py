@@ -15,12 +15,14 @@ import signal
 import sys
 
 
+from evae_jax import signals  # the standard library only: instant
+
+
 def _interrupted_at_start_up(signum, frame):
   del frame
-  words = 'Ctrl-C' if signum == signal.SIGINT else signal.Signals(signum).name
-  sys.stderr.write(f'interrupted: {words} during start-up; nothing was '
-                   'written. Rerun the same command.\n')
-  os._exit(75)  # pylint: disable=protected-access
+  sys.stderr.write(f'interrupted: {signals.signal_words(signum)} during '
+                   'start-up; nothing was written. Rerun the same command.\n')
+  os._exit(signals.EXIT_INTERRUPTED)  # pylint: disable=protected-access
 
 
 # Before the heavy imports below (JAX takes seconds to load): a Ctrl-C or

@@ -33,6 +33,7 @@ from evae_jax import models
 from evae_jax import seeds
 from evae_jax import schedules
 from evae_jax import sharding
+from evae_jax import signals
 from evae_jax import state as state_lib
 from evae_jax import steps
 from evae_jax import workdirs
@@ -67,19 +68,12 @@ class Interrupted(Exception):
 def _stop_on_signals():
   """Yields a dict whose 'signal' is set when SIGTERM or SIGINT arrives."""
   flag = {'signal': None}
+
   def handler(signum, _):
     flag['signal'] = signal.Signals(signum).name
-  previous = {}
-  try:
-    for sig in (signal.SIGTERM, signal.SIGINT):
-      previous[sig] = signal.signal(sig, handler)
-  except ValueError:  # not the main thread: leave signals alone.
-    pass
-  try:
+
+  with signals.handled(handler):
     yield flag
-  finally:
-    for sig, old in previous.items():
-      signal.signal(sig, old)
 
 
 # A learning rate above this is "high" for Adam on these models (the

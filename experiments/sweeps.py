@@ -39,9 +39,11 @@ import threading
 import time
 from typing import Dict, List, Sequence
 
+from evae_jax import signals
+
 STATUS_FILE = 'sweep_status.json'
 # evae_jax.main's status for a run stopped by SIGTERM/SIGINT after saving.
-EXIT_INTERRUPTED = 75
+EXIT_INTERRUPTED = signals.EXIT_INTERRUPTED
 
 
 def _load_sweep(sweep_path: str):
@@ -297,17 +299,8 @@ class _Stop:
   @contextlib.contextmanager
   def installed(self):
     """Catches SIGTERM and SIGINT in this (the main) thread meanwhile."""
-    previous = {}
-    try:
-      for sig in (signal.SIGTERM, signal.SIGINT):
-        previous[sig] = signal.signal(sig, self.handler)
-    except ValueError:  # not the main thread: leave signals alone
-      pass
-    try:
+    with signals.handled(self.handler):
       yield self
-    finally:
-      for sig, old in previous.items():
-        signal.signal(sig, old)
 
 
 _STOP = _Stop()
