@@ -201,7 +201,8 @@ def _read_meta(path: str) -> Optional[dict]:
   try:
     meta = json.loads(files.read_text(meta_path))
   except Exception as e:  # pylint: disable=broad-except
-    raise errors.CheckpointError(f'its record {meta_path} is unreadable ({e})') from e
+    raise errors.CheckpointError(
+        f'its record {meta_path} is unreadable ({e})') from e
   if not isinstance(meta, dict):
     raise errors.CheckpointError(f'its record {meta_path} is not a JSON object')
   return meta
@@ -322,7 +323,8 @@ class Checkpoints:
     try:
       _, verified = self._restore_step(step, abstract)
       if not verified:
-        raise errors.CheckpointError('its record (step and checksum) is missing')
+        raise errors.CheckpointError(
+            'its record (step and checksum) is missing')
     except Exception as e:  # orbax/tensorstore raise many types.
       reason = f'{type(e).__name__}: {e}'[:300]
       aside = self._move_aside(step, 'unreadable')
@@ -330,8 +332,7 @@ class Checkpoints:
           f'The checkpoint of step {step} was written to {self.directory} '
           f'but does not read back ({reason}); it was moved to {aside}. '
           f'Earlier checkpoints are intact ({self.steps()}). Check the disk '
-          '(or the workdir path) and rerun the same command to resume.'
-      ) from e
+          '(or the workdir path) and rerun the same command to resume.') from e
 
   def _write_error(self, step: int, error: Exception) -> RuntimeError:
     """The error to raise for ``error``, met writing step ``step``: a
@@ -383,8 +384,9 @@ class Checkpoints:
       raise errors.CheckpointError(f'{path} holds no complete checkpoint')
     if files.isdir(files.join(item, 'ocdbt.process_0')) and \
         not files.isfile(files.join(item, 'manifest.ocdbt')):
-      raise errors.CheckpointError(f'{item} has no manifest.ocdbt: its parts were '
-                            'never merged into one checkpoint')
+      raise errors.CheckpointError(
+          f'{item} has no manifest.ocdbt: its parts were '
+          'never merged into one checkpoint')
     meta = _read_meta(path)
     if meta is not None:
       if meta.get('step') != step:
@@ -397,8 +399,9 @@ class Checkpoints:
     with ocp.StandardCheckpointer() as checkpointer:
       tree = checkpointer.restore(item, abstract)
     if expected is not None and tree_checksum(tree) != expected:
-      raise errors.CheckpointError('its arrays do not match the checksum saved with '
-                            'them (bit flips or partial overwrite)')
+      raise errors.CheckpointError(
+          'its arrays do not match the checksum saved with '
+          'them (bit flips or partial overwrite)')
     if isinstance(tree, dict) and 'step' in tree and \
         int(np.asarray(tree['step'])) != step:
       raise errors.CheckpointError(

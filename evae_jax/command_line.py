@@ -242,5 +242,3 @@ def parse_flags(argv):
           'values that hold spaces.', file=sys.stderr)
     sys.exit(2)
   return rest
-
-

@@ -24,17 +24,17 @@ from evae_jax import optimizers
 from evae_jax import schedules
 
 
-
 def _choice(value, allowed, field):
   if value not in allowed:
-    raise errors.ConfigError(f'{field}={value!r} is not allowed; use one of {allowed}.')
+    raise errors.ConfigError(
+        f'{field}={value!r} is not allowed; use one of {allowed}.')
 
 
 def _positive(value, field, allow_zero=False):
   if value < 0 or (value == 0 and not allow_zero):
     raise errors.ConfigError(f'{field}={value!r} must be '
-                      f'{">= 0" if allow_zero else "> 0"}: set '
-                      f'--config.{field} to such a value.')
+                             f'{">= 0" if allow_zero else "> 0"}: set '
+                             f'--config.{field} to such a value.')
 
 
 epitome_shape = models.epitome_shape
@@ -58,8 +58,9 @@ def _check_fields(config: ml_collections.ConfigDict) -> None:
   given = flatten(config_as_dict(config))
   for field, expected in flatten(config_as_dict(defaults.get_config())).items():
     if field not in given:
-      raise errors.ConfigError(f'The config lacks {field}; build configs from '
-                        'evae_jax/defaults.py (configs/default.py) and override fields.')
+      raise errors.ConfigError(
+          f'The config lacks {field}; build configs from '
+          'evae_jax/defaults.py (configs/default.py) and override fields.')
     value = given[field]
     numeric = (int, float)
     ok = (isinstance(value, type(expected))
@@ -67,9 +68,10 @@ def _check_fields(config: ml_collections.ConfigDict) -> None:
           or (isinstance(expected, (list, tuple)) and
               isinstance(value, (list, tuple))))
     if not ok or (isinstance(value, bool) and not isinstance(expected, bool)):
-      raise errors.ConfigError(f'{field}={value!r} has type {type(value).__name__}; '
-                        f'expected {type(expected).__name__} (e.g. '
-                        f'{expected!r}).')
+      raise errors.ConfigError(
+          f'{field}={value!r} has type {type(value).__name__}; '
+          f'expected {type(expected).__name__} (e.g. '
+          f'{expected!r}).')
     if isinstance(value, float) and not math.isfinite(value):
       raise errors.ConfigError(f'{field}={value} must be a finite number.')
 
@@ -82,19 +84,22 @@ def _check_objective(config: ml_collections.ConfigDict) -> None:
   _choice(t.objective, objectives.names(), 'train.objective')
   spec = objectives.get(t.objective)
   if m.kind not in spec.model_kinds:
-    raise errors.ConfigError(f'train.objective={t.objective!r} is implemented for '
-                      f'model.kind {spec.model_kinds}, not {m.kind!r}.')
+    raise errors.ConfigError(
+        f'train.objective={t.objective!r} is implemented for '
+        f'model.kind {spec.model_kinds}, not {m.kind!r}.')
   if not spec.uses_num_samples and t.num_samples != 1:
-    raise errors.ConfigError(f'train.num_samples={t.num_samples} is used only by the '
-                      f'objectives {objectives.names(uses_num_samples=True)}; '
-                      'set e.g. --config.train.objective=iwae, or '
-                      'train.num_samples=1.')
+    raise errors.ConfigError(
+        f'train.num_samples={t.num_samples} is used only by the '
+        f'objectives {objectives.names(uses_num_samples=True)}; '
+        'set e.g. --config.train.objective=iwae, or '
+        'train.num_samples=1.')
   _positive(t.free_bits, 'train.free_bits', allow_zero=True)
   _positive(t.free_bits_group, 'train.free_bits_group')
   _positive(t.kl_warmup_steps, 'train.kl_warmup_steps', allow_zero=True)
   if not 0.0 <= t.kl_warmup_start <= 1.0:
-    raise errors.ConfigError(f'train.kl_warmup_start={t.kl_warmup_start} must be in '
-                      '[0, 1] (a fraction of train.kl_weight).')
+    raise errors.ConfigError(
+        f'train.kl_warmup_start={t.kl_warmup_start} must be in '
+        '[0, 1] (a fraction of train.kl_weight).')
   if not spec.weights_kl:
     changed = [f'train.{name}={t[name]!r}' for name, off in (
         ('kl_weight', 1.0), ('kl_weights', ()), ('z_dropout_rate', 0.0),
@@ -109,9 +114,10 @@ def _check_objective(config: ml_collections.ConfigDict) -> None:
           'and train.kl_warmup_steps=0.')
   units = epitome_shape(m)[0]
   if t.free_bits and units % t.free_bits_group:
-    raise errors.ConfigError(f'train.free_bits_group={t.free_bits_group} does not '
-                      f'divide the {units} latent units; use a divisor of '
-                      f'{units} (1 = per unit).')
+    raise errors.ConfigError(
+        f'train.free_bits_group={t.free_bits_group} does not '
+        f'divide the {units} latent units; use a divisor of '
+        f'{units} (1 = per unit).')
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -154,7 +160,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     epitomes.validate(*epitome_shape(m))
   except errors.EpitomeConfigError as err:
     raise errors.ConfigError(f'{err} (config fields model.latent_dim, '
-                      'model.epitome_size, model.stride)') from err
+                             'model.epitome_size, model.stride)') from err
   _check_objective(config)
   _positive(m.num_layers, 'model.num_layers', allow_zero=True)
   for section, name in (('model', 'hidden_dim'), ('train', 'num_epochs'),
@@ -166,13 +172,15 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _positive(t.kl_weight, 'train.kl_weight', allow_zero=True)
   for weight in t.kl_weights:
     if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-      raise errors.ConfigError(f'train.kl_weights={tuple(t.kl_weights)!r} must hold '
-                        "numbers, e.g. --config.train.kl_weights='(1.0, 0.5)'.")
+      raise errors.ConfigError(
+          f'train.kl_weights={tuple(t.kl_weights)!r} must hold '
+          "numbers, e.g. --config.train.kl_weights='(1.0, 0.5)'.")
     _positive(weight, 'train.kl_weights', allow_zero=True)
   for field, value in (('seed', config.seed), ('data.split_seed', d.split_seed)):
     if not 0 <= value < 2 ** 31:
-      raise errors.ConfigError(f'{field}={value} must be in [0, 2**31); seeds are '
-                        'non-negative 31-bit integers (numpy and JAX keys).')
+      raise errors.ConfigError(
+          f'{field}={value} must be in [0, 2**31); seeds are '
+          'non-negative 31-bit integers (numpy and JAX keys).')
   _positive(t.eval_every_epochs, 'train.eval_every_epochs')
   _positive(e.num_image_samples, 'eval.num_image_samples')
   _positive(t.num_seeds, 'train.num_seeds')
@@ -182,14 +190,16 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _positive(t.checkpoint_every_steps, 'train.checkpoint_every_steps',
             allow_zero=True)
   if not 0.0 <= t.z_dropout_rate < 1.0:
-    raise errors.ConfigError(f'train.z_dropout_rate={t.z_dropout_rate} must be in [0, 1).')
+    raise errors.ConfigError(
+        f'train.z_dropout_rate={t.z_dropout_rate} must be in [0, 1).')
   if m.min_logvar >= m.max_logvar:
     raise errors.ConfigError(f'model.min_logvar={m.min_logvar} must be below '
-                      f'model.max_logvar={m.max_logvar}.')
+                             f'model.max_logvar={m.max_logvar}.')
   if m.likelihood == 'gaussian' and d.binarization != 'none':
-    raise errors.ConfigError('A Gaussian likelihood models real-valued pixels: set '
-                      "--config.data.binarization=none (or use "
-                      "model.likelihood='bernoulli' for binarised data).")
+    raise errors.ConfigError(
+        'A Gaussian likelihood models real-valued pixels: set '
+        "--config.data.binarization=none (or use "
+        "model.likelihood='bernoulli' for binarised data).")
 
 
 # The data fields each dataset reads; any other set away from its default
@@ -288,4 +298,3 @@ def config_as_dict(config: ml_collections.ConfigDict) -> Dict[str, Any]:
     compares equal to the one read back from config.json.
   """
   return json.loads(config.to_json())
-

@@ -73,7 +73,8 @@ class Splits:
       errors.DataError: another name.
     """
     if name not in ('train', 'valid', 'test'):
-      raise errors.DataError(f"Unknown split {name!r}; use 'train', 'valid' or 'test'.")
+      raise errors.DataError(
+          f"Unknown split {name!r}; use 'train', 'valid' or 'test'.")
     return getattr(self, name)
 
 
@@ -135,25 +136,29 @@ def read_idx(path: str) -> np.ndarray:
     if raw[:2] == b'\x1f\x8b':
       raw = gzip.decompress(raw)
   except (OSError, EOFError, zlib.error) as e:  # zlib: bad deflate stream
-    raise errors.DataError(f'Cannot read {path} ({e}); the file looks truncated or '
-                    'corrupt: download it again.') from e
+    raise errors.DataError(
+        f'Cannot read {path} ({e}); the file looks truncated or '
+        'corrupt: download it again.') from e
   if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-    raise errors.DataError(f'{path} is not an IDX file (bad magic number '
-                    f'{raw[:4].hex()}); expected MNIST-format files such as '
-                    'train-images-idx3-ubyte.gz.')
+    raise errors.DataError(
+        f'{path} is not an IDX file (bad magic number '
+        f'{raw[:4].hex()}); expected MNIST-format files such as '
+        'train-images-idx3-ubyte.gz.')
   ndim = raw[3]
   header = 4 + 4 * ndim
   if not 1 <= ndim <= 4 or len(raw) < header:
-    raise errors.DataError(f'{path} has an IDX header with {ndim} dimensions (MNIST '
-                    'images have 3, labels 1) or is cut short inside its '
-                    'header: the file is corrupt; download it again.')
+    raise errors.DataError(
+        f'{path} has an IDX header with {ndim} dimensions (MNIST '
+        'images have 3, labels 1) or is cut short inside its '
+        'header: the file is corrupt; download it again.')
   shape = tuple(int(d) for d in np.frombuffer(raw[4:header], '>u4'))
   dtype = np.dtype(_IDX_DTYPES[raw[2]])
   expected = header + int(np.prod(shape)) * dtype.itemsize
   if len(raw) != expected:
-    raise errors.DataError(f'{path} is truncated or padded: its header promises shape '
-                    f'{shape} ({expected} bytes) but the file has {len(raw)} '
-                    'bytes. Download it again.')
+    raise errors.DataError(
+        f'{path} is truncated or padded: its header promises shape '
+        f'{shape} ({expected} bytes) but the file has {len(raw)} '
+        'bytes. Download it again.')
   return np.frombuffer(raw, dtype, offset=header).reshape(shape)
 
 
@@ -174,13 +179,15 @@ def _load_idx_split(directory: str, prefix: str) -> np.ndarray:
   images = read_idx(_find(directory, f'{prefix}-images-idx3-ubyte'))
   labels = read_idx(_find(directory, f'{prefix}-labels-idx1-ubyte'))
   if images.ndim != 3 or images.dtype != np.uint8:
-    raise errors.DataError(f'{prefix} images in {directory} have shape {images.shape} '
-                    f'and dtype {images.dtype}; expected uint8 (n, height, '
-                    'width).')
+    raise errors.DataError(
+        f'{prefix} images in {directory} have shape {images.shape} '
+        f'and dtype {images.dtype}; expected uint8 (n, height, '
+        'width).')
   if labels.shape[0] != images.shape[0]:
-    raise errors.DataError(f'{directory}: {images.shape[0]} {prefix} images but '
-                    f'{labels.shape[0]} labels; the files are from different '
-                    'datasets or one is corrupt.')
+    raise errors.DataError(
+        f'{directory}: {images.shape[0]} {prefix} images but '
+        f'{labels.shape[0]} labels; the files are from different '
+        'datasets or one is corrupt.')
   return images
 
 
@@ -238,15 +245,19 @@ def load_tfd(path: str, fold: int = 0, include_unlabeled: bool = True
   try:
     mat = scipy.io.loadmat(path)
   except Exception as e:  # scipy raises several types for bad files.
-    raise errors.DataError(f'{path} is not a readable MATLAB .mat file ({e}). Expected '
-                    'the standard TFD_48x48.mat (MATLAB v5 format).') from e
+    raise errors.DataError(
+        f'{path} is not a readable MATLAB .mat file ({e}). Expected '
+        'the standard TFD_48x48.mat (MATLAB v5 format).') from e
   if 'images' not in mat or 'folds' not in mat:
-    raise errors.DataError(f'{path} lacks the "images" and "folds" variables of '
-                    f'TFD_48x48.mat (found {sorted(k for k in mat if not k.startswith("__"))}).')
+    raise errors.DataError(
+        f'{path} lacks the "images" and "folds" variables of '
+        f'TFD_48x48.mat (found {sorted(k for k in mat if not k.startswith("__"))}).'
+    )
   images, folds = np.asarray(mat['images']), np.asarray(mat['folds'])
   if images.ndim != 3 or folds.shape != (images.shape[0], 5):
-    raise errors.DataError(f'{path}: images {images.shape} and folds {folds.shape} do '
-                    'not match the TFD layout (n, 48, 48) and (n, 5).')
+    raise errors.DataError(
+        f'{path}: images {images.shape} and folds {folds.shape} do '
+        'not match the TFD layout (n, 48, 48) and (n, 5).')
   if not 0 <= fold < 5:
     raise errors.DataError(f'data.tfd_fold={fold}; TFD has folds 0-4.')
   if images.dtype != np.uint8:
@@ -266,23 +277,27 @@ _NPZ_HOW = ('An images file for data.name=npz is written with '
 def _npz_images(path: str, key: str, images) -> np.ndarray:
   """One split of an .npz as uint8 (n, H, W), or a errors.DataError saying why not."""
   if images.dtype == object:
-    raise errors.DataError(f'{path}: {key!r} is an array of Python objects, as numpy '
-                    'makes from images of different sizes (a ragged list); '
-                    f'resize the images to one H x W. {_NPZ_HOW}')
+    raise errors.DataError(
+        f'{path}: {key!r} is an array of Python objects, as numpy '
+        'makes from images of different sizes (a ragged list); '
+        f'resize the images to one H x W. {_NPZ_HOW}')
   shape = images.shape
   if images.ndim == 4 and shape[-1] == 1:
     images = images[..., 0]
   elif images.ndim == 4:
-    raise errors.DataError(f'{path}: {key!r} has shape {shape}, images with '
-                    f'{shape[-1]} channels; evae_jax models grey-scale '
-                    'images: convert them (e.g. average the channels) to (n, '
-                    f'H, W). {_NPZ_HOW}')
+    raise errors.DataError(
+        f'{path}: {key!r} has shape {shape}, images with '
+        f'{shape[-1]} channels; evae_jax models grey-scale '
+        'images: convert them (e.g. average the channels) to (n, '
+        f'H, W). {_NPZ_HOW}')
   if images.ndim != 3:
-    raise errors.DataError(f'{path}: {key!r} has shape {shape}; expected a batch of '
-                    f'images (n, H, W) or (n, H, W, 1). {_NPZ_HOW}')
+    raise errors.DataError(
+        f'{path}: {key!r} has shape {shape}; expected a batch of '
+        f'images (n, H, W) or (n, H, W, 1). {_NPZ_HOW}')
   if 0 in images.shape:
-    raise errors.DataError(f'{path}: {key!r} is empty (shape {shape}); every split '
-                    f'needs at least one image. {_NPZ_HOW}')
+    raise errors.DataError(
+        f'{path}: {key!r} is empty (shape {shape}); every split '
+        f'needs at least one image. {_NPZ_HOW}')
   if images.dtype == np.uint8:
     return np.ascontiguousarray(images)
   if images.dtype == np.bool_:
@@ -291,19 +306,22 @@ def _npz_images(path: str, key: str, images) -> np.ndarray:
     hint = (' (values in [0, 255]: save images.astype(np.uint8))'
             if np.issubdtype(images.dtype, np.integer) and images.min() >= 0
             and images.max() <= 255 else '')
-    raise errors.DataError(f'{path}: {key!r} has dtype {images.dtype}; expected '
-                    f'uint8 in [0, 255] or floats in [0, 1]{hint}. {_NPZ_HOW}')
+    raise errors.DataError(
+        f'{path}: {key!r} has dtype {images.dtype}; expected '
+        f'uint8 in [0, 255] or floats in [0, 1]{hint}. {_NPZ_HOW}')
   finite = np.isfinite(images)
   if not finite.all():
-    raise errors.DataError(f'{path}: {key!r} holds {int((~finite).sum())} NaN or '
-                    'infinite values; replace them (e.g. np.nan_to_num) or '
-                    f'drop those images. {_NPZ_HOW}')
+    raise errors.DataError(
+        f'{path}: {key!r} holds {int((~finite).sum())} NaN or '
+        'infinite values; replace them (e.g. np.nan_to_num) or '
+        f'drop those images. {_NPZ_HOW}')
   low, high = float(images.min()), float(images.max())
   if low < 0.0 or high > 1.0:
     hint = (' (they look like [0, 255] grey levels: divide by 255 or save '
             'them as uint8)' if low >= 0.0 and high <= 255.0 else '')
-    raise errors.DataError(f'{path}: {key!r} holds floats in [{low:g}, {high:g}]; '
-                    f'float images must lie in [0, 1]{hint}. {_NPZ_HOW}')
+    raise errors.DataError(
+        f'{path}: {key!r} holds floats in [{low:g}, {high:g}]; '
+        f'float images must lie in [0, 1]{hint}. {_NPZ_HOW}')
   return np.rint(images.astype(np.float64) * 255.0).astype(np.uint8)
 
 
@@ -330,48 +348,54 @@ def load_npz(path: str) -> Dict[str, np.ndarray]:
       arrays, splits of different image sizes), naming the fix.
   """
   if not path:
-    raise errors.DataError(f'data.name=npz needs data.path: pass '
-                    f'--config.data.path=/path/to/images.npz. {_NPZ_HOW}')
+    raise errors.DataError(
+        f'data.name=npz needs data.path: pass '
+        f'--config.data.path=/path/to/images.npz. {_NPZ_HOW}')
   try:
     present = (files.isfile(path) if files.is_remote(path)
                else os.path.isfile(path))
   except Exception:  # pylint: disable=broad-except
     present = False
   if not present:
-    raise errors.DataError(f'data.path={path!r} is not a file. Pass '
-                    f'--config.data.path=/path/to/images.npz. {_NPZ_HOW}')
+    raise errors.DataError(
+        f'data.path={path!r} is not a file. Pass '
+        f'--config.data.path=/path/to/images.npz. {_NPZ_HOW}')
   try:
     archive = np.load(io.BytesIO(files.read_bytes(path)), allow_pickle=False)
     if not isinstance(archive, np.lib.npyio.NpzFile):
       raise ValueError('a single .npy array, not an .npz archive')
     keys = sorted(archive.files)
     if 'train' not in keys or 'test' not in keys:
-      raise errors.DataError(f'{path} holds {keys or "no arrays"} but needs at least '
-                      f"'train' and 'test' ('valid' optional). {_NPZ_HOW}")
+      raise errors.DataError(
+          f'{path} holds {keys or "no arrays"} but needs at least '
+          f"'train' and 'test' ('valid' optional). {_NPZ_HOW}")
     raw = {k: archive[k] for k in NPZ_SPLITS if k in keys}
   except errors.DataError:
     raise
   except ValueError as e:
     if 'Object arrays' in str(e):
-      raise errors.DataError(f'{path} holds arrays of Python objects, as numpy makes '
-                      'from images of different sizes (a ragged list); '
-                      f'resize the images to one H x W. {_NPZ_HOW}') from e
+      raise errors.DataError(
+          f'{path} holds arrays of Python objects, as numpy makes '
+          'from images of different sizes (a ragged list); '
+          f'resize the images to one H x W. {_NPZ_HOW}') from e
     raise errors.DataError(f'{path} is not a readable .npz file ({e}). '
-                    f'{_NPZ_HOW}') from e
+                           f'{_NPZ_HOW}') from e
   except Exception as e:  # pylint: disable=broad-except
     # zipfile.BadZipFile, EOFError, OSError: truncated or not a zip at all.
-    raise errors.DataError(f'{path} is not a readable .npz file ({type(e).__name__}: '
-                    f'{e}); it may be truncated or another format. '
-                    f'{_NPZ_HOW}') from e
+    raise errors.DataError(
+        f'{path} is not a readable .npz file ({type(e).__name__}: '
+        f'{e}); it may be truncated or another format. '
+        f'{_NPZ_HOW}') from e
   parts = {k: _npz_images(path, k, v) for k, v in raw.items()}
   sizes = {k: v.shape[1:] for k, v in parts.items()}
   if len(set(sizes.values())) > 1:
-    raise errors.DataError(f'{path}: the splits hold images of different sizes ('
-                    + ', '.join(f'{k} {h}x{w}' for k, (h, w) in sizes.items())
-                    + f'); every split needs the same H x W. {_NPZ_HOW}')
+    raise errors.DataError(
+        f'{path}: the splits hold images of different sizes (' +
+        ', '.join(f'{k} {h}x{w}' for k, (h, w) in sizes.items()) +
+        f'); every split needs the same H x W. {_NPZ_HOW}')
   if len(parts['train']) < 2:
     raise errors.DataError(f'{path}: train holds {len(parts["train"])} image; '
-                    f'training needs at least 2. {_NPZ_HOW}')
+                           f'training needs at least 2. {_NPZ_HOW}')
   return parts
 
 
@@ -448,14 +472,16 @@ def _carve_valid(train: np.ndarray, num_valid: int, seed: int,
   ``num_valid`` in file order (valid_from='end', Burda et al.'s split)."""
   if len(train) < 2:
     count = 'no images' if not len(train) else 'only 1 image'
-    raise errors.DataError(f'The training split has {count}: check that data.path points to the '
-                    'complete dataset (the train-images file is empty or '
-                    'holds another split).')
+    raise errors.DataError(
+        f'The training split has {count}: check that data.path points to the '
+        'complete dataset (the train-images file is empty or '
+        'holds another split).')
   if not 0 < num_valid < len(train):
-    raise errors.DataError(f'data.num_valid={num_valid} must be between 1 and '
-                    f'{len(train) - 1} (the training split has {len(train)} '
-                    f'images); e.g. --config.data.num_valid='
-                    f'{max(1, len(train) // 10)}.')
+    raise errors.DataError(
+        f'data.num_valid={num_valid} must be between 1 and '
+        f'{len(train) - 1} (the training split has {len(train)} '
+        f'images); e.g. --config.data.num_valid='
+        f'{max(1, len(train) // 10)}.')
   if valid_from == 'end':
     return train[:-num_valid], train[-num_valid:]
   order = np.random.RandomState(seed).permutation(len(train))
@@ -492,8 +518,9 @@ def load(data_config) -> Splits:
   """
   name = data_config.name
   if data_config.binarization not in BINARIZATIONS:
-    raise errors.DataError(f'data.binarization={data_config.binarization!r}; use one '
-                    f'of {BINARIZATIONS}.')
+    raise errors.DataError(
+        f'data.binarization={data_config.binarization!r}; use one '
+        f'of {BINARIZATIONS}.')
   valid = None
   if name == 'digits':
     train, test = load_digits_images()
@@ -510,20 +537,23 @@ def load(data_config) -> Splits:
     parts = load_tfds(name, data_config.data_dir, data_config.download_timeout)
     train, test, valid = parts['train'], parts['test'], parts.get('validation')
   else:
-    raise errors.DataError(f'Unknown data.name={name!r}; use one of {DATASET_NAMES}.')
+    raise errors.DataError(
+        f'Unknown data.name={name!r}; use one of {DATASET_NAMES}.')
   if valid is None:
     train, valid = _carve_valid(train, data_config.num_valid,
                                 data_config.split_seed, data_config.valid_from)
   splits = Splits(train=train, valid=valid, test=test)
   for split in ('train', 'valid', 'test'):
     if len(splits.split(split)) == 0:
-      raise errors.DataError(f'The {split} split of data.name={name!r} is empty; check '
-                      'data.path (and data.tfd_fold for TFD).')
+      raise errors.DataError(
+          f'The {split} split of data.name={name!r} is empty; check '
+          'data.path (and data.tfd_fold for TFD).')
     if splits.split(split).shape[1:] != train.shape[1:]:
-      raise errors.DataError(f'The {split} images of data.name={name!r} are '
-                      f'{splits.split(split).shape[1:]} but the training images '
-                      f'are {train.shape[1:]}: the files in data.path come '
-                      'from different datasets. Use one dataset\'s files.')
+      raise errors.DataError(
+          f'The {split} images of data.name={name!r} are '
+          f'{splits.split(split).shape[1:]} but the training images '
+          f'are {train.shape[1:]}: the files in data.path come '
+          'from different datasets. Use one dataset\'s files.')
   if data_config.binarization == 'fixed':
     splits = Splits(*(binarize_once(a, data_config.split_seed + i)
                       for i, a in enumerate((train, valid, test))))

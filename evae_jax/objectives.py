@@ -182,7 +182,8 @@ def get(name: str) -> Objective:
     errors.ObjectiveError: no objective is registered under ``name``.
   """
   if name not in REGISTRY:
-    raise errors.ObjectiveError(f'objective must be one of {names()}, got {name!r}.')
+    raise errors.ObjectiveError(
+        f'objective must be one of {names()}, got {name!r}.')
   return REGISTRY[name]
 
 

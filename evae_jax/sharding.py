@@ -67,11 +67,13 @@ def distributed_args(coordinator_address: str = '', num_processes: int = 0,
     index = (process_id if process_id >= 0
              else int(environ.get(PROCESS_ID_ENV, -1)))
   except ValueError as e:
-    raise errors.ConfigError(f'{NUM_PROCESSES_ENV} and {PROCESS_ID_ENV} must be '
-                      f'integers: {e}.') from e
+    raise errors.ConfigError(
+        f'{NUM_PROCESSES_ENV} and {PROCESS_ID_ENV} must be '
+        f'integers: {e}.') from e
   if count < 0:
-    raise errors.ConfigError(f'train.num_processes={count}: the number of processes '
-                      'of the launch is at least 1.')
+    raise errors.ConfigError(
+        f'train.num_processes={count}: the number of processes '
+        'of the launch is at least 1.')
   given = {'train.coordinator_address': bool(address),
            'train.num_processes': count > 0, 'train.process_id': index >= 0}
   if not any(given.values()):
@@ -84,17 +86,21 @@ def distributed_args(coordinator_address: str = '', num_processes: int = 0,
         f'{COORDINATOR_ENV}, {NUM_PROCESSES_ENV}, {PROCESS_ID_ENV}) is not '
         f'set. Set all three, or none to let JAX detect a TPU pod or SLURM.')
   if not 0 <= index < count:
-    raise errors.ConfigError(f'process id {index} is not in [0, {count}); ids run '
-                      f'from 0 to num_processes - 1.')
-  return {'coordinator_address': address, 'num_processes': count,
-          'process_id': index}
+    raise errors.ConfigError(
+        f'process id {index} is not in [0, {count}); ids run '
+        f'from 0 to num_processes - 1.')
+  return {
+      'coordinator_address': address,
+      'num_processes': count,
+      'process_id': index
+  }
 
 
-def initialize_distributed(coordinator_address: str = '',
-                           num_processes: int = 0,
-                           process_id: int = -1,
-                           initialization_timeout: int = INITIALIZATION_TIMEOUT_S
-                           ) -> None:
+def initialize_distributed(
+    coordinator_address: str = '',
+    num_processes: int = 0,
+    process_id: int = -1,
+    initialization_timeout: int = INITIALIZATION_TIMEOUT_S) -> None:
   """Connects the processes of a multi-process run (see `distributed_args`).
 
   Every process runs the same command; process 0 also serves as the
@@ -117,8 +123,9 @@ def initialize_distributed(coordinator_address: str = '',
   if jax.distributed.is_initialized():
     return
   if initialization_timeout < 1:
-    raise errors.ConfigError(f'initialization_timeout={initialization_timeout}: '
-                      'the seconds to wait for the processes are at least 1.')
+    raise errors.ConfigError(
+        f'initialization_timeout={initialization_timeout}: '
+        'the seconds to wait for the processes are at least 1.')
   args = distributed_args(coordinator_address, num_processes, process_id)
   jax.config.update('jax_cpu_collectives_implementation', 'gloo')
   _connect(args, initialization_timeout)
@@ -136,14 +143,16 @@ def _connect(args: dict, timeout: int) -> None:
   seconds. It runs in a thread because it blocks in C++ (no signal, no
   exception reaches it) and, at its own deadline, aborts the process."""
   failure = []
+
   def initialize():
     try:
       jax.distributed.initialize(
           **args, initialization_timeout=timeout + _JAX_DEADLINE_MARGIN_S)
     except Exception as e:  # pylint: disable=broad-except
       failure.append(e)
-  thread = threading.Thread(target=initialize, daemon=True,
-                            name='jax.distributed.initialize')
+
+  thread = threading.Thread(
+      target=initialize, daemon=True, name='jax.distributed.initialize')
   thread.start()
   thread.join(timeout)  # Ctrl-C and SIGTERM still interrupt the wait
   if failure:
@@ -160,8 +169,8 @@ def _not_connected(args: dict, timeout: int) -> str:
             'and not all did. Check that every process was started, or set '
             'train.coordinator_address, train.num_processes and '
             'train.process_id explicitly.')
-  address, count, index = (args['coordinator_address'],
-                           args['num_processes'], args['process_id'])
+  address, count, index = (args['coordinator_address'], args['num_processes'],
+                           args['process_id'])
   others = ('processes 1 to ' if count > 2 else 'process ') + str(count - 1)
   where = (f'this process (0) is the coordinator at {address}, and not '
            f'every one of {others} reached it' if index == 0 else
@@ -212,10 +221,12 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
     replicated over the mesh.
   """
   sharding = NamedSharding(mesh, P())
+
   def put(leaf):
     leaf = np.asarray(leaf)
     return jax.make_array_from_callback(leaf.shape, sharding,
                                         lambda index: leaf[index])
+
   return jax.tree_util.tree_map(put, tree)
 
 

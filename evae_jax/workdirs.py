@@ -366,8 +366,8 @@ def check_evaluation_config(config: ml_collections.ConfigDict,
     raise errors.ConfigError(
         f'--config describes a different model from the one trained in '
         f'{workdir}: ' + ', '.join(f'{k}={flat.get(k)!r} (trained: '
-                                   f'{flat_saved.get(k)!r})' for k in changed)
-        + '. Evaluating would score the checkpoint as another model. Pass '
+                                   f'{flat_saved.get(k)!r})' for k in changed) +
+        '. Evaluating would score the checkpoint as another model. Pass '
         f'the same --config and overrides as for training (they are in '
         f'{files.join(workdir, CONFIG_FILE)}); evaluation '
         'fields (eval.*) may differ.')
@@ -504,9 +504,10 @@ def _undo_an_interrupted_move(workdir: str) -> None:
     for entry in entries:
       files.rename(files.join(staging, entry), files.join(workdir, entry))
     files.remove_dir(staging)
-    logging.warning('Moving the earlier run aside into %s was interrupted: '
-                    'moved its %d entries back into %s first.',
-                    name[1:-len(_MOVING)], len(entries), workdir)
+    logging.warning(
+        'Moving the earlier run aside into %s was interrupted: '
+        'moved its %d entries back into %s first.', name[1:-len(_MOVING)],
+        len(entries), workdir)
 
 
 def _reason(error: Exception) -> str:
