@@ -73,28 +73,59 @@ def _pyplot():
   return plt
 
 
+def content(image: np.ndarray, dark: int = 128,
+            fraction: float = 0.6) -> np.ndarray:
+  """The image grid inside a run's PNG, without its title and labels (the
+  panel's own label replaces them): the box of the rows and columns in
+  which at least ``fraction`` of the pixels are darker than ``dark``.
+
+  Args:
+    image: (H, W) uint8 grey levels.
+    dark: the grey level below which a pixel counts as grid.
+    fraction: how much of a row (column) must be grid to keep it.
+
+  Returns:
+    The cropped (h, w) image; ``image`` itself if no row qualifies.
+  """
+  mask = image < dark
+  rows = np.flatnonzero(mask.mean(axis=1) >= fraction)
+  if rows.size == 0:
+    return image
+  band = mask[rows[0]:rows[-1] + 1]
+  cols = np.flatnonzero(band.mean(axis=0) >= fraction)
+  if cols.size == 0:
+    return image
+  return image[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+
+
 def image_panels(path: str, title: str,
                  rows: Sequence[Sequence[Tuple[str, Optional[str]]]],
-                 panel_inches: float = 2.6) -> None:
+                 panel_inches: float = 2.6, crop: bool = True) -> None:
   """Writes a grid of labelled PNG panels: ``rows`` of (label, png path or
-  None for an empty cell)."""
+  None for an empty cell); ``crop``: each panel shows only the image grid of
+  its PNG (`content`), else the whole PNG with its own labels and axes."""
   plt = _pyplot()
   from PIL import Image  # pylint: disable=g-import-not-at-top
   num_rows, num_cols = len(rows), max(len(r) for r in rows)
+  first = next(png for row in rows for _, png in row if png)
+  image = np.asarray(Image.open(first).convert('L'))
+  height, width = (content(image) if crop else image).shape
   fig, axes = plt.subplots(num_rows, num_cols, squeeze=False,
                            figsize=(panel_inches * num_cols,
-                                    panel_inches * num_rows + 0.6))
+                                    (panel_inches * height / width + 0.35)
+                                    * num_rows + 0.7),
+                           layout='constrained')  # titles clear the panels
   for r, row in enumerate(rows):
     for c in range(num_cols):
       ax = axes[r][c]
       ax.axis('off')
       if c < len(row) and row[c][1]:
         label, png = row[c]
-        ax.imshow(np.asarray(Image.open(png).convert('L')), cmap='gray',
-                  vmin=0, vmax=255, interpolation='nearest')
+        image = np.asarray(Image.open(png).convert('L'))
+        ax.imshow(content(image) if crop else image, cmap='gray', vmin=0,
+                  vmax=255, interpolation='nearest')
         ax.set_title(label, fontsize=10)
   fig.suptitle(title, fontsize=12)
-  fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
 
@@ -174,10 +205,10 @@ def manifold_figure(runs: Sequence[Dict], path: str) -> bool:
   if not run:
     return False
   image_panels(path, 'Fig. 5 on MNIST: 10 x 10 manifolds of 4 of the 19 '
-               'epitomes of a 20-d eVAE (K = 2, s = 1), each over its 2-d '
-               'latent grid', [[('epitomes 1, 7, 13, 19 (left to right)',
-                                 os.path.join(run['dir'], 'manifolds.png'))]],
-               panel_inches=7.5)
+               'epitomes of a 20-d eVAE (K = 2, s = 1),\neach over its 2-d '
+               'latent grid (the other units at 0); 10 epochs',
+               [[('', os.path.join(run['dir'], 'manifolds.png'))]],
+               panel_inches=12, crop=False)
   return True
 
 

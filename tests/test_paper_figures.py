@@ -67,3 +67,13 @@ def test_a_figure_without_runs_names_the_command(tmp_path):
   written = paper_figures.make_all(str(tmp_path / 'none'),
                                    str(tmp_path / 'out'))
   assert not any(written.values())
+
+
+def test_content_keeps_the_grid_and_drops_a_title_band():
+  image = np.full((100, 120), 255, np.uint8)
+  image[2:8, 10:40] = 0         # a title: dark, but in few columns
+  image[30:80, 20:100] = 0      # the grid
+  image[50, 20:100] = 255       # a white divider inside it stays
+  out = paper_figures.content(image)
+  assert out.shape == (50, 80) and (out[50 - 30] == 255).all()
+  assert paper_figures.content(np.full((5, 5), 255, np.uint8)).shape == (5, 5)
