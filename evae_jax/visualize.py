@@ -25,20 +25,19 @@ _AXIS_PX = 48
 _PANEL_GAP_PX = 60
 
 
-def _pyplot():
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  return plt
+def _matplotlib_figure(**kwargs):
+  """A matplotlib Figure outside pyplot: no global backend is chosen or
+  changed (a notebook's inline backend stays), nothing to close."""
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
+  return Figure(**kwargs)
 
 
 def save_figure(path: str, fig) -> None:
-  """Writes a matplotlib figure as a PNG at `DPI` and closes it, through
+  """Writes a matplotlib figure as a PNG at `DPI`, through
   `files.write_bytes`: whole, so a kill mid-write never leaves a truncated
   PNG under the final name."""
   buffer = io.BytesIO()
   fig.savefig(buffer, dpi=DPI, format='png')
-  _pyplot().close(fig)
   files.write_bytes(path, buffer.getvalue())
 
 
@@ -72,7 +71,8 @@ def _scale(grid_shape: Tuple[int, int], min_size: int) -> int:
 
 
 def _figure(width_px: int, height_px: int):
-  return _pyplot().figure(figsize=(width_px / DPI, height_px / DPI), dpi=DPI)
+  return _matplotlib_figure(figsize=(width_px / DPI, height_px / DPI),
+                            dpi=DPI)
 
 
 def _text_px(text: str) -> int:
@@ -165,7 +165,8 @@ def reconstructions_figure(originals: np.ndarray,
   lower.set_title('reconstructions', fontsize=9, loc='left')
   height = fig.get_size_inches()[1] * DPI
   y = 1 - (_TITLE_PX + block + _DIVIDER_PX / 2) / height
-  fig.add_artist(_pyplot().Line2D(
+  from matplotlib.lines import Line2D  # pylint: disable=g-import-not-at-top
+  fig.add_artist(Line2D(
       [0, 1], [y, y], transform=fig.transFigure, color=_DIVIDER_COLOR,
       lw=3 * 72 / DPI))
   return fig
@@ -195,7 +196,8 @@ def activity_figure(activity: np.ndarray, unit_kl: np.ndarray,
   """
   activity, unit_kl = np.asarray(activity), np.asarray(unit_kl)
   order = np.argsort(-activity)
-  fig, ax = _pyplot().subplots(figsize=(7, 3.8), layout='constrained')
+  fig = _matplotlib_figure(figsize=(7, 3.8), layout='constrained')
+  ax = fig.subplots()
   units = np.arange(len(activity))
   ax.bar(units, activity[order], color='tab:blue', label='activity $A_u$')
   ax.axhline(threshold, color='gray', ls='--', lw=1,

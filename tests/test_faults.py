@@ -256,7 +256,7 @@ def test_unwritable_workdir(tmp_path):
   blocker.write_text('not a directory')
   result = _run(str(blocker / 'run'))
   assert result.returncode == 2
-  assert 'Cannot write to workdir' in result.stderr
+  assert f'lies under {blocker}, which is a file' in result.stderr
   assert blocker.read_text() == 'not a directory'
 
 

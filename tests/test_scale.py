@@ -77,6 +77,7 @@ def test_sharded_run_matches_single_device(tmp_path):
       import jax, numpy as np
       from configs import test as test_config
       from evae_jax import checkpoints, train
+      from evae_jax import state as state_lib
       assert jax.device_count() == 8, jax.devices()
       out = {{}}
       for devices in (8, 1):
@@ -87,7 +88,7 @@ def test_sharded_run_matches_single_device(tmp_path):
         train.train_and_evaluate(config, workdir)
         state = state_lib.create_train_state(config, 64, jax.random.PRNGKey(0))
         state, _, step = state_lib.restore(checkpoints.Checkpoints(workdir, 3),
-                                       state, 1300)
+                                           state, 1300)
         out[devices] = (jax.tree_util.tree_leaves(state.params), step)
       assert out[8][1] == out[1][1] == 64
       for a, b in zip(out[8][0], out[1][0]):

@@ -151,3 +151,16 @@ def test_activity_axes_start_at_zero():
   assert activity_ax.get_ylim()[0] == 0.0
   assert kl_ax.get_ylim()[0] == 0.0
   assert kl_ax.get_ylim()[1] > 5.0  # the largest KL is inside the axes
+
+
+def test_writing_figures_leaves_the_users_backend_alone(tmp_path):
+  """A notebook's inline backend: switching it to Agg hid every plot the
+  notebook drew after training."""
+  import matplotlib
+  before = matplotlib.get_backend()
+  matplotlib.use('svg')
+  try:
+    visualize.save_grid(str(tmp_path / 'g.png'), np.zeros((4, 8, 8)))
+    assert matplotlib.get_backend() == 'svg'
+  finally:
+    matplotlib.use(before)
