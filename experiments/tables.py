@@ -6,7 +6,8 @@ published number beside ours in every cell where the paper has one.
 Tables: table1 / table4 (Parzen (active units) by D and model, columns H, L;
 mVAE and eVAE cells take the best K), table2 (IW negative log-likelihood),
 iwae (the same for IWAE-trained models, beside Burda et al.'s IWAE k = 5),
-table3 (best Parzen per model), summary (one row per run, every figure).
+table3 (best Parzen per model), summary (one row per run, every figure),
+seeds (one row per point, each figure's mean ± between-seed SE).
 """
 
 import glob
@@ -21,7 +22,7 @@ import numpy as np
 
 PAPER_FILE = os.path.join(os.path.dirname(__file__), 'paper_numbers.json')
 TABLES = ('table1', 'table2', 'table3', 'table4', 'iwae', 'stride',
-          'remedies', 'summary')
+          'remedies', 'summary', 'seeds')
 KINDS = ('vae', 'mvae', 'evae')
 
 
@@ -340,6 +341,31 @@ def _summary(runs) -> str:
   return '\n'.join(lines)
 
 
+def _seeds(runs) -> str:
+  """One row per point (its runs over seeds grouped by name): active units
+  per seed at 0.02 and 0.01, Parzen, bound and IW log-likelihood as mean ±
+  between-seed SE."""
+  from experiments import paired  # pylint: disable=g-import-not-at-top
+  groups: Dict[str, List[Dict]] = {}
+  for r in runs:
+    groups.setdefault(paired.split_seed(r['name'])[0], []).append(r)
+  lines = ['| point | model | seeds | active units (0.02; per seed) | '
+           'active units (0.01) | Parzen | bound (eq. 7) | IW log-lik (k) |',
+           '|' + ' --- |' * 8]
+  for name, rs in groups.items():
+    rs = sorted(rs, key=_seed)
+    at_01 = [_units_at(r, 0.01) for r in rs]
+    iw = rs[0]['iw_log_likelihood']
+    lines.append(
+        f'| {name} | {_label(rs[0])} | {len(rs)} | {_units(rs)} | '
+        f'{", ".join("–" if u is None else str(u) for u in at_01)} | '
+        f'{_mean_cell([r["parzen"]["mean"] for r in rs], 1)} | '
+        f'{_mean_cell([r["bound"]["mean"] for r in rs])} | '
+        f'{_mean_cell([-_nll(r) for r in rs])} '
+        f'({iw.get("num_samples", "?")}) |')
+  return '\n'.join(lines)
+
+
 def _budget(runs) -> str:
   def epochs(train):
     if train['schedule'] == 'burda':  # stages 1..n of 3^(i-1) epochs
@@ -347,7 +373,11 @@ def _budget(runs) -> str:
               f'(Burda stages 1-{train["burda_stages"]})')
     return f'{train["num_epochs"]} epochs ({train["schedule"]})'
 
-  budgets = sorted({(r['config']['data']['name'], r['config']['data']['path'],
+  def folder(path):
+    return os.path.basename(os.path.normpath(path)) if path else ''
+
+  budgets = sorted({(r['config']['data']['name'],
+                     folder(r['config']['data']['path']),
                      epochs(r['config']['train']), r['step']) for r in runs})
   return '; '.join(f'data `{n}` {p or ""}, {e}, {st} steps'
                    for n, p, e, st in budgets)
@@ -360,6 +390,8 @@ def render(root: str, table: str) -> str:
     paper = json.load(f)
   if table == 'summary':
     body = _summary(runs)
+  elif table == 'seeds':
+    body = _seeds(runs)
   elif table == 'table1':
     body = _grid_table(runs, paper['table1'],
                        [(500, 2), (500, 3), (1000, 2), (1000, 3)])
@@ -379,8 +411,11 @@ def render(root: str, table: str) -> str:
   note = ('Cells: **ours** / paper; Parzen log-density in nats with active '
           'units in parentheses (Table 2: -log p(x) in nats). The paper\'s '
           'numbers are on MNIST / TFD at full budget.'
-          if table not in ('summary', 'stride', 'remedies')
+          if table not in ('summary', 'stride', 'remedies', 'seeds')
           else 'One row per run; nats.')
+  if table == 'seeds':
+    note = ('One row per point over its training seeds: mean ± between-seed '
+            'SE, nats (pairs: `python -m experiments.paired`).')
   if table == 'remedies':
     note = ('Each method at D = 50 on Table 2\'s network, budget and test '
             'images; every number the true bound or log-likelihood (the '

@@ -380,6 +380,27 @@ def test_remedies_table_names_each_method_and_pairs_it_with_the_vae(tmp_path):
   assert '20.5 ± 0.5 / 30.5 ± 0.5' in rows['VAE']   # both thresholds
 
 
+def test_seeds_table_gives_one_row_per_point_with_the_between_seed_error(
+    tmp_path):
+  rs = np.random.RandomState(5)
+  iws = {s: rs.randn(20) - 90 - s for s in range(3)}
+  for seed in range(3):
+    _fake_run(tmp_path / 'a', f'kind=vae,seed={seed}', 'vae', 50, seed,
+              iws[seed])
+  # the same dataset read through a relative and an absolute path
+  run = json.load(open(tmp_path / 'a' / 'kind=vae,seed=2' / 'eval.json'))
+  run['config']['data']['path'] = '/somewhere/mnist/'
+  json.dump(run, open(tmp_path / 'a' / 'kind=vae,seed=2' / 'eval.json', 'w'))
+  table = tables.render(str(tmp_path / 'a'), 'seeds')
+  rows = [line for line in table.splitlines() if line.startswith('| kind')]
+  assert len(rows) == 1 and ' | 3 | 20, 21, 22 | 30, 31, 32 | ' in rows[0]
+  means = np.array([iws[s].mean() for s in range(3)], np.float64)
+  expected = f'{means.mean():.2f} ± {means.std(ddof=1) / np.sqrt(3):.2f}'
+  assert expected in rows[0]
+  assert '201.0 ± 0.6' in rows[0]  # Parzen 200, 201, 202
+  assert table.count('data `idx` mnist,') == 1
+
+
 def test_workers_share_the_accelerators_they_have():
   """More workers than GPUs: each worker gets a GPU that exists (round
   robin) and does not grab most of its memory; one worker per GPU keeps
