@@ -85,9 +85,9 @@ def write_sample_figures(params, model, splits, config,
   if int(np.asarray(model.masks).sum(axis=1)[0]) == 2:
     _write_manifolds(params, model, config, shape, workdir)
   return {'samples': visualize.image_grid(generated),
-          'reconstructions': visualize.image_grid(np.concatenate(
-              [originals, np.asarray(recon).reshape((-1,) + shape)]),
-                                                  num_cols=len(originals))}
+          'reconstructions': visualize.stacked_grids(
+              originals, np.asarray(recon).reshape((-1,) + shape),
+              num_cols=len(originals))}
 
 
 def write_activity_figure(active_units, config, workdir: str) -> None:

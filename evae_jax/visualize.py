@@ -66,6 +66,32 @@ def image_grid(images: np.ndarray, num_cols: Optional[int] = None,
   return (grid * 255).round().astype(np.uint8)
 
 
+DIVIDER_PX = 2    # the gray band between originals and reconstructions
+DIVIDER_GRAY = 128
+
+
+def stacked_grids(top: np.ndarray, bottom: np.ndarray,
+                  num_cols: Optional[int] = None) -> np.ndarray:
+  """Two `image_grid`s one above the other with a gray band between them
+  (originals over their reconstructions, for image loggers that take one
+  grayscale array, where the PNG figure draws a red line).
+
+  Args:
+    top: (n, H, W) images in [0, 1].
+    bottom: (m, H, W) images in [0, 1].
+    num_cols: tiles per row of both grids; default ceil(sqrt(n)).
+
+  Returns:
+    uint8 (rows_top * (H + 1) + 1 + DIVIDER_PX + rows_bottom * (H + 1) + 1,
+    cols * (W + 1) + 1), the band DIVIDER_GRAY.
+  """
+  num_cols = num_cols or int(math.ceil(math.sqrt(len(top))))
+  upper = image_grid(top, num_cols)
+  lower = image_grid(bottom, num_cols)
+  band = np.full((DIVIDER_PX, upper.shape[1]), DIVIDER_GRAY, np.uint8)
+  return np.concatenate([upper, band, lower])
+
+
 def _scale(grid_shape: Tuple[int, int], min_size: int) -> int:
   return max(1, math.ceil(min_size / max(grid_shape)))
 

@@ -13,6 +13,7 @@ from evae_jax import figures
 from evae_jax import input_pipeline
 from evae_jax import sampling
 from evae_jax import state as state_lib
+from evae_jax import visualize
 
 
 def _model():
@@ -38,6 +39,21 @@ def test_sample_figures_are_written_and_reproducible(tmp_path):
       again, figures.samples(state.params, state.model,
                              config.eval.num_image_samples, splits.image_shape))
   assert again.shape == (config.eval.num_image_samples,) + splits.image_shape
+
+
+def test_the_tensorboard_reconstruction_grid_divides_originals_from_reconstructions(
+    tmp_path):
+  """Originals on top, a gray band, then the reconstructions (the PNG's red
+  divider, in the grayscale image TensorBoard gets)."""
+  config, splits, state = _model()
+  grid = figures.write_sample_figures(state.params, state.model, splits,
+                                      config, str(tmp_path))['reconstructions']
+  h = splits.image_shape[0]
+  top = grid[:h + 2]  # pad, one row of tiles, pad
+  band = grid[h + 2:h + 2 + visualize.DIVIDER_PX]
+  assert (band == visualize.DIVIDER_GRAY).all()
+  assert grid.shape[0] == 2 * (h + 2) + visualize.DIVIDER_PX
+  assert (top[0] == 255).all() and (grid[-1] == 255).all()
 
 
 def test_activity_and_sample_mode_figures(tmp_path):
