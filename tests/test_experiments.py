@@ -401,6 +401,25 @@ def test_seeds_table_gives_one_row_per_point_with_the_between_seed_error(
   assert table.count('data `idx` mnist,') == 1
 
 
+def test_grid_tables_pick_the_point_with_the_best_mean_over_seeds(tmp_path):
+  """K = 3 has the single best seed (300) but the worse mean (220 against
+  250): the cell shows K = 4's mean and between-seed SE."""
+  parzen = {3: [300.0, 140.0], 4: [245.0, 255.0]}
+  for k, values in parzen.items():
+    for seed, value in enumerate(values):
+      name = f'kind=evae,epitome_size={k},latent_dim=24,seed={seed}'
+      _fake_run(tmp_path, name, 'evae', 24, seed, np.zeros(3))
+      run = json.load(open(tmp_path / name / 'eval.json'))
+      run['config']['model'].update(num_layers=1, hidden_dim=500)
+      run['parzen']['mean'] = value
+      json.dump(run, open(tmp_path / name / 'eval.json', 'w'))
+  table = tables.render(str(tmp_path), 'table4')
+  row = [line for line in table.splitlines() if line.startswith('| 24 | evae')]
+  se = np.std([245.0, 255.0], ddof=1) / np.sqrt(2)
+  assert f'**250** ± {se:.0f} (20-21), 2 seeds' in row[0]
+  assert '**300**' not in table
+
+
 def test_workers_share_the_accelerators_they_have():
   """More workers than GPUs: each worker gets a GPU that exists (round
   robin) and does not grab most of its memory; one worker per GPU keeps
