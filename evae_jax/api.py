@@ -219,7 +219,8 @@ class TrainedModel:
   def elbo(self, x, rng: Key) -> elbo.ElboTerms:
     """Single-sample ELBO_y(x) of every epitome, one shared noise draw.
 
-        ELBO_y(x) = log p(x | y, z_y) - sum_d masks[y, d] KL(q(z_d | x) || N(0, 1))
+        ELBO_y(x) = log p(x | y, z_y)
+                    - sum_d masks[y, d] KL(q(z_d | x) || N(0, 1))
 
     Args:
       x: (B, ...) images (see `inputs`).

@@ -1,4 +1,5 @@
-"""Orbax checkpoints in ``workdir/checkpoints``: save, keep the last N, restore safely.
+"""Orbax checkpoints in ``workdir/checkpoints``: save, keep the last N,
+restore safely.
 
 Orbax writes each checkpoint to a temporary folder and renames it when
 complete, so a crash mid-save never leaves a half-written latest step. The

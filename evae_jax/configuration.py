@@ -14,7 +14,8 @@ import ml_collections
 import numpy as np
 
 from evae_jax import defaults
-from evae_jax import elbo  # pylint: disable=unused-import  # registers the objectives
+# elbo registers the objectives.
+from evae_jax import elbo  # pylint: disable=unused-import
 from evae_jax import errors
 from evae_jax import epitomes
 from evae_jax import input_pipeline
@@ -139,7 +140,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _choice(m.likelihood, models.LIKELIHOODS, 'model.likelihood')
   _choice(m.activation, tuple(models.ACTIVATIONS), 'model.activation')
   _choice(m.kernel_init, tuple(models.KERNEL_INITS), 'model.kernel_init')
-  _choice(m.output_bias_init, models.OUTPUT_BIAS_INITS, 'model.output_bias_init')
+  _choice(m.output_bias_init, models.OUTPUT_BIAS_INITS,
+          'model.output_bias_init')
   _choice(t.optimizer, optimizers.OPTIMIZERS, 'train.optimizer')
   _choice(d.valid_from, input_pipeline.VALID_FROM, 'data.valid_from')
   _positive(t.assignment_samples, 'train.assignment_samples')
@@ -176,7 +178,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
           f'train.kl_weights={tuple(t.kl_weights)!r} must hold '
           "numbers, e.g. --config.train.kl_weights='(1.0, 0.5)'.")
     _positive(weight, 'train.kl_weights', allow_zero=True)
-  for field, value in (('seed', config.seed), ('data.split_seed', d.split_seed)):
+  for field, value in (('seed', config.seed),
+                       ('data.split_seed', d.split_seed)):
     if not 0 <= value < 2 ** 31:
       raise errors.ConfigError(
           f'{field}={value} must be in [0, 2**31); seeds are '
@@ -215,7 +218,8 @@ def _check_ignored_data_fields(data: ml_collections.ConfigDict) -> None:
   default (`defaults.get_config`).
 
   Raises:
-    errors.ConfigError: naming the field, the datasets that read it, and the fix.
+    errors.ConfigError: naming the field, the datasets that read it, and the
+      fix.
   """
   default = defaults.get_config().data
   for field, readers in _DATA_FIELDS.items():

@@ -31,7 +31,8 @@ def get_config():
   config.data.download_timeout = 5.0
 
   config.model = ml_collections.ConfigDict()
-  config.model.kind = 'evae'  # evae | vae (D = K = s) | mvae (E VAEs of K units)
+  config.model.kind = 'evae'  # evae | vae (D = K = s) |
+  #   mvae (E VAEs of K units)
   config.model.latent_dim = 16  # D
   config.model.epitome_size = 4  # K
   config.model.stride = 0  # s; 0 = K (non-overlapping)
@@ -42,7 +43,8 @@ def get_config():
   config.model.max_logvar = 2.0
   config.model.mvae_hidden_dim = 0  # 0 = match the eVAE's parameter count
   config.model.activation = 'relu'  # relu (the paper) | tanh (Burda et al.)
-  config.model.kernel_init = 'lecun_normal'  # lecun_normal (Flax) | glorot_uniform
+  config.model.kernel_init = 'lecun_normal'  # lecun_normal (Flax) |
+  #   glorot_uniform
   config.model.output_bias_init = 'zeros'  # zeros | train_mean: logit of the
   #   per-pixel training mean, clipped to [0.001, 0.999] (Burda et al.)
 
@@ -51,7 +53,8 @@ def get_config():
   config.train.batch_size = 100
   config.train.learning_rate = 1e-3
   config.train.optimizer = 'adam'  # adam (optax) | burda_adam (Burda et al.:
-  #   second moments start at 1, eps added to sqrt(v); see evae_jax/optimizers.py)
+  #   second moments start at 1, eps added to sqrt(v); see
+  #   evae_jax/optimizers.py)
   config.train.adam_b1 = 0.9
   config.train.adam_b2 = 0.999
   config.train.adam_eps = 1e-8
@@ -83,7 +86,8 @@ def get_config():
   config.train.max_chunk_steps = 0  # steps per jitted scan; 0 = to the next
   #   epoch end or checkpoint, 1 = the step-by-step path (debugging)
   config.train.num_devices = 0  # data-parallel mesh size; 0 = all devices
-  config.train.distributed = False  # several processes: jax.distributed.initialize()
+  config.train.distributed = False  # several processes:
+  #   jax.distributed.initialize()
   # An explicit launch (every process runs the same command, each with its
   # own id); empty/0/-1 = the JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and
   # JAX_PROCESS_ID environment variables, or else JAX's detection (TPU pod,

@@ -71,7 +71,8 @@ def _log_prob(decode_log_prob: DecodeLogProb, z: jax.Array,
 
 
 def _masked_terms(mu, logvar, eps, mask, decode_log_prob, x, z_scale=None):
-  """log p(x | y, z) and the z-KL for one mask (D,) or per-example masks (B, D)."""
+  """log p(x | y, z) and the z-KL for one mask (D,) or per-example masks
+  (B, D)."""
   z = mask * (mu + jnp.exp(0.5 * logvar) * eps)
   if z_scale is not None:
     z = z * z_scale
@@ -108,7 +109,8 @@ def elbo_fn(encode: Encode, decode_log_prob: DecodeLogProb, x: jax.Array,
   For each epitome y with mask m_y (paper eq. 5-6), with q(z | x, y) =
   N(m_y * mu, exp(m_y * logvar)):
 
-      ELBO_y(x) = log p(x | y, z_y) - sum_d m_y[d] KL(N(mu_d, e^logvar_d) || N(0, 1)),
+      ELBO_y(x) = log p(x | y, z_y)
+                  - sum_d m_y[d] KL(N(mu_d, e^logvar_d) || N(0, 1)),
       z_y = m_y * (mu + exp(logvar / 2) * eps),   eps ~ N(0, I_D).
 
   The same eps is used for every epitome (common random numbers), so an
@@ -973,9 +975,11 @@ def iw_log_likelihood_per_epitome(
     encode: Encode, decode_log_prob: DecodeLogProb, x: jax.Array,
     masks: jax.Array, rng: jax.Array, num_samples: int,
     chunk_size: int = 100) -> jax.Array:
-  """Importance-weighted estimate of log p(x | y) for every epitome (Burda et al.).
+  """Importance-weighted estimate of log p(x | y) for every epitome
+  (Burda et al.).
 
-      log p(x | y) ~= logsumexp_k [log p(x | y, z_k) + log p(z_k^y) - log q(z_k^y | x, y)] - log k
+      log p(x | y) ~= logsumexp_k [log p(x | y, z_k) + log p(z_k^y)
+                                   - log q(z_k^y | x, y)] - log k
 
   with z_k ~ q(z | x, y) over the K units of epitome y only: the decoder
   ignores the other units, so they integrate out exactly. The same k noise

@@ -41,7 +41,8 @@ def validate(latent_dim: int, epitome_size: int,
       s = K (non-overlapping), as in `make_masks` and the config.
 
   Raises:
-    errors.EpitomeConfigError: naming the values and a valid neighbouring setting.
+    errors.EpitomeConfigError: naming the values and a valid neighbouring
+      setting.
   """
   stride = resolve_stride(epitome_size, stride)
   values = (latent_dim, epitome_size, stride)
@@ -133,7 +134,8 @@ def make_masks(latent_dim: int, epitome_size: int,
   starts = epitome_starts(latent_dim, epitome_size, stride)
   units = np.arange(latent_dim)[None, :]
   starts = np.asarray(starts)[:, None]
-  return ((units >= starts) & (units < starts + epitome_size)).astype(np.float32)
+  return ((units >= starts)
+          & (units < starts + epitome_size)).astype(np.float32)
 
 
 def log_num_epitomes(masks) -> float:

@@ -1,10 +1,11 @@
 """One path layer for every file evae_jax reads or writes in a workdir.
 
-A workdir is a local folder or a URI that ``etils.epath`` opens: ``gs://bucket/run``
-(the TPU-VM convention), ``s3://...``. Every file evae_jax writes in it
-(config.json, metrics.jsonl, TensorBoard events, PNGs, eval.json, report.md,
-the .npz files, checkpoint checksums) goes through the functions below;
-checkpoints themselves go through orbax, which takes the same paths.
+A workdir is a local folder or a URI that ``etils.epath`` opens:
+``gs://bucket/run`` (the TPU-VM convention), ``s3://...``. Every file evae_jax
+writes in it (config.json, metrics.jsonl, TensorBoard events, PNGs,
+eval.json, report.md, the .npz files, checkpoint checksums) goes through the
+functions below; checkpoints themselves go through orbax, which takes the
+same paths.
 
 Local folders and object stores differ in three ways, all handled here:
 

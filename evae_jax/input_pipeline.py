@@ -251,7 +251,8 @@ def load_tfd(path: str, fold: int = 0, include_unlabeled: bool = True
   if 'images' not in mat or 'folds' not in mat:
     raise errors.DataError(
         f'{path} lacks the "images" and "folds" variables of '
-        f'TFD_48x48.mat (found {sorted(k for k in mat if not k.startswith("__"))}).'
+        'TFD_48x48.mat (found '
+        f'{sorted(k for k in mat if not k.startswith("__"))}).'
     )
   images, folds = np.asarray(mat['images']), np.asarray(mat['folds'])
   if images.ndim != 3 or folds.shape != (images.shape[0], 5):
@@ -275,7 +276,8 @@ _NPZ_HOW = ('An images file for data.name=npz is written with '
 
 
 def _npz_images(path: str, key: str, images) -> np.ndarray:
-  """One split of an .npz as uint8 (n, H, W), or a errors.DataError saying why not."""
+  """One split of an .npz as uint8 (n, H, W), or a errors.DataError saying
+  why not."""
   if images.dtype == object:
     raise errors.DataError(
         f'{path}: {key!r} is an array of Python objects, as numpy '
@@ -343,8 +345,8 @@ def load_npz(path: str) -> Dict[str, np.ndarray]:
     dict with 'train', 'test' and, if present, 'valid': uint8 (n, H, W).
 
   Raises:
-    errors.DataError: the file is missing, unreadable or malformed (missing keys,
-      wrong dtype or shape, NaN, out-of-range values, empty or ragged
+    errors.DataError: the file is missing, unreadable or malformed (missing
+      keys, wrong dtype or shape, NaN, out-of-range values, empty or ragged
       arrays, splits of different image sizes), naming the fix.
   """
   if not path:

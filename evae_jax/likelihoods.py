@@ -60,7 +60,8 @@ def _check_targets(x) -> None:
 
 def gaussian_log_prob(mean: jax.Array, logvar: jax.Array,
                       x: jax.Array) -> jax.Array:
-  """log N(x; mean, exp(logvar)) with diagonal covariance, summed over the last axis.
+  """log N(x; mean, exp(logvar)) with diagonal covariance, summed over the
+  last axis.
 
   log p(x) = -1/2 sum_n [log 2 pi + logvar_n + (x_n - mean_n)^2 exp(-logvar_n)]
   (paper eq. 2/5).
@@ -112,7 +113,8 @@ def diag_normal_log_prob_elementwise(z: jax.Array, mean: jax.Array,
 def gaussian_kl_to_standard(mean: jax.Array, logvar: jax.Array) -> jax.Array:
   """Elementwise KL(N(mean, exp(logvar)) || N(0, 1)).
 
-  KL = 1/2 (mean^2 + exp(logvar) - 1 - logvar), zero iff mean = 0 and logvar = 0.
+  KL = 1/2 (mean^2 + exp(logvar) - 1 - logvar), zero iff mean = 0 and
+  logvar = 0.
 
   Args:
     mean: (..., D) posterior means.

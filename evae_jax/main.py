@@ -38,7 +38,8 @@ from ml_collections import config_flags
 from evae_jax import command_line
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('workdir', None, 'Directory for checkpoints, metrics, figures.')
+flags.DEFINE_string('workdir', None,
+                    'Directory for checkpoints, metrics, figures.')
 flags.DEFINE_enum('mode', 'train', ['train', 'evaluate', 'sample'],
                   'train (resumes automatically), evaluate, or sample.')
 flags.DEFINE_integer('num_samples', 100, 'Images to write in --mode=sample.')

@@ -1,4 +1,5 @@
-"""Metrics to a JSON-lines file and to TensorBoard event files in the workdir."""
+"""Metrics to a JSON-lines file and to TensorBoard event files in the
+workdir."""
 
 import json
 import math
@@ -21,7 +22,8 @@ def _import_tensorboardx():
     sys.modules['torch'] = None  # makes `import torch` raise ImportError
   try:
     import tensorboardX  # pylint: disable=g-import-not-at-top
-    from tensorboardX import record_writer  # pylint: disable=g-import-not-at-top
+    from tensorboardX import (  # pylint: disable=g-import-not-at-top
+        record_writer)
   finally:
     if hide:
       del sys.modules['torch']

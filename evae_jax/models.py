@@ -198,7 +198,8 @@ def init_params(module: VAENetwork, rng: jax.Array) -> Any:
   Returns:
     The module's parameter tree (the 'params' collection).
   """
-  return module.init(rng, jnp.zeros((1, module.output_dim), jnp.float32))['params']
+  return module.init(
+      rng, jnp.zeros((1, module.output_dim), jnp.float32))['params']
 
 
 def init_output_bias(params: Any, pixel_mean: Any) -> Any:
@@ -352,8 +353,9 @@ class SharedModel:
     return elbo.iw_log_likelihood_per_epitome(
         encode, decode_log_prob, x, self.masks, rng, num_samples, chunk_size)
 
-  def decode_mean(self, params: Any, z: jax.Array,
-                  assignments: jax.Array) -> jax.Array:  # pylint: disable=unused-argument
+  def decode_mean(
+      self, params: Any, z: jax.Array,
+      assignments: jax.Array) -> jax.Array:  # pylint: disable=unused-argument
     """Decoder means of latent codes.
 
     Args:
@@ -687,7 +689,8 @@ def param_count(output_dim: int, latent_dim: int, hidden_dim: int,
     if num_layers == 0:
       return 0, n_in
     return (n_in * hidden_dim + hidden_dim
-            + (num_layers - 1) * (hidden_dim * hidden_dim + hidden_dim)), hidden_dim
+            + (num_layers - 1) * (hidden_dim * hidden_dim + hidden_dim),
+            hidden_dim)
   enc, h_enc = mlp(output_dim)
   dec, h_dec = mlp(latent_dim)
   heads = 2 if likelihood == 'gaussian' else 1

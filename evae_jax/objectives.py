@@ -9,9 +9,9 @@ whether it reads ``options.num_samples``, whether it has a KL term that the
 KL weight, z dropout and the over-pruning remedies act on). ``latents`` is a
 model kind seen through the interface `evae_jax.elbo.Latents`
 (`elbo.SharedLatents` for the eVAE and VAE, `elbo.MixtureLatents` for the
-mVAE), so one function serves every kind it supports. The objectives of the paper and beyond it
-('point', 'logsumexp', 'iwae', 'iwae_marginal') are defined and registered in
-`evae_jax.elbo`, beside the bounds they optimise.
+mVAE), so one function serves every kind it supports. The objectives of the
+paper and beyond it ('point', 'logsumexp', 'iwae', 'iwae_marginal') are
+defined and registered in `evae_jax.elbo`, beside the bounds they optimise.
 
 Everything that depends on the objective reads this registry:
 `evae_jax.configuration.validate` (which settings are allowed),
@@ -90,9 +90,9 @@ class Objective:
       options: the `LossOptions` of the call.
 
     Raises:
-      errors.ObjectiveError: a model kind it is not implemented for, k != 1 for an
-        objective without ``num_samples``, or a KL weight, z dropout or free
-        bits for one without a KL term (concrete values only).
+      errors.ObjectiveError: a model kind it is not implemented for, k != 1
+        for an objective without ``num_samples``, or a KL weight, z dropout
+        or free bits for one without a KL term (concrete values only).
     """
     missing = [k for k in model_kinds if k not in self.model_kinds]
     if missing:
@@ -148,9 +148,9 @@ def register(name: str, *, model_kinds: Tuple[str, ...] = ALL_MODEL_KINDS,
   def decorate(loss_fn: LossFn) -> LossFn:
     if name in REGISTRY:
       raise ValueError(f'The objective {name!r} is registered twice.')
-    REGISTRY[name] = Objective(name, loss_fn, tuple(model_kinds),
-                               uses_num_samples, weights_kl,
-                               summary or (loss_fn.__doc__ or '').split('\n')[0])
+    REGISTRY[name] = Objective(
+        name, loss_fn, tuple(model_kinds), uses_num_samples, weights_kl,
+        summary or (loss_fn.__doc__ or '').split('\n')[0])
     return loss_fn
   return decorate
 

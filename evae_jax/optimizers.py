@@ -8,7 +8,8 @@ ones (not zeros), epsilon is added to sqrt(v) rather than to the
 bias-corrected sqrt(v-hat), and the bias correction is folded into the step
 size. With m_0 = 0, v_0 = 1 and t = 1, 2, ...:
 
-    update_t = -lr_t sqrt(1 - b2^t) / (1 - b1^t) * m_{t-1} / (sqrt(v_{t-1}) + eps)
+    update_t = -lr_t sqrt(1 - b2^t) / (1 - b1^t)
+               * m_{t-1} / (sqrt(v_{t-1}) + eps)
     m_t = b1 m_{t-1} + (1 - b1) g_t
     v_t = b2 v_{t-1} + (1 - b2) g_t^2
 

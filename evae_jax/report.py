@@ -247,7 +247,8 @@ def _report_markdown(results: Dict[str, Any], config, workdir: str) -> str:
       f'- Parzen: {r["parzen"]["num_samples"]} generated samples (decoder '
       f'means), sigma = {r["parzen"]["sigma"]:.4g} chosen from '
       f'logspace({config.eval.parzen_sigma_min_log10:g}, '
-      f'{config.eval.parzen_sigma_max_log10:g}, {config.eval.parzen_num_sigmas})'
+      f'{config.eval.parzen_sigma_max_log10:g}, '
+      f'{config.eval.parzen_num_sigmas})'
       f' on {r["parzen"]["num_valid"]} validation images'
       + (' (**at an edge of the grid: widen it**)'
          if r['parzen']['sigma_at_edge'] else '')

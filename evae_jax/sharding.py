@@ -305,7 +305,8 @@ def any_process(flag: bool) -> bool:
   """
   if jax.process_count() == 1:
     return bool(flag)
-  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  from jax.experimental import (  # pylint: disable=g-import-not-at-top
+      multihost_utils)
   return bool(np.any(multihost_utils.process_allgather(np.int32(flag))))
 
 
@@ -316,5 +317,6 @@ def barrier(name: str) -> None:
     name: the barrier's name, the same in every process.
   """
   if jax.process_count() > 1:
-    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    from jax.experimental import (  # pylint: disable=g-import-not-at-top
+        multihost_utils)
     multihost_utils.sync_global_devices(name)

@@ -1,4 +1,5 @@
-"""The train state, how a checkpoint stores it, and which models a config trains.
+"""The train state, how a checkpoint stores it, and which models a config
+trains.
 
 Training writes checkpoints and evaluation reads them; both use this module,
 so neither imports the other. The state holds its `evae_jax.models.Model`

@@ -174,8 +174,8 @@ def _initial_states(team, ckpts, template: state_lib.TrainState, num_train: int,
     state = template.replace(params=params, opt_state=template.tx.init(params))
     member_assignments = jnp.full((num_train,), -1, jnp.int32)
     if resume_at is not None:
-      state, member_assignments, last_saved = state_lib.restore(ckpt, state, num_train,
-                                                      resume_at)
+      state, member_assignments, last_saved = state_lib.restore(
+          ckpt, state, num_train, resume_at)
     states.append(state)
     assignments.append(member_assignments)
   return _stack(states), jnp.stack(assignments), last_saved

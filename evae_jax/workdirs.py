@@ -34,7 +34,8 @@ RESUMABLE_CHANGES = ('train.num_epochs', 'train.burda_stages',
                      'train.max_chunk_steps', 'train.checkpoint_every_steps',
                      'train.num_devices', 'train.distributed',
                      'train.coordinator_address', 'train.num_processes',
-                     'train.process_id', 'train.initialization_timeout', 'data.path', 'data.data_dir',
+                     'train.process_id', 'train.initialization_timeout',
+                     'data.path', 'data.data_dir',
                      'data.download_timeout', 'eval.')
 # Fields that decide which model a checkpoint holds and what it is scored on:
 # evaluating or sampling with another value would score a different model.
@@ -187,8 +188,8 @@ def locked(workdir: str):
     None, while the lock is held (released on leaving the ``with`` block).
 
   Raises:
-    errors.WorkdirError: another process holds the lock, or the workdir cannot be
-      created or written.
+    errors.WorkdirError: another process holds the lock, or the workdir
+      cannot be created or written.
   """
   if files.is_remote(workdir):
     if workdir not in _WARNED:
@@ -415,8 +416,8 @@ def prepare(config: ml_collections.ConfigDict, workdir: str) -> None:
       missing. Only process 0 writes; the others only check the config.
 
   Raises:
-    errors.WorkdirError: the directory cannot be created or written (read-only or
-      full disk).
+    errors.WorkdirError: the directory cannot be created or written
+      (read-only or full disk).
     errors.ConfigError: the saved config differs.
   """
   check_path(workdir)

@@ -10,7 +10,8 @@ from typing import Dict, List
 
 
 def grid(**axes) -> List[Dict]:
-  """Cartesian product of named axes, e.g. grid(**{'model.latent_dim': [8, 24]})."""
+  """Cartesian product of named axes, e.g.
+  grid(**{'model.latent_dim': [8, 24]})."""
   keys = list(axes)
   return [dict(zip(keys, values)) for values in
           itertools.product(*(axes[k] for k in keys))]

@@ -1,4 +1,5 @@
-"""Fig. 2 / Fig. 9: a 50-d VAE (L = 1, H = 500) on MNIST for KL weights lambda."""
+"""Fig. 2 / Fig. 9: a 50-d VAE (L = 1, H = 500) on MNIST for KL weights
+lambda."""
 
 from configs import mnist
 from configs.sweeps import grid

@@ -1,4 +1,5 @@
-"""Fig. 3 / §5.2: unit activity of VAE, dropout VAE (rate 0.5) and eVAE at D = 50."""
+"""Fig. 3 / §5.2: unit activity of VAE, dropout VAE (rate 0.5) and eVAE at
+D = 50."""
 
 from configs import mnist
 
