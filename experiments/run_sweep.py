@@ -8,7 +8,8 @@ failed points are recorded in ROOT/sweep_status.json and the others go on.
 Exits 1 if any point failed, 75 if none failed but some were interrupted,
 and 75 with one line on SIGTERM / Ctrl-C, after passing it on to the
 running points (each saves a checkpoint) and recording them: rerun to
-resume.
+resume. ``--list`` prints what a run would do, point by point, and runs
+nothing.
 """
 
 import sys
@@ -31,6 +32,9 @@ flags.DEFINE_integer('seeds', 0, 'Training seeds per point (seed=0..N-1, '
 flags.DEFINE_string('keep', '', 'Folder of kept results: finished points are '
                     'copied there (eval.json, eval_examples.npz, PNGs) and '
                     'points already there are skipped.')
+flags.DEFINE_bool('list', False, 'Print each point and what a run would do '
+                  '(kept / finished / resumes from step N / to run), run '
+                  'nothing.')
 flags.mark_flags_as_required(['sweep', 'root'])
 FLAGS = flags.FLAGS
 
@@ -39,6 +43,14 @@ def main(argv):
   del argv
   extra = [f'--config.{item}' for item in FLAGS.set]
   where = dict(item.split('=', 1) for item in FLAGS.where)
+  if FLAGS.list:
+    states = sweeps.plan(FLAGS.sweep, FLAGS.root, extra, where, FLAGS.seeds,
+                         FLAGS.keep)
+    for name, state in states:
+      print(f'{state:>24}  {name}')
+    left = sum(state not in ('kept', 'finished') for _, state in states)
+    print(f'{len(states) - left} of {len(states)} points done, {left} to run')
+    return
   try:
     points = sweeps.run_sweep(FLAGS.sweep, FLAGS.root, extra, FLAGS.workers,
                               FLAGS.devices, where, FLAGS.seeds, FLAGS.keep)

@@ -37,7 +37,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 from evae_jax import signals
 
@@ -349,6 +349,51 @@ def run_point(sweep_path: str, root: str, overrides: Dict,
                 'seconds': time.time() - start, 'command': command,
                 'output_tail': tail, 'reason': failure_reason(tail)}
   return {'status': 'done', 'seconds': time.time() - start, 'command': base}
+
+
+def _last_checkpoint_step(workdir: str):
+  """The highest step saved under ``workdir/checkpoints``, or None."""
+  try:
+    steps = [int(n) for n in os.listdir(os.path.join(workdir, 'checkpoints'))
+             if n.isdigit()]
+  except OSError:
+    return None
+  return max(steps) if steps else None
+
+
+def plan(sweep_path: str, root: str, extra: Sequence[str] = (),
+         where: Dict[str, str] = None, seeds: int = 0,
+         keep: str = '') -> List[Tuple[str, str]]:
+  """What `run_sweep` with the same arguments would do, point by point,
+  without running anything.
+
+  Args:
+    sweep_path, root, extra, where, seeds, keep: as for `run_sweep`.
+
+  Returns:
+    [(point name, state)] in run order; state is 'kept' (in ``keep`` at
+    the requested budget: skipped), 'finished' (evaluated in ``root``:
+    copied to ``keep`` and skipped), 'resumes from step N' (a checkpoint in
+    ``root``) or 'to run'.
+  """
+  module = _load_sweep(sweep_path)
+  base_config = module.get_config()
+  out = []
+  for overrides in with_seeds(select(list(module.sweep()), where or {}),
+                              seeds):
+    name = point_name(overrides)
+    budget = requested_budget(base_config, overrides, extra)
+    step = _last_checkpoint_step(os.path.join(root, name))
+    if is_kept(keep, name, budget):
+      state = 'kept'
+    elif finished_at(os.path.join(root, name), budget):
+      state = 'finished'
+    elif step is not None:
+      state = f'resumes from step {step}'
+    else:
+      state = 'to run'
+    out.append((name, state))
+  return out
 
 
 def run_sweep(sweep_path: str, root: str, extra: Sequence[str] = (),

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from configs import test as test_config
 from experiments import sweeps
 from experiments import tables
 from tests.conftest import ROOT
@@ -74,6 +75,41 @@ def test_runner_skips_done_points_and_survives_failures(tmp_path):
   assert 'kind=vae' in summary and 'kind=evae' in summary
   table = tables.render(root, 'table4')
   assert '213 (22)' in table   # the paper's number sits beside ours
+
+
+def test_list_says_what_a_run_would_do_point_by_point_and_runs_nothing(
+    tmp_path):
+  sweep = tmp_path / 'tiny_sweep.py'
+  sweep.write_text(
+      'from configs import test\n'
+      'def get_config():\n  return test.get_config()\n'
+      'def sweep():\n  return [{"model.kind": "vae"}, {"model.kind": "evae"}]\n')
+  root, keep = tmp_path / 'root', tmp_path / 'keep'
+  epochs = test_config.get_config().train.num_epochs
+  def evaluated(folder, epochs_trained):
+    os.makedirs(folder)
+    json.dump({'config': {'train': {'schedule': 'constant',
+                                    'num_epochs': epochs}},
+               'checkpoint_epochs': epochs_trained},
+              open(folder / 'eval.json', 'w'))
+  evaluated(keep / 'kind=vae,seed=0', epochs)
+  evaluated(root / 'kind=evae,seed=0', epochs)
+  evaluated(root / 'kind=vae,seed=1', epochs - 1)   # another budget
+  os.makedirs(root / 'kind=vae,seed=1' / 'checkpoints' / '120')
+  result = subprocess.run(
+      [sys.executable, '-m', 'experiments.run_sweep', f'--sweep={sweep}',
+       f'--root={root}', f'--keep={keep}', '--seeds=2', '--list'], cwd=ROOT,
+      capture_output=True, text=True, timeout=120)
+  assert result.returncode == 0, result.stderr
+  states = {}
+  for line in result.stdout.splitlines()[:4]:
+    state, name = line.strip().rsplit(' ', 1)
+    states[name] = state.strip()
+  assert states == {'kind=vae,seed=0': 'kept', 'kind=evae,seed=0': 'finished',
+                    'kind=vae,seed=1': 'resumes from step 120',
+                    'kind=evae,seed=1': 'to run'}
+  assert '2 of 4 points done, 2 to run' in result.stdout
+  assert not os.path.exists(keep / 'kind=evae,seed=0')  # nothing copied
 
 
 def test_failure_reason_is_the_last_error_line_in_the_sweeps_words():
