@@ -14,6 +14,7 @@ import glob
 import json
 import math
 import os
+import re
 from typing import Dict, List
 
 from absl import app
@@ -308,27 +309,49 @@ def _units_at(run, threshold):
   return units.get(f'count_at_{threshold:g}')  # None: evaluated before it existed
 
 
-def _remedies(runs) -> str:
+def _published_at_50(method: str, paper) -> str:
+  """The published -log p(x) at D = 50 and full budget for a remedies row:
+  Burda et al.'s VAE and IWAE (k = 5), the eVAE paper's eVAE (K = 25, its
+  stride not given); '–' for the others."""
+  vae = [p for p in paper['table2'] if p['kind'] == 'vae'
+         and p['latent_dim'] == 50][0]['nll']
+  evae = [p for p in paper['table2'] if p['kind'] == 'evae'
+          and p['latent_dim'] == 50][0]['nll']
+  iwae = [p for p in paper['iwae'] if p['latent_dim'] == 50][0]['nll']
+  if method == 'VAE':
+    return f'{vae} (Burda et al.)'
+  if method == 'IWAE (k = 5)':
+    return f'{iwae} (Burda et al.)'
+  if re.fullmatch(r'eVAE \(K = 25, s = \d+\)', method):
+    return f'{evae} (eVAE paper, s not given)'
+  return '–'
+
+
+def _remedies(runs, paper) -> str:
   """Every method at D = 50 (grouped over seeds) beside the VAE: IW
   log-likelihood, bound, active units at 0.02 and 0.01, mutual information,
-  Parzen, and the paired IW difference to the VAE seed by seed."""
+  Parzen, the paired IW difference to the VAE seed by seed, and the
+  published -log p(x) at full budget where there is one."""
   runs = [r for r in runs if _model(r)['latent_dim'] == 50]
   groups: Dict[str, List[Dict]] = {}
   for r in runs:
     groups.setdefault(_method(r), []).append(r)
   lines = ['| method | seeds | -log p(x) | -bound (eq. 7) | active units '
-           '(0.02 / 0.01) | I_q(x; z) | Parzen | paired - VAE |',
-           '|' + ' --- |' * 8]
+           '(0.02 / 0.01) | I_q(x; z) | Parzen | paired - VAE | '
+           '-log p(x) published, full budget |',
+           '|' + ' --- |' * 9]
   for method, rs in groups.items():
     diff = ('(the baseline)' if method == 'VAE' else
             _paired_over_seeds(groups['VAE'], rs) if 'VAE' in groups else '–')
     lines.append(
-        f'| {method} | {len(rs)} | {_mean_cell([_nll(r) for r in rs])} | '
+        f'| {method} | {len(rs)} | {_mean_cell([_nll(r) for r in rs])}'
+        f'{_images_note(rs, 2000)} | '
         f'{_mean_cell([-r["bound"]["mean"] for r in rs])} | '
         f'{_mean_cell([_units_at(r, 0.02) for r in rs], 1)} / '
         f'{_mean_cell([_units_at(r, 0.01) for r in rs], 1)} | '
         f'{_mi_cell(rs)} | '
-        f'{_mean_cell([r["parzen"]["mean"] for r in rs], 1)} | {diff} |')
+        f'{_mean_cell([r["parzen"]["mean"] for r in rs], 1)} | {diff} | '
+        f'{_published_at_50(method, paper)} |')
   return '\n'.join(lines)
 
 
@@ -426,7 +449,7 @@ def render(root: str, table: str) -> str:
   elif table == 'stride':
     body = _stride(runs)
   elif table == 'remedies':
-    body = _remedies(runs)
+    body = _remedies(runs, paper)
   elif table == 'iwae':  # beside Burda et al.'s IWAE, not the eVAE paper
     body = _table2(runs, paper['iwae'], ('IWAE', 'IWAE-eVAE'))
   else:

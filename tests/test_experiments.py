@@ -414,6 +414,11 @@ def test_remedies_table_names_each_method_and_pairs_it_with_the_vae(tmp_path):
   assert f'{np.mean(diffs):+.2f} ± ' in rows['KL warm-up (100 steps)']
   assert '(the baseline)' in rows['VAE']
   assert '20.5 ± 0.5 / 30.5 ± 0.5' in rows['VAE']   # both thresholds
+  paper = json.load(open(tables.PAPER_FILE))
+  burda_vae = [p['nll'] for p in paper['table2']
+               if p['kind'] == 'vae' and p['latent_dim'] == 50][0]
+  assert rows['VAE'].endswith(f'| {burda_vae} (Burda et al.) |')
+  assert rows['free bits 0.5'].endswith('| – |')
 
 
 def test_seeds_table_gives_one_row_per_point_with_the_between_seed_error(
