@@ -4,7 +4,8 @@ published number beside ours in every cell where the paper has one.
     python -m experiments.tables --root=runs/table4 --table=table4 > table4.md
 
 Tables: table1 / table4 (Parzen (active units) by D and model, columns H, L;
-mVAE and eVAE cells take the best K), table2 (IW negative log-likelihood),
+mVAE and eVAE cells take the K with the best mean over seeds: mean ±
+between-seed SE, active units min-max), table2 (IW negative log-likelihood),
 iwae (the same for IWAE-trained models, beside Burda et al.'s IWAE k = 5),
 table3 (best Parzen per model), summary (one row per run, every figure),
 seeds (one row per point, each figure's mean ± between-seed SE).
@@ -66,14 +67,15 @@ def _best_point_cell(runs) -> str:
   The runs of one cell (e.g. an eVAE at K = 3 and at K = 4, each with its
   seeds) are grouped by point (the name without its seed); the point with
   the best *mean* Parzen log-density over its seeds is shown, so that a
-  lucky seed does not pick the cell.
+  lucky seed of a point does not pick the cell (a point run with fewer
+  seeds still competes on its mean; the cell says how many).
+
+  Raises:
+    ValueError: one point has two runs of the same seed (`_by_point`).
   """
-  from experiments import paired  # pylint: disable=g-import-not-at-top
   if not runs:
     return '–'
-  groups: Dict[str, List[Dict]] = {}
-  for r in runs:
-    groups.setdefault(paired.split_seed(r['name'])[0], []).append(r)
+  groups = _by_point(runs)
   best = max(groups.values(),
              key=lambda rs: np.mean([r['parzen']['mean'] for r in rs]))
   mean, stderr = _mean_and_stderr([r['parzen']['mean'] for r in best])
@@ -108,6 +110,29 @@ def _grid_table(runs, paper_rows, columns) -> str:
 
 def _seed(run) -> int:
   return run['config'].get('seed', 0)
+
+
+def _by_point(runs, key=None) -> Dict[str, List[Dict]]:
+  """Runs grouped by point, ``key(run)`` (default: the name without its
+  seed), in order of first appearance.
+
+  Raises:
+    ValueError: two runs of one point have the same training seed (say
+      ``X`` from a sweep without ``--seeds`` beside its rerun ``X,seed=0``):
+      counting both would report one seed as two.
+  """
+  from experiments import paired  # pylint: disable=g-import-not-at-top
+  key = key or (lambda r: paired.split_seed(r['name'])[0])
+  groups: Dict[str, List[Dict]] = {}
+  for r in runs:
+    group = groups.setdefault(key(r), [])
+    twin = [o for o in group if _seed(o) == _seed(r)]
+    if twin:
+      raise ValueError(
+          f'two runs of seed {_seed(r)} for {key(r)!r}: {twin[0]["name"]} '
+          f'and {r["name"]}; keep one (a table counts one run per seed).')
+    group.append(r)
+  return groups
 
 
 def _nll(run, which='marginal') -> float:
@@ -211,10 +236,7 @@ def _stride(runs) -> str:
   """Table 2 at D = 50 by epitome layout: every model of the root (grouped
   over seeds) paired against the VAE with D = 50 seed by seed; the paper's
   sign (the eVAE better) is expected of the eVAEs, none of other VAEs."""
-  from experiments import paired  # pylint: disable=g-import-not-at-top
-  groups: Dict[str, List[Dict]] = {}
-  for r in runs:
-    groups.setdefault(paired.split_seed(r['name'])[0], []).append(r)
+  groups = _by_point(runs)
   base = [g for g, rs in groups.items() if _model(rs[0])['kind'] == 'vae'
           and _model(rs[0])['latent_dim'] == 50]
   lines = ['| model | D | K | s | E | -log p(x) | active units (per seed) | '
@@ -333,9 +355,7 @@ def _remedies(runs, paper) -> str:
   Parzen, the paired IW difference to the VAE seed by seed, and the
   published -log p(x) at full budget where there is one."""
   runs = [r for r in runs if _model(r)['latent_dim'] == 50]
-  groups: Dict[str, List[Dict]] = {}
-  for r in runs:
-    groups.setdefault(_method(r), []).append(r)
+  groups = _by_point(runs, _method)
   lines = ['| method | seeds | -log p(x) | -bound (eq. 7) | active units '
            '(0.02 / 0.01) | I_q(x; z) | Parzen | paired - VAE | '
            '-log p(x) published, full budget |',
@@ -391,24 +411,22 @@ def _seeds(runs) -> str:
   """One row per point (its runs over seeds grouped by name): active units
   per seed at 0.02 and 0.01, Parzen, bound and IW log-likelihood as mean ±
   between-seed SE."""
-  from experiments import paired  # pylint: disable=g-import-not-at-top
-  groups: Dict[str, List[Dict]] = {}
-  for r in runs:
-    groups.setdefault(paired.split_seed(r['name'])[0], []).append(r)
+  groups = _by_point(runs)
   lines = ['| point | model | seeds | active units (0.02; per seed) | '
            'active units (0.01) | Parzen | bound (eq. 7) | IW log-lik (k) |',
            '|' + ' --- |' * 8]
   for name, rs in groups.items():
     rs = sorted(rs, key=_seed)
     at_01 = [_units_at(r, 0.01) for r in rs]
-    iw = rs[0]['iw_log_likelihood']
+    ks = sorted({str(r['iw_log_likelihood'].get('num_samples', '?'))
+                 for r in rs}, key=lambda k: (len(k), k))
     lines.append(
         f'| {name} | {_label(rs[0])} | {len(rs)} | {_units(rs)} | '
         f'{", ".join("–" if u is None else str(u) for u in at_01)} | '
         f'{_mean_cell([r["parzen"]["mean"] for r in rs], 1)} | '
         f'{_mean_cell([r["bound"]["mean"] for r in rs])} | '
         f'{_mean_cell([-_nll(r) for r in rs])} '
-        f'({iw.get("num_samples", "?")}) |')
+        f'({", ".join(ks)}{"" if len(ks) == 1 else ": seeds differ"}) |')
   return '\n'.join(lines)
 
 
@@ -455,8 +473,9 @@ def render(root: str, table: str) -> str:
   else:
     body = _table3(runs, paper['table3'])
   note = ('Cells: **ours** / paper; Parzen log-density in nats with active '
-          'units in parentheses (Table 2: -log p(x) in nats). The paper\'s '
-          'numbers are on MNIST / TFD at full budget.'
+          'units in parentheses (Table 2: -log p(x) in nats). Over seeds: '
+          'mean ± between-seed SE (Tables 1, 4: active units min-max). '
+          'The paper\'s numbers are on MNIST / TFD at full budget.'
           if table not in ('summary', 'stride', 'remedies', 'seeds')
           else 'One row per run; nats.')
   if table == 'seeds':

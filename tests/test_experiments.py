@@ -421,6 +421,51 @@ def test_remedies_table_names_each_method_and_pairs_it_with_the_vae(tmp_path):
   assert rows['free bits 0.5'].endswith('| – |')
 
 
+def test_remedies_table_puts_the_published_iwae_and_evae_beside_ours(
+    tmp_path):
+  iw = -90 + np.arange(5.0)
+  _fake_run(tmp_path, 'vae,seed=0', 'vae', 50, 0, iw)
+  _fake_run(tmp_path, 'iwae,seed=0', 'vae', 50, 0, iw + 1,
+            extra_train={'objective': 'iwae', 'num_samples': 5})
+  _fake_run(tmp_path, 'evae,seed=0', 'evae', 50, 0, iw, stride=5)
+  _fake_run(tmp_path, 'iwae10,seed=0', 'vae', 50, 0, iw,
+            extra_train={'objective': 'iwae', 'num_samples': 10})
+  table = tables.render(str(tmp_path), 'remedies')
+  rows = {line.split(' | ')[0][2:]: line for line in table.splitlines()
+          if line.startswith('| ') and ' | 1 | ' in line}
+  paper = json.load(open(tables.PAPER_FILE))
+  iwae = [p['nll'] for p in paper['iwae'] if p['latent_dim'] == 50][0]
+  evae = [p['nll'] for p in paper['table2']
+          if p['kind'] == 'evae' and p['latent_dim'] == 50][0]
+  assert rows['IWAE (k = 5)'].endswith(f'| {iwae} (Burda et al.) |')
+  assert rows['eVAE (K = 25, s = 5)'].endswith(
+      f'| {evae} (eVAE paper, s not given) |')
+  assert rows['IWAE (k = 10)'].endswith('| – |')  # nothing published at 10
+
+
+def test_a_point_with_two_runs_of_one_seed_is_refused_not_counted_twice(
+    tmp_path):
+  """``X`` (a sweep run without --seeds: config seed 0) beside its rerun
+  ``X,seed=0`` is one seed, not two."""
+  _fake_run(tmp_path, 'kind=vae', 'vae', 50, 0, np.zeros(3))
+  _fake_run(tmp_path, 'kind=vae,seed=0', 'vae', 50, 0, np.ones(3))
+  for table in ('seeds', 'stride', 'remedies'):
+    with pytest.raises(ValueError, match='two runs of seed 0'):
+      tables.render(str(tmp_path), table)
+
+
+def test_seeds_table_says_when_its_seeds_were_scored_with_different_k(
+    tmp_path):
+  for seed, k in ((0, 100), (1, 100), (2, 1000)):
+    _fake_run(tmp_path, f'kind=vae,seed={seed}', 'vae', 50, seed, np.zeros(3))
+    path = tmp_path / f'kind=vae,seed={seed}' / 'eval.json'
+    run = json.load(open(path))
+    run['iw_log_likelihood']['num_samples'] = k
+    json.dump(run, open(path, 'w'))
+  table = tables.render(str(tmp_path), 'seeds')
+  assert '(100, 1000: seeds differ) |' in table
+
+
 def test_seeds_table_gives_one_row_per_point_with_the_between_seed_error(
     tmp_path):
   rs = np.random.RandomState(5)
