@@ -44,8 +44,12 @@ def main(argv):
   extra = [f'--config.{item}' for item in FLAGS.set]
   where = dict(item.split('=', 1) for item in FLAGS.where)
   if FLAGS.list:
-    states = sweeps.plan(FLAGS.sweep, FLAGS.root, extra, where, FLAGS.seeds,
-                         FLAGS.keep)
+    try:
+      states = sweeps.plan(FLAGS.sweep, FLAGS.root, extra, where, FLAGS.seeds,
+                           FLAGS.keep)
+    except ValueError as e:
+      print(f'error: {e}', file=sys.stderr)
+      sys.exit(2)
     for name, state in states:
       print(f'{state:>24}  {name}')
     left = sum(state not in ('kept', 'finished') for _, state in states)

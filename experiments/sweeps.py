@@ -361,6 +361,26 @@ def _last_checkpoint_step(workdir: str):
   return max(steps) if steps else None
 
 
+def _points(module, extra: Sequence[str], where: Dict[str, str],
+            seeds: int) -> List[Dict]:
+  """The points a sweep run would train: the sweep file's, selected by
+  ``where``, each with its seeds.
+
+  Raises:
+    ValueError: a flag of ``extra`` sets what a point sets itself.
+  """
+  points = with_seeds(select(list(module.sweep()), where or {}), seeds)
+  overridden = {key for point in points for key in point}
+  clash = [flag for flag in extra
+           if flag.split('=', 1)[0][len('--config.'):] in overridden]
+  if clash:
+    # A flag after a point's own override wins: with --seeds every "seed"
+    # would train the same seed, and the between-seed error would be 0.
+    raise ValueError(f'{", ".join(clash)} would override what the points '
+                     'set themselves (their grid, or --seeds): drop it.')
+  return points
+
+
 def plan(sweep_path: str, root: str, extra: Sequence[str] = (),
          where: Dict[str, str] = None, seeds: int = 0,
          keep: str = '') -> List[Tuple[str, str]]:
@@ -375,12 +395,14 @@ def plan(sweep_path: str, root: str, extra: Sequence[str] = (),
     the requested budget: skipped), 'finished' (evaluated in ``root``:
     copied to ``keep`` and skipped), 'resumes from step N' (a checkpoint in
     ``root``) or 'to run'.
+
+  Raises:
+    ValueError: as `run_sweep` would, before running anything.
   """
   module = _load_sweep(sweep_path)
   base_config = module.get_config()
   out = []
-  for overrides in with_seeds(select(list(module.sweep()), where or {}),
-                              seeds):
+  for overrides in _points(module, extra, where, seeds):
     name = point_name(overrides)
     budget = requested_budget(base_config, overrides, extra)
     step = _last_checkpoint_step(os.path.join(root, name))
@@ -421,15 +443,7 @@ def run_sweep(sweep_path: str, root: str, extra: Sequence[str] = (),
   os.makedirs(root, exist_ok=True)
   module = _load_sweep(sweep_path)
   base_config = module.get_config()
-  points = with_seeds(select(list(module.sweep()), where or {}), seeds)
-  overridden = {key for point in points for key in point}
-  clash = [flag for flag in extra
-           if flag.split('=', 1)[0][len('--config.'):] in overridden]
-  if clash:
-    # A flag after a point's own override wins: with --seeds every "seed"
-    # would train the same seed, and the between-seed error would be 0.
-    raise ValueError(f'{", ".join(clash)} would override what the points '
-                     'set themselves (their grid, or --seeds): drop it.')
+  points = _points(module, extra, where, seeds)
   detected_kind, detected = detect_devices()
   kind = detected_kind if devices == 'auto' else devices
   count = detected if kind == detected_kind else (workers or 1)

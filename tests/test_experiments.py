@@ -610,6 +610,13 @@ def test_a_flag_that_overrides_the_points_own_settings_is_refused(tmp_path):
       cwd=ROOT, capture_output=True, text=True, timeout=120)
   assert run.returncode == 2 and '--config.seed=5' in run.stderr
   assert not os.path.exists(tmp_path / 'root' / 'kind=vae,seed=0')
+  # --list refuses the same command rather than plan a run that cannot start
+  listed = subprocess.run(
+      [sys.executable, '-m', 'experiments.run_sweep', f'--sweep={sweep}',
+       f'--root={tmp_path / "root"}', '--seeds=2', '--set=seed=5', '--list'],
+      cwd=ROOT, capture_output=True, text=True, timeout=120)
+  assert listed.returncode == 2 and '--config.seed=5' in listed.stderr
+  assert 'to run' not in listed.stdout
 
 
 def test_kept_results_of_another_budget_are_set_aside_not_lost(tmp_path):
