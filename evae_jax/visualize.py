@@ -66,8 +66,8 @@ def image_grid(images: np.ndarray, num_cols: Optional[int] = None,
   return (grid * 255).round().astype(np.uint8)
 
 
-DIVIDER_PX = 2    # the gray band between originals and reconstructions
-DIVIDER_GRAY = 128
+BAND_PX = 2    # the gray band between originals and reconstructions
+BAND_GRAY = 128
 
 
 def stacked_grids(top: np.ndarray, bottom: np.ndarray,
@@ -82,13 +82,13 @@ def stacked_grids(top: np.ndarray, bottom: np.ndarray,
     num_cols: tiles per row of both grids; default ceil(sqrt(n)).
 
   Returns:
-    uint8 (rows_top * (H + 1) + 1 + DIVIDER_PX + rows_bottom * (H + 1) + 1,
-    cols * (W + 1) + 1), the band DIVIDER_GRAY.
+    uint8 (rows_top * (H + 1) + 1 + BAND_PX + rows_bottom * (H + 1) + 1,
+    cols * (W + 1) + 1), the band BAND_GRAY.
   """
   num_cols = num_cols or int(math.ceil(math.sqrt(len(top))))
   upper = image_grid(top, num_cols)
   lower = image_grid(bottom, num_cols)
-  band = np.full((DIVIDER_PX, upper.shape[1]), DIVIDER_GRAY, np.uint8)
+  band = np.full((BAND_PX, upper.shape[1]), BAND_GRAY, np.uint8)
   return np.concatenate([upper, band, lower])
 
 

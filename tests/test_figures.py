@@ -41,7 +41,19 @@ def test_sample_figures_are_written_and_reproducible(tmp_path):
   assert again.shape == (config.eval.num_image_samples,) + splits.image_shape
 
 
-def test_the_tensorboard_reconstruction_grid_divides_originals_from_reconstructions(
+def test_stacked_grids_first_grid_above_the_band_second_below():
+  rs = np.random.RandomState(0)
+  top, bottom = rs.rand(6, 4, 3), rs.rand(6, 4, 3)
+  grid = visualize.stacked_grids(top, bottom, num_cols=3)
+  upper = visualize.image_grid(top, 3)
+  lower = visualize.image_grid(bottom, 3)
+  np.testing.assert_array_equal(grid[:len(upper)], upper)
+  np.testing.assert_array_equal(grid[-len(lower):], lower)
+  assert (grid[len(upper):-len(lower)] == visualize.BAND_GRAY).all()
+  assert grid.shape[0] == len(upper) + visualize.BAND_PX + len(lower)
+
+
+def test_the_tensorboard_reconstructions_have_a_band_between_the_halves(
     tmp_path):
   """Originals on top, a gray band, then the reconstructions (the PNG's red
   divider, in the grayscale image TensorBoard gets)."""
@@ -50,9 +62,9 @@ def test_the_tensorboard_reconstruction_grid_divides_originals_from_reconstructi
                                       config, str(tmp_path))['reconstructions']
   h = splits.image_shape[0]
   top = grid[:h + 2]  # pad, one row of tiles, pad
-  band = grid[h + 2:h + 2 + visualize.DIVIDER_PX]
-  assert (band == visualize.DIVIDER_GRAY).all()
-  assert grid.shape[0] == 2 * (h + 2) + visualize.DIVIDER_PX
+  band = grid[h + 2:h + 2 + visualize.BAND_PX]
+  assert (band == visualize.BAND_GRAY).all()
+  assert grid.shape[0] == 2 * (h + 2) + visualize.BAND_PX
   assert (top[0] == 255).all() and (grid[-1] == 255).all()
 
 
