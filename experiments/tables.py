@@ -16,6 +16,7 @@ import json
 import math
 import os
 import re
+import sys
 from typing import Dict, List
 
 from absl import app
@@ -503,7 +504,11 @@ def render(root: str, table: str) -> str:
 
 def main(argv):
   del argv
-  print(render(flags.FLAGS.root, flags.FLAGS.table))
+  try:
+    print(render(flags.FLAGS.root, flags.FLAGS.table))
+  except ValueError as e:  # e.g. two runs of one seed: say which, exit 2
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
 
 
 if __name__ == '__main__':

@@ -452,6 +452,12 @@ def test_a_point_with_two_runs_of_one_seed_is_refused_not_counted_twice(
   for table in ('seeds', 'stride', 'remedies'):
     with pytest.raises(ValueError, match='two runs of seed 0'):
       tables.render(str(tmp_path), table)
+  run = subprocess.run(
+      [sys.executable, '-m', 'experiments.tables', f'--root={tmp_path}',
+       '--table=seeds'], cwd=ROOT, capture_output=True, text=True,
+      timeout=120)
+  assert run.returncode == 2 and 'keep one' in run.stderr
+  assert 'Traceback' not in run.stderr
 
 
 def test_seeds_table_says_when_its_seeds_were_scored_with_different_k(
