@@ -53,7 +53,7 @@ flags.DEFINE_bool('objectives_only', False,
 flags.DEFINE_string('out', os.path.join(tempfile.gettempdir(),
                                         'evae_jax_benchmark.json'),
                     'JSON output (default: a temporary file, so that the '
-                    'tracked experiments/benchmark.json is replaced only on '
+                    'tracked results/benchmarks/benchmark.json is replaced only on '
                     'purpose).')
 FLAGS = flags.FLAGS
 

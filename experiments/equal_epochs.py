@@ -3,8 +3,8 @@ metrics.jsonl): the comparison at equal training when only the last
 checkpoints were kept.
 
     python -m experiments.equal_epochs \
-        --base=experiments/results/mnist/table2_h200/kind=vae,latent_dim=50.metrics.jsonl \
-        --other=experiments/results/mnist/table2_h200/kind=evae,latent_dim=50.metrics.jsonl \
+        --base=results/mnist/table2_h200/kind=vae,latent_dim=50.metrics.jsonl \
+        --other=results/mnist/table2_h200/kind=evae,latent_dim=50.metrics.jsonl \
         --ranges=1-40,122-229,190-229
 
 prints, for each epoch range, mean(other - base) of the validation bound

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The MNIST reproductions of experiments/RESULTS.md, one experiment per
+# The MNIST reproductions of results/RESULTS.md, one experiment per
 # call, on a local folder of the original MNIST IDX files. Usage:
 #   bash experiments/mnist.sh EXPERIMENT MNIST_DIR ROOT [RUN_SWEEP FLAGS...]
 # (e.g. --where=model.epitome_size=4 for Table 4's better K alone)
@@ -8,7 +8,7 @@
 # rerun to continue) and prints the table, from the kept results, with the
 # paper's numbers beside ours.
 # SEEDS=N trains every point with seeds 0..N-1 (default 3); each finished
-# point is copied to KEEP/EXPERIMENT/<point>/ (default experiments/results/mnist,
+# point is copied to KEEP/EXPERIMENT/<point>/ (default results/mnist,
 # meant to be committed) and a point already there is skipped.
 set -euo pipefail
 if [ $# -lt 2 ]; then
@@ -21,7 +21,7 @@ DATA=$2
 ROOT=${3:-runs/mnist}
 shift $(( $# < 3 ? $# : 3 ))  # the rest goes to every run_sweep call
 PY=${PYTHON:-python}  # PYTHON=python3 where there is no 'python'
-KEPT=${KEEP:-experiments/results/mnist}
+KEPT=${KEEP:-results/mnist}
 S=("$PY" -m experiments.run_sweep --root="$ROOT/$EXP" --set=data.name=idx
    "--set=data.path=$DATA" --set=train.progress_bar=False
    --workers="${WORKERS:-2}" --devices="${DEVICES:-auto}"

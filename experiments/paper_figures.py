@@ -1,9 +1,9 @@
 """The paper's figures on MNIST, as pictures, from the kept results.
 
-    python -m experiments.paper_figures --results=experiments/results/mnist \
-        --out=experiments/results/figures
+    python -m experiments.paper_figures --results=results/mnist \
+        --out=results/figures
 
-reads the kept points (``experiments/results/mnist/<experiment>/<point>/``:
+reads the kept points (``results/mnist/<experiment>/<point>/``:
 eval.json and the PNGs each run wrote; see ``experiments/mnist.sh``) and
 writes one PNG per figure of the paper it can make, each panel labelled:
 
@@ -328,8 +328,8 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  flags.DEFINE_string('results', 'experiments/results/mnist',
+  flags.DEFINE_string('results', 'results/mnist',
                       'Folder of kept results, one subfolder per experiment.')
-  flags.DEFINE_string('out', 'experiments/results/figures',
+  flags.DEFINE_string('out', 'results/figures',
                       'Where the figure PNGs go.')
   app.run(main)

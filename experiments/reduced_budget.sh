@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The reduced-budget runs behind experiments/RESULTS.md, on local
+# The reduced-budget runs behind results/RESULTS.md, on local
 # Fashion-MNIST IDX files (MNIST's format and protocols). Usage:
 #   bash experiments/reduced_budget.sh DATA_DIR ROOT
 set -euo pipefail
