@@ -29,6 +29,7 @@ from evae_jax import figures
 from evae_jax import files
 from evae_jax import input_pipeline
 from evae_jax import models
+from evae_jax import provenance
 from evae_jax import seeds
 from evae_jax import sampling
 from evae_jax import sharding
@@ -257,7 +258,7 @@ def _report_markdown(results: Dict[str, Any], config, workdir: str) -> str:
       f'mixture of the {r["mutual_information"]["num_examples"]} examples\' '
       'posteriors under their assigned epitome (units outside y* at the '
       'prior); at most log n',
-  ] + _dropout_note(config) + _remedies_note(config) + [
+  ] + _dropout_note(config) + _remedies_note(config) + _code_note(r) + [
       '', '## Units and epitomes', '',
       'Sorted activity: ' + ', '.join(
           f'{a:.3f}' for a in r['active_units']['sorted_activity']), '',
@@ -277,6 +278,21 @@ def _report_markdown(results: Dict[str, Any], config, workdir: str) -> str:
   if files.exists(files.join(workdir, figures.MANIFOLDS_PNG)):
     lines.append(f'![manifolds]({figures.MANIFOLDS_PNG})')
   return '\n'.join(lines) + '\n'
+
+
+def _code_note(results):
+  """The settings line naming the code that trained and evaluated."""
+  code = results.get('code')
+  if not code:
+    return []
+  name = lambda c: (f'{c["version"]} (commit '
+                    f'{(c["commit"] or "unknown")[:12]}'
+                    f'{", with uncommitted changes" if c["dirty"] else ""}'
+                    f', numerics {c["numerics"]})')
+  trained = code['trained_with']
+  starts = '; '.join(f'{name(c)} from step {c["step"]}' for c in trained)
+  return [f'- code: trained by {starts or "code older than the record"}; '
+          f'evaluated by {name(code["evaluated_with"])}']
 
 
 def _parzen_pixels(binarization: str) -> str:
@@ -439,6 +455,7 @@ def _evaluate_one(config, workdir: str) -> Dict[str, Any]:
   results['checkpoint_epochs'] = int(state.step) / (
       len(splits.train) // config.train.batch_size)
   results['config'] = configuration.config_as_dict(config)
+  results['code'] = provenance.evaluation_record(workdir, results['step'])
   per_example = results.pop('per_example')
   if not sharding.is_lead():
     return results

@@ -30,6 +30,7 @@ from evae_jax import files
 from evae_jax import input_pipeline
 from evae_jax import metric_writers
 from evae_jax import models
+from evae_jax import provenance
 from evae_jax import seeds
 from evae_jax import schedules
 from evae_jax import sharding
@@ -387,6 +388,7 @@ def _set_up(config, workdir) -> _Run:
   if lead:
     for member_dir in dirs:
       _keep_damaged_metrics(member_dir)
+      provenance.record_training_start(member_dir, step)
   team = [_Member(name, member, member_dir, ckpt,
                   eval_rng=seeds.run_key(member.seed, seeds.VALID),
                   data_digest=data_digest,

@@ -9,7 +9,7 @@ import os
 
 from tests.conftest import ROOT
 
-ORDER = ('errors', 'signals', 'files', 'seeds', 'epitomes', 'likelihoods', 'objectives',
+ORDER = ('errors', 'signals', 'files', 'provenance', 'seeds', 'epitomes', 'likelihoods', 'objectives',
          'elbo', 'marginal', 'optimizers',
          'schedules', 'models', 'input_pipeline', 'defaults', 'configuration',
          'sharding', 'checkpoints', 'state', 'steps', 'evaluate', 'sampling',
