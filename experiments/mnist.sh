@@ -3,7 +3,7 @@
 # call, on a local folder of the original MNIST IDX files. Usage:
 #   bash experiments/mnist.sh EXPERIMENT MNIST_DIR ROOT [RUN_SWEEP FLAGS...]
 # (e.g. --where=model.epitome_size=4 for Table 4's better K alone)
-# EXPERIMENT: table2 | table2_stride | remedies | iwae | fig3 | table4 | fig2 | fig6 | assignment
+# EXPERIMENT: table2 | table2_stride | remedies | iwae | fig3 | table4 | fig7 | fig2 | fig6 | assignment
 # Each trains and evaluates every point into ROOT/EXPERIMENT/ (resumable:
 # rerun to continue) and prints the table, from the kept results, with the
 # paper's numbers beside ours.
@@ -13,7 +13,7 @@
 set -euo pipefail
 if [ $# -lt 2 ]; then
   echo "usage: bash experiments/mnist.sh EXPERIMENT MNIST_DIR [ROOT [RUN_SWEEP FLAGS...]]" >&2
-  echo "EXPERIMENT: table2 | table2_stride | remedies | iwae | fig3 | table4 | fig2 | fig6 | assignment" >&2
+  echo "EXPERIMENT: table2 | table2_stride | remedies | iwae | fig3 | table4 | fig7 | fig2 | fig6 | assignment" >&2
   exit 2
 fi
 EXP=$1
@@ -66,6 +66,14 @@ case "$EXP" in
       --where=model.num_layers=1 --where=model.hidden_dim=500 \
       --set=eval.iw_samples=100 --set=eval.iw_num_examples=500
     "$PY" -m experiments.tables --root="$KEPT/$EXP" --table=table4 ;;
+  fig7)  # Fig. 7: K against Parzen, Table 4's protocol; one D at a time so
+    # that a sweep cut short has every K of a D on all its seeds
+    for d in 24 48 8; do
+      sweep --sweep=configs/sweeps/fig7.py "${REDUCED[@]}" \
+        --where=model.latent_dim=$d \
+        --set=eval.iw_samples=100 --set=eval.iw_num_examples=500
+    done
+    "$PY" -m experiments.tables --root="$KEPT/$EXP" --table=seeds ;;
   fig2)
     sweep --sweep=configs/sweeps/fig2.py "${REDUCED[@]}" \
       --set=eval.iw_samples=100 --set=eval.iw_num_examples=500
@@ -78,5 +86,5 @@ case "$EXP" in
     sweep --sweep=configs/sweeps/assignment.py "${REDUCED[@]}" \
       --set=eval.iw_samples=1000 --set=eval.iw_num_examples=1000
     "$PY" -m experiments.tables --root="$KEPT/$EXP" --table=summary ;;
-  *) echo "unknown experiment $EXP: table2 | table2_stride | remedies | iwae | fig3 | table4 | fig2 | fig6 | assignment" >&2; exit 2 ;;
+  *) echo "unknown experiment $EXP: table2 | table2_stride | remedies | iwae | fig3 | table4 | fig7 | fig2 | fig6 | assignment" >&2; exit 2 ;;
 esac
