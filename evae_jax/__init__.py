@@ -11,6 +11,9 @@ under jit, vmap, grad and sharding.
 """
 
 import importlib
+import importlib.abc
+import importlib.util
+import sys
 import warnings
 
 # Imported on first use (PEP 562), so that `import evae_jax` is instant and
@@ -41,6 +44,51 @@ _DEPRECATED = {
         'evae_jax.iw_log_marginal_likelihood for log p(x), shape (B,); the '
         'old name will be removed.'),
 }
+
+# Modules that moved into packages: the old paths still import, with a
+# DeprecationWarning, and give the same module object (so monkeypatching
+# either name patches both); they will be removed.
+_MOVED_MODULES = {
+    'checkpoints': 'evae_jax.storage.checkpoints',
+    'defaults': 'evae_jax.configuration.defaults',
+    'files': 'evae_jax.storage.files',
+    'input_pipeline': 'evae_jax.data',
+    'metric_writers': 'evae_jax.train.metric_writers',
+    'optimizers': 'evae_jax.state.optimizers',
+    'report': 'evae_jax.evaluate.report',
+    'schedules': 'evae_jax.state.schedules',
+    'seeds': 'evae_jax.runtime.seeds',
+    'sharding': 'evae_jax.runtime.sharding',
+    'signals': 'evae_jax.runtime.signals',
+    'steps': 'evae_jax.train.steps',
+    'visualize': 'evae_jax.figures.visualize',
+    'workdirs': 'evae_jax.storage.workdirs',
+}
+
+
+class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+  """Serves ``evae_jax.<old name>`` as the module at its new path."""
+
+  def find_spec(self, fullname, path=None, target=None):
+    del path, target
+    prefix, _, name = fullname.partition('.')
+    if prefix == __name__ and name in _MOVED_MODULES:
+      return importlib.util.spec_from_loader(fullname, self)
+    return None
+
+  def create_module(self, spec):
+    new = _MOVED_MODULES[spec.name.partition('.')[2]]
+    warnings.warn(f'{spec.name} moved to {new}; import it from there (the '
+                  'old path will be removed).', DeprecationWarning,
+                  stacklevel=2)
+    return importlib.import_module(new)
+
+  def exec_module(self, module):
+    del module  # the module at the new path is already executed
+
+
+if not any(isinstance(f, _MovedModules) for f in sys.meta_path):
+  sys.meta_path.append(_MovedModules())
 
 
 def __getattr__(name):

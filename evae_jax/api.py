@@ -7,7 +7,7 @@
     images = m.sample(jax.random.PRNGKey(1), 16)   # (16, 8, 8) in [0, 1]
 
 `load` reads the workdir's ``config.json`` and newest checkpoint (through
-`evae_jax.report.load_trained`, as ``--mode=evaluate`` does) and returns a
+`evae_jax.evaluate.report.load_trained`, as ``--mode=evaluate`` does) and returns a
 `TrainedModel`. Its methods are thin wrappers of `evae_jax.models`,
 `evae_jax.sampling` and `evae_jax.evaluate`, jitted with the model static.
 
@@ -35,14 +35,14 @@ import numpy as np
 from evae_jax import configuration
 from evae_jax import elbo
 from evae_jax import errors
-from evae_jax import evaluate
-from evae_jax import files
-from evae_jax import input_pipeline
+from evae_jax import metrics as metrics_lib
+from evae_jax.storage import files
+from evae_jax import data as input_pipeline
 from evae_jax import models
-from evae_jax import report
+from evae_jax.evaluate import report
 from evae_jax import sampling
 from evae_jax import state as state_lib
-from evae_jax import workdirs
+from evae_jax.storage import workdirs
 
 Key = Union[jax.Array, int]
 
@@ -98,7 +98,7 @@ class TrainedModel:
     params: the parameters of the newest checkpoint.
     model: the `evae_jax.models.Model` (pure functions of ``params``).
     masks: (E, D) float32 epitome masks; a VAE has E = 1.
-    splits: the dataset as training saw it (`evae_jax.input_pipeline.Splits`,
+    splits: the dataset as training saw it (`evae_jax.data.Splits`,
       uint8 (n, H, W) train / valid / test).
     step: training steps of the checkpoint.
 
@@ -197,7 +197,7 @@ class TrainedModel:
     if images.dtype != np.uint8:
       raise ValueError(f'eval_inputs takes uint8 images (as in .splits), not '
                        f'{images.dtype}.')
-    return evaluate.eval_inputs(images.reshape((len(images),)
+    return metrics_lib.eval_inputs(images.reshape((len(images),)
                                                + self.image_shape),
                                 self.config.data)
 
@@ -357,7 +357,7 @@ class TrainedModel:
   def _iw(self, x, rng, num_samples, chunk_size, batch_size):
     if num_samples < 1:
       raise ValueError(f'num_samples={num_samples} must be >= 1.')
-    return evaluate.iw_estimates(self.params, self.model, self.inputs(x),
+    return metrics_lib.iw_estimates(self.params, self.model, self.inputs(x),
                                  _key(rng), int(num_samples), int(chunk_size),
                                  int(batch_size))
 
@@ -383,7 +383,7 @@ class TrainedModel:
     x = self.inputs(x)
     mu, _ = _encode(self.model, self.params, x)
     y = _assign(self.model, self.params, x, _key(rng))
-    activity, count = evaluate.active_units(mu, y, self.masks, threshold)
+    activity, count = metrics_lib.active_units(mu, y, self.masks, threshold)
     return np.asarray(activity), count
 
 

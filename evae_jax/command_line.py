@@ -21,10 +21,10 @@ import jax
 from ml_collections import config_flags
 
 from evae_jax import errors
-from evae_jax import sharding
-from evae_jax import signals
+from evae_jax.runtime import sharding
+from evae_jax.runtime import signals
 from evae_jax import train
-from evae_jax import workdirs
+from evae_jax.storage import workdirs
 
 FLAGS = flags.FLAGS
 EXIT_INTERRUPTED = signals.EXIT_INTERRUPTED
@@ -101,7 +101,7 @@ def run(config_flag, workdir: str, mode: str, num_samples: int,
     if mode == 'train':
       train.train_and_evaluate(config, workdir)
     else:
-      from evae_jax import report  # pylint: disable=g-import-not-at-top
+      from evae_jax.evaluate import report  # pylint: disable=g-import-not-at-top
       if mode == 'evaluate':
         report.evaluate_workdir(config, workdir)
       else:
@@ -221,7 +221,7 @@ def _bad_command_line(argv, error: BaseException) -> str:
   named = [f for f in fields if f.rsplit('.', 1)[-1] in message]
   subject = f'--{named[0]}' if named else 'the command line'
   return (f'bad value or unknown field in {subject}: {_sentence(message)} '
-          'Fields and their types are listed in evae_jax/defaults.py; check '
+          'Fields and their types are listed in evae_jax/configuration/defaults.py; check '
           'the spelling of --config.SECTION.FIELD=VALUE.')
 
 

@@ -15,7 +15,7 @@ import signal
 import sys
 
 
-from evae_jax import signals  # the standard library only: instant
+from evae_jax.runtime import signals  # the standard library only: instant
 
 
 def _interrupted_at_start_up(signum, frame):
@@ -44,7 +44,8 @@ flags.DEFINE_enum('mode', 'train', ['train', 'evaluate', 'sample'],
                   'train (resumes automatically), evaluate, or sample.')
 flags.DEFINE_integer('num_samples', 100, 'Images to write in --mode=sample.')
 config_flags.DEFINE_config_file(
-    'config', os.path.join(os.path.dirname(__file__), 'defaults.py'),
+    'config', os.path.join(os.path.dirname(__file__), 'configuration',
+                           'defaults.py'),
     'Config file (get_config()). Required to train; --mode=evaluate and '
     "--mode=sample read the run's own config from the workdir without it "
     '(--config.eval.FIELD=... still applies).', lock_config=True)

@@ -20,9 +20,9 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from evae_jax import report
-from evae_jax import steps
-from evae_jax import workdirs
+from evae_jax.evaluate import report
+from evae_jax.train import steps
+from evae_jax.storage import workdirs
 
 flags.DEFINE_string('workdir', None, 'A trained eVAE workdir.')
 flags.DEFINE_list('samples', ['1', '4', '16'], 'Draws averaged per example.')

@@ -33,7 +33,7 @@ from evae_jax import configuration
 from evae_jax import evaluate
 from evae_jax import models
 from evae_jax import state as state_lib
-from evae_jax import steps
+from evae_jax.train import steps
 
 flags.DEFINE_integer('num_layers', 2, 'L.')
 flags.DEFINE_integer('hidden_dim', 500, 'H.')

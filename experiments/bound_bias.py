@@ -21,9 +21,9 @@ import numpy as np
 
 from evae_jax import elbo
 from evae_jax import evaluate
-from evae_jax import report
-from evae_jax import seeds
-from evae_jax import workdirs
+from evae_jax.evaluate import report
+from evae_jax.runtime import seeds
+from evae_jax.storage import workdirs
 from experiments import paired
 
 flags.DEFINE_string('workdir', None, 'An evaluated workdir.')

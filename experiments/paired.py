@@ -38,7 +38,7 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from evae_jax import report
+from evae_jax.evaluate import report
 
 EXAMPLES = 'eval_examples.npz'
 KEYS = ('iw_marginal', 'iw_assigned', 'bound', 'logsumexp_bound', 'parzen')

@@ -52,8 +52,8 @@ def _final_params(workdir):
   """The parameters of the newest checkpoint of ``workdir``."""
   # pylint: disable=g-import-not-at-top
   import ml_collections
-  from evae_jax import report
-  from evae_jax import workdirs
+  from evae_jax.evaluate import report
+  from evae_jax.storage import workdirs
   config = ml_collections.ConfigDict(workdirs.load_saved_config(workdir))
   state, _ = report.load_trained(config, workdir)
   return jax.tree_util.tree_leaves(jax.device_get(state.params))

@@ -39,7 +39,7 @@ import threading
 import time
 from typing import Dict, List, Sequence, Tuple
 
-from evae_jax import signals
+from evae_jax.runtime import signals
 
 STATUS_FILE = 'sweep_status.json'
 # evae_jax.main's status for a run stopped by SIGTERM/SIGINT after saving.
@@ -163,7 +163,7 @@ def requested_budget(config, overrides: Dict, extra: Sequence[str]) -> Dict:
 
 
 def _total_epochs(budget: Dict) -> float:
-  """Epochs of a run to ``budget`` (as `evae_jax.schedules.total_epochs`)."""
+  """Epochs of a run to ``budget`` (as `evae_jax.state.schedules.total_epochs`)."""
   if budget.get('train.schedule') == 'burda':
     return float(sum(3 ** i for i in range(budget['train.burda_stages'])))
   return float(budget['train.num_epochs'])

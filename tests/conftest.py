@@ -35,7 +35,7 @@ FASHION_MNIST = os.path.join(os.path.dirname(ROOT), 'shared', 'data',
 
 @pytest.fixture(autouse=True)
 def _no_network_downloads(monkeypatch):
-  from evae_jax import input_pipeline
+  from evae_jax import data as input_pipeline
   monkeypatch.setattr(input_pipeline, '_network_reachable',
                       lambda *a, **k: False)
 
@@ -104,7 +104,7 @@ def cli(workdir, *flags, mode='train', timeout=600):
 def one_epoch_workdir(tmp_path_factory):
   """A workdir of configs/test.py trained for one epoch (per test module)."""
   from configs import test as test_config
-  from evae_jax import train
+  from evae_jax.train import loop as train
   workdir = str(tmp_path_factory.mktemp('one_epoch') / 'run')
   config = test_config.get_config()
   config.train.num_epochs = 1

@@ -9,7 +9,7 @@ the tiny test config, a fixed batch and fixed keys:
   (``steps.train_step``: the loss, the gradient and Adam together),
 
 as float32 arrays. ``tests/golden/numerics.npz`` holds them with the
-``NUMERICS_VERSION`` they belong to (`evae_jax.provenance`).
+``NUMERICS_VERSION`` they belong to (`evae_jax.storage.provenance`).
 ``tests/test_golden_numerics.py`` recomputes them and requires them equal to
 the bit. A change that moves them must bump ``NUMERICS_VERSION`` and
 re-record, in one commit:
@@ -90,7 +90,7 @@ def compute() -> Dict[str, np.ndarray]:
   """
   # pylint: disable=import-outside-toplevel
   from evae_jax import state as state_lib
-  from evae_jax import steps
+  from evae_jax.train import steps
   rs = np.random.RandomState(0)
   batch = (rs.rand(BATCH, NUM_PIXELS) > 0.6).astype(np.float32)
   out = {}
@@ -151,7 +151,7 @@ def differences(want: Dict[str, np.ndarray], got: Dict[str, np.ndarray]):
 
 def record() -> int:
   """Writes GOLDEN, enforcing that the version moves with the numbers."""
-  from evae_jax import provenance  # pylint: disable=import-outside-toplevel
+  from evae_jax.storage import provenance  # pylint: disable=import-outside-toplevel
   got = compute()
   if os.path.exists(GOLDEN):
     want, version, _ = load()

@@ -205,7 +205,7 @@ def test_load_from_a_bucket(gcs, trained, one_epoch_workdir):
   tensorstore clients) loads as the same model as its local copy."""
   import os  # pylint: disable=g-import-not-at-top
   import uuid  # pylint: disable=g-import-not-at-top
-  from evae_jax import files  # pylint: disable=g-import-not-at-top
+  from evae_jax.storage import files  # pylint: disable=g-import-not-at-top
   remote = f'{gcs}/{uuid.uuid4().hex}/run'
   for folder, _, names in os.walk(one_epoch_workdir):
     for name in names:
@@ -238,7 +238,7 @@ def test_config_json_of_an_older_version_loads(trained, one_epoch_workdir,
   with open(f'{copy}/config.json', 'w') as f:
     json.dump(saved, f)
   old = evae_jax.load(copy)
-  assert old.config.eval.iw_chunk == 100  # evae_jax/defaults.py
+  assert old.config.eval.iw_chunk == 100  # evae_jax/configuration/defaults.py
   assert old.config.train.kl_weights == ()
   jax.tree_util.tree_map(np.testing.assert_array_equal, old.params,
                          trained.params)

@@ -28,17 +28,19 @@ from tests.conftest import ROOT
 PUBLIC_MODULES = ('evae_jax', 'evae_jax.api', 'evae_jax.elbo',
                   'evae_jax.objectives', 'evae_jax.epitomes',
                   'evae_jax.likelihoods', 'evae_jax.marginal',
-                  'evae_jax.evaluate', 'evae_jax.sampling')
+                  'evae_jax.evaluate', 'evae_jax.metrics',
+                  'evae_jax.sampling')
 
 # The library's own modules beyond the API (training, checkpoints, data,
 # workdirs): not in the reference, but held to the same docstrings. `main`
 # (flags only) and `steps` are left out.
-INTERNAL_MODULES = ('evae_jax.workdirs', 'evae_jax.train',
-                    'evae_jax.configuration', 'evae_jax.checkpoints',
-                    'evae_jax.sharding', 'evae_jax.report',
-                    'evae_jax.models', 'evae_jax.input_pipeline',
-                    'evae_jax.files', 'evae_jax.metric_writers',
-                    'evae_jax.state')
+INTERNAL_MODULES = ('evae_jax.storage.workdirs', 'evae_jax.train.loop',
+                    'evae_jax.configuration', 'evae_jax.storage.checkpoints',
+                    'evae_jax.runtime.sharding', 'evae_jax.evaluate.report',
+                    'evae_jax.models', 'evae_jax.data',
+                    'evae_jax.storage.files', 'evae_jax.train.metric_writers',
+                    'evae_jax.state',
+                    'evae_jax.storage.provenance')
 
 # Public names that are not API of their own, each with the reason.
 NOT_API = {
@@ -268,16 +270,16 @@ def test_the_check_sees_the_whole_api():
   for expected in ('evae_jax.elbo.elbo_fn', 'evae_jax.api.load',
                    'evae_jax.api.TrainedModel', 'evae_jax.epitomes.make_masks',
                    'evae_jax.marginal.iw_log_marginal_likelihood',
-                   'evae_jax.evaluate.iw_estimates',
+                   'evae_jax.metrics.iw_estimates',
                    'evae_jax.sampling.generate', 'evae_jax.objectives.register',
                    'evae_jax.likelihoods.bernoulli_log_prob'):
     assert expected in names
   names = {where for where, _ in public_api(INTERNAL_MODULES)}
-  for expected in ('evae_jax.train.train_and_evaluate',
-                   'evae_jax.checkpoints.Checkpoints',
-                   'evae_jax.workdirs.prepare', 'evae_jax.sharding.make_mesh',
-                   'evae_jax.report.evaluate_workdir',
-                   'evae_jax.input_pipeline.load',
+  for expected in ('evae_jax.train.loop.train_and_evaluate',
+                   'evae_jax.storage.checkpoints.Checkpoints',
+                   'evae_jax.storage.workdirs.prepare', 'evae_jax.runtime.sharding.make_mesh',
+                   'evae_jax.evaluate.report.evaluate_workdir',
+                   'evae_jax.data.load',
                    'evae_jax.state.TrainState'):
     assert expected in names
 

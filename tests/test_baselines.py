@@ -11,10 +11,10 @@ import pytest
 from configs import test as test_config
 from evae_jax import elbo
 from evae_jax import epitomes
-from evae_jax import metric_writers
+from evae_jax.train import metric_writers
 from evae_jax import models
-from evae_jax import schedules
-from evae_jax import train
+from evae_jax.state import schedules
+from evae_jax.train import loop as train
 
 
 def _model_config(**overrides):

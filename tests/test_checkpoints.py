@@ -23,10 +23,10 @@ import numpy as np
 import pytest
 
 from configs import test as test_config
-from evae_jax import checkpoints
-from evae_jax import report
+from evae_jax.storage import checkpoints
+from evae_jax.evaluate import report
 from evae_jax import state as state_lib
-from evae_jax import train
+from evae_jax.train import loop as train
 from tests.conftest import ROOT
 
 FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -110,7 +110,7 @@ def test_a_workdir_path_too_long_for_its_checkpoints_fails_at_once(tmp_path):
 _SAVE_THAT_FAILS_IN_ORBAX_THREADS = '''
 import json, sys
 import numpy as np
-from evae_jax import checkpoints
+from evae_jax.storage import checkpoints
 tree = {'w': np.ones(3, np.float32), 'step': np.asarray(1, np.int32)}
 def save(workdir, record=None):
   ckpts = checkpoints.Checkpoints(workdir, 2)

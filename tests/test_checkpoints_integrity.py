@@ -14,10 +14,10 @@ import pytest
 
 import configs.test as test_config
 from evae_jax import errors
-from evae_jax import checkpoints
+from evae_jax.storage import checkpoints
 from evae_jax import configuration
-from evae_jax import train
-from evae_jax import workdirs
+from evae_jax.train import loop as train
+from evae_jax.storage import workdirs
 from evae_jax import state as state_lib
 from tests.conftest import cli
 

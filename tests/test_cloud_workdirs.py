@@ -11,9 +11,9 @@ import uuid
 import pytest
 
 from configs import test as test_config
-from evae_jax import files
-from evae_jax import train
-from evae_jax import workdirs
+from evae_jax.storage import files
+from evae_jax.train import loop as train
+from evae_jax.storage import workdirs
 from tests.conftest import cli
 
 def _metrics(workdir):
@@ -104,7 +104,7 @@ def test_an_unreachable_bucket_is_one_paragraph_in_every_mode(monkeypatch):
   a WorkdirError (exit status 2, one paragraph) in evaluate and sample modes
   too, not a traceback."""
   from evae_jax import errors
-  from evae_jax import report
+  from evae_jax.evaluate import report
 
   def unreachable(*_):
     raise RuntimeError('Your default credentials were not found.')

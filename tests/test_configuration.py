@@ -6,7 +6,7 @@ import pytest
 from configs import test as test_config
 from evae_jax import errors
 from evae_jax import configuration
-from evae_jax import defaults
+from evae_jax.configuration import defaults
 from evae_jax import objectives
 
 

@@ -1,4 +1,4 @@
-"""evae_jax/defaults.py: the default config runs (it validates), every
+"""evae_jax/configuration/defaults.py: the default config runs (it validates), every
 caller gets a fresh copy, and what it documents is what the library
 accepts: each ``a | b | c`` comment lists exactly the values validation
 allows, and every ``--config.SECTION.FIELD`` the docs name is a field.
@@ -15,12 +15,12 @@ import pytest
 from configs import default as default_config
 from evae_jax import errors
 from evae_jax import configuration
-from evae_jax import defaults
-from evae_jax import input_pipeline
+from evae_jax.configuration import defaults
+from evae_jax import data as input_pipeline
 from evae_jax import models
 from evae_jax import objectives
-from evae_jax import optimizers
-from evae_jax import schedules
+from evae_jax.state import optimizers
+from evae_jax.state import schedules
 from tests.conftest import ROOT
 
 # The fields whose comment lists their values, and what validation allows.

@@ -16,9 +16,9 @@ import pytest
 
 import evae_jax
 from evae_jax import configuration
-from evae_jax import defaults
+from evae_jax.configuration import defaults
 from evae_jax import errors
-from evae_jax import files
+from evae_jax.storage import files
 from evae_jax import command_line
 
 

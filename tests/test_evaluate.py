@@ -222,8 +222,8 @@ def test_report_labels_match_what_was_computed(tmp_path):
   """Parzen on binary pixels says so; a sigma at the grid's edge is flagged;
   a dropout VAE's report says which model is evaluated."""
   import configs.test as test_config
-  from evae_jax import input_pipeline
-  from evae_jax import report
+  from evae_jax import data as input_pipeline
+  from evae_jax.evaluate import report
   config = test_config.get_config()
   config.model.kind = 'vae'
   config.data.binarization = 'fixed'

@@ -21,9 +21,9 @@ import pytest
 
 from configs import test as test_config
 from evae_jax import errors
-from evae_jax import checkpoints
-from evae_jax import metric_writers
-from evae_jax import train
+from evae_jax.storage import checkpoints
+from evae_jax.train import metric_writers
+from evae_jax.train import loop as train
 from evae_jax import state as state_lib
 from tests.conftest import ROOT
 from tests.test_input_pipeline import write_idx

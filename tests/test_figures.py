@@ -10,10 +10,10 @@ from PIL import Image
 
 from configs import test as test_config
 from evae_jax import figures
-from evae_jax import input_pipeline
+from evae_jax import data as input_pipeline
 from evae_jax import sampling
 from evae_jax import state as state_lib
-from evae_jax import visualize
+from evae_jax.figures import visualize
 
 
 def _model():

@@ -1,4 +1,4 @@
-"""evae_jax.files: the same operations on a local folder and in a bucket
+"""evae_jax.storage.files: the same operations on a local folder and in a bucket
 (``gs://`` served by tests/gcs_emulator.py), whole files only, and clear
 errors for paths that cannot be opened here."""
 
@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from evae_jax import errors
-from evae_jax import files
+from evae_jax.storage import files
 
 
 @pytest.fixture(params=['local', 'gs'])

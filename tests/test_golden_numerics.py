@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from evae_jax import provenance
+from evae_jax.storage import provenance
 from tests import golden_numerics
 
 

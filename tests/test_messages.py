@@ -11,10 +11,10 @@ import pytest
 
 import configs.test as test_config
 from evae_jax import errors
-from evae_jax import input_pipeline
-from evae_jax import train
+from evae_jax import data as input_pipeline
+from evae_jax.train import loop as train
 from evae_jax import state as state_lib
-from evae_jax import steps
+from evae_jax.train import steps
 from tests.conftest import ROOT
 from tests.test_input_pipeline import write_idx_dir
 
@@ -129,7 +129,7 @@ def test_parameters_that_became_nan_are_never_saved(tmp_path, monkeypatch):
   """Finite losses but non-finite parameters after the chunk's last update:
   training stops before a checkpoint would hold them."""
   import jax
-  from evae_jax import checkpoints
+  from evae_jax.storage import checkpoints
   original, calls = steps.train_chunks, []
 
   def poisoned(*args, **kwargs):
@@ -221,7 +221,7 @@ def test_an_impatient_ctrl_c_burst_is_still_one_line_and_exit_75(
 
 def test_two_overwrites_in_the_same_second_keep_both_earlier_runs(
     tmp_path, monkeypatch):
-  from evae_jax import workdirs
+  from evae_jax.storage import workdirs
   monkeypatch.setattr(workdirs.time, 'strftime', lambda *a: '20260101-000000')
   workdir = str(tmp_path / 'run')
   for latent_dim in (6, 8, 10):  # three configs: two overwrites, one second

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from tensorboardX.proto import event_pb2
 
-from evae_jax import metric_writers
+from evae_jax.train import metric_writers
 
 
 def _write(workdir, records, resume_step=None):

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from evae_jax import sharding
+from evae_jax.runtime import sharding
 from tests.conftest import free_port
 from tests.conftest import ROOT
 
@@ -45,7 +45,7 @@ def _two_processes(workdir, *flags, mode='train', timeout=600):
 
 def _params(workdir):
   from configs import test as test_config
-  from evae_jax import report
+  from evae_jax.evaluate import report
   import jax
   config = test_config.get_config()
   config.train.num_epochs = 30  # as trained (evaluation checks the model)
@@ -87,8 +87,8 @@ def test_two_processes_train_resume_and_evaluate_like_one(tmp_path):
   result must equal one process's uninterrupted run of the same config and
   seed, with each file written once; then both evaluate."""
   from configs import test as test_config
-  from evae_jax import report
-  from evae_jax import train
+  from evae_jax.evaluate import report
+  from evae_jax.train import loop as train
   one, two = str(tmp_path / 'one'), str(tmp_path / 'two')
   epochs = 30
   config = test_config.get_config()
@@ -162,7 +162,7 @@ def test_distributed_args_from_config_or_environment():
 _ALONE = '''
 import sys
 from evae_jax import errors
-from evae_jax import sharding
+from evae_jax.runtime import sharding
 try:
   sharding.initialize_distributed(sys.argv[1], 2, int(sys.argv[2]),
                                   initialization_timeout=3)

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from evae_jax import workdirs
+from evae_jax.storage import workdirs
 from experiments import sweeps
 from tests.conftest import ROOT
 

@@ -10,7 +10,7 @@ import pytest
 
 from configs import default
 from evae_jax import errors
-from evae_jax import input_pipeline
+from evae_jax import data as input_pipeline
 from tests.conftest import cli
 
 

@@ -15,8 +15,8 @@ import pytest
 
 from evae_jax import errors
 from evae_jax import configuration
-from evae_jax import defaults
-from evae_jax import optimizers
+from evae_jax.configuration import defaults
+from evae_jax.state import optimizers
 
 B1, B2, EPS = 0.8, 0.95, 1e-3  # far from every default, to see them used
 GRADS = np.random.RandomState(0).randn(6, 3) * [1.0, 0.01, 5.0]

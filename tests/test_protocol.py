@@ -9,9 +9,9 @@ import optax
 import configs.test as test_config
 from configs.sweeps import table2
 from evae_jax import configuration
-from evae_jax import input_pipeline
+from evae_jax import data as input_pipeline
 from evae_jax import models
-from evae_jax import optimizers
+from evae_jax.state import optimizers
 
 
 def _numpy_burda_adam(grads, lrs, b1=0.99, b2=0.999, eps=1e-4):

@@ -10,7 +10,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from evae_jax import provenance
+from evae_jax.storage import provenance
 from tests import golden_numerics
 from tests.conftest import ROOT
 
@@ -66,7 +66,7 @@ def test_a_package_outside_git_records_no_commit(tmp_path, monkeypatch):
 
 def test_eval_json_and_report_name_the_code(one_epoch_workdir, tmp_path):
   from configs import test as test_config
-  from evae_jax import report
+  from evae_jax.evaluate import report
   workdir = str(tmp_path / 'run')
   shutil.copytree(one_epoch_workdir, workdir)
   config = test_config.get_config()

@@ -19,7 +19,7 @@ def test_readme_elbo_example_runs():
 
 def test_readme_npz_example_makes_a_loadable_dataset(tmp_path, monkeypatch):
   import numpy as np
-  from evae_jax import input_pipeline
+  from evae_jax import data as input_pipeline
   from evae_jax.configs import default
   text = open(os.path.join(ROOT, 'README.md')).read()
   block, = [b for b in re.findall(r'```python\n(.*?)```', text, re.S)

@@ -15,13 +15,13 @@ import pytest
 
 import configs.test as test_config
 from evae_jax import errors
-from evae_jax import checkpoints
+from evae_jax.storage import checkpoints
 from evae_jax import configuration
-from evae_jax import input_pipeline
-from evae_jax import metric_writers
-from evae_jax import train
-from evae_jax import visualize
-from evae_jax import workdirs
+from evae_jax import data as input_pipeline
+from evae_jax.train import metric_writers
+from evae_jax.train import loop as train
+from evae_jax.figures import visualize
+from evae_jax.storage import workdirs
 from evae_jax import state as state_lib
 from tests.conftest import ROOT
 from tests.conftest import cli

@@ -18,12 +18,12 @@ from evae_jax import configuration
 from evae_jax import elbo
 from evae_jax import epitomes
 from evae_jax import evaluate
-from evae_jax import input_pipeline
-from evae_jax import metric_writers
+from evae_jax import data as input_pipeline
+from evae_jax.train import metric_writers
 from evae_jax import models
-from evae_jax import schedules
-from evae_jax import seeds
-from evae_jax import steps
+from evae_jax.state import schedules
+from evae_jax.runtime import seeds
+from evae_jax.train import steps
 from evae_jax import state as state_lib
 from tests.conftest import cli
 
@@ -226,7 +226,7 @@ def test_remedy_settings_are_validated(overrides, message):
 def _true_bound(workdir, config):
   """eval.json's bound recomputed from the saved parameters with
   `elbo.elbo_fn` (true KL): the report's draws, batch by batch."""
-  from evae_jax import report
+  from evae_jax.evaluate import report
   state, splits = report.load_trained(config, workdir)
   ec = config.eval
   x = evaluate.eval_inputs(splits.split(ec.split)[:ec.num_examples],

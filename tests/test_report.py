@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from evae_jax import report
+from evae_jax.evaluate import report
 from tests.conftest import cli
 
 

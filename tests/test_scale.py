@@ -11,10 +11,10 @@ import jax
 import numpy as np
 
 from configs import test as test_config
-from evae_jax import checkpoints
-from evae_jax import metric_writers
-from evae_jax import report
-from evae_jax import train
+from evae_jax.storage import checkpoints
+from evae_jax.train import metric_writers
+from evae_jax.evaluate import report
+from evae_jax.train import loop as train
 from evae_jax import state as state_lib
 from tests.conftest import ROOT
 
@@ -76,7 +76,8 @@ def test_sharded_run_matches_single_device(tmp_path):
   script = textwrap.dedent(f'''
       import jax, numpy as np
       from configs import test as test_config
-      from evae_jax import checkpoints, train
+      from evae_jax.storage import checkpoints
+      from evae_jax.train import loop as train
       from evae_jax import state as state_lib
       assert jax.device_count() == 8, jax.devices()
       out = {{}}

@@ -12,7 +12,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from evae_jax import schedules
+from evae_jax.state import schedules
 
 
 def _train(**fields):

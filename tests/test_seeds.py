@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from evae_jax import seeds
+from evae_jax.runtime import seeds
 
 
 def _bits(key):

@@ -1,11 +1,11 @@
-"""evae_jax.sharding in one process (two processes: test_multiprocess.py)."""
+"""evae_jax.runtime.sharding in one process (two processes: test_multiprocess.py)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from evae_jax import sharding
+from evae_jax.runtime import sharding
 from evae_jax.errors import ConfigError
 
 

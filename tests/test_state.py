@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from configs import test as test_config
-from evae_jax import checkpoints
+from evae_jax.storage import checkpoints
 from evae_jax import configuration
-from evae_jax import schedules
+from evae_jax.state import schedules
 from evae_jax import state as state_lib
 
 PIXELS = 12

@@ -12,7 +12,7 @@ from configs import test as test_config
 from evae_jax import errors
 from evae_jax import objectives
 from evae_jax import state as state_lib
-from evae_jax import steps
+from evae_jax.train import steps
 
 
 def test_step_options_carry_the_objective_and_the_remedies():

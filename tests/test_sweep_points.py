@@ -13,10 +13,10 @@ import pytest
 import configs.test as test_config
 from evae_jax import configuration
 from evae_jax import figures
-from evae_jax import input_pipeline
-from evae_jax import report
+from evae_jax import data as input_pipeline
+from evae_jax.evaluate import report
 from evae_jax import state as state_lib
-from evae_jax import steps
+from evae_jax.train import steps
 from tests.conftest import ROOT
 
 MODEL_FIELDS = ('kind', 'latent_dim', 'epitome_size', 'stride')

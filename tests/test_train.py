@@ -11,12 +11,12 @@ import pytest
 
 from configs import test as test_config
 from evae_jax import errors
-from evae_jax import checkpoints
-from evae_jax import input_pipeline
-from evae_jax import metric_writers
-from evae_jax import train
+from evae_jax.storage import checkpoints
+from evae_jax import data as input_pipeline
+from evae_jax.train import metric_writers
+from evae_jax.train import loop as train
 from evae_jax import state as state_lib
-from evae_jax import steps
+from evae_jax.train import steps
 from tests.conftest import ROOT
 
 
@@ -153,7 +153,7 @@ def test_metric_writers_do_not_import_torch(tmp_path):
   fake = tmp_path / 'torch'
   fake.mkdir()
   (fake / '__init__.py').write_text('LOADED = True\n')
-  code = ('import sys, evae_jax.metric_writers as m; '
+  code = ('import sys, evae_jax.train.metric_writers as m; '
           'assert "torch" not in sys.modules, "torch was imported"; '
           'm.SummaryWriter(sys.argv[1]).close()')
   run = subprocess.run([sys.executable, '-c', code, str(tmp_path / 'tb')],

@@ -1,4 +1,4 @@
-"""evae_jax.visualize: grids tile images where they belong; files appear
+"""evae_jax.figures.visualize: grids tile images where they belong; files appear
 whole under their final name."""
 
 import os
@@ -6,7 +6,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from evae_jax import visualize
+from evae_jax.figures import visualize
 
 
 def test_image_grid_places_each_image_in_row_major_order():

@@ -1,4 +1,4 @@
-"""evae_jax.workdirs: a workdir is tied to one config, earlier runs are
+"""evae_jax.storage.workdirs: a workdir is tied to one config, earlier runs are
 moved aside rather than lost, and only process 0 writes."""
 
 import json
@@ -9,8 +9,8 @@ import pytest
 from configs import test as test_config
 from evae_jax import errors
 from evae_jax import configuration
-from evae_jax import sharding
-from evae_jax import workdirs
+from evae_jax.runtime import sharding
+from evae_jax.storage import workdirs
 
 
 def test_prepare_records_the_config_and_allows_resumable_changes(tmp_path):
@@ -128,7 +128,7 @@ def test_a_kill_in_the_middle_of_an_overwrite_loses_and_mixes_nothing(
   child = (
       'import os, signal\n'
       'from configs import test\n'
-      'from evae_jax import files, workdirs\n'
+      'from evae_jax.storage import files, workdirs\n'
       'rename, calls = files.rename, []\n'
       'def killed_at_a_move(source, target):\n'
       '  calls.append(source)\n'

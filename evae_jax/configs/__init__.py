@@ -15,5 +15,5 @@ Each module has ``get_config()``: `default` / `digits` (the embedded 8x8
 digits), `mnist`, `binarized_mnist`, `fashion_mnist` (local IDX files),
 `tfd` (the paper's TFD setting) and `test` (tiny, for tests). The checkout's
 ``configs/*.py`` are thin files that re-export these. Every field, its
-default and its meaning: `evae_jax.defaults`.
+default and its meaning: `evae_jax.configuration.defaults`.
 """

@@ -13,16 +13,16 @@ from typing import Any, Dict
 import ml_collections
 import numpy as np
 
-from evae_jax import defaults
+from evae_jax.configuration import defaults
 # elbo registers the objectives.
 from evae_jax import elbo  # pylint: disable=unused-import
 from evae_jax import errors
 from evae_jax import epitomes
-from evae_jax import input_pipeline
+from evae_jax import data as input_pipeline
 from evae_jax import models
 from evae_jax import objectives
-from evae_jax import optimizers
-from evae_jax import schedules
+from evae_jax.state import optimizers
+from evae_jax.state import schedules
 
 
 def _choice(value, allowed, field):
@@ -55,13 +55,13 @@ def masks_from_config(model_config: ml_collections.ConfigDict) -> np.ndarray:
 
 
 def _check_fields(config: ml_collections.ConfigDict) -> None:
-  """Every field of evae_jax/defaults.py is present with a compatible type."""
+  """Every field of evae_jax/configuration/defaults.py is present with a compatible type."""
   given = flatten(config_as_dict(config))
   for field, expected in flatten(config_as_dict(defaults.get_config())).items():
     if field not in given:
       raise errors.ConfigError(
           f'The config lacks {field}; build configs from '
-          'evae_jax/defaults.py (configs/default.py) and override fields.')
+          'evae_jax/configuration/defaults.py (configs/default.py) and override fields.')
     value = given[field]
     numeric = (int, float)
     ok = (isinstance(value, type(expected))
@@ -125,7 +125,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   """Refuses any value the run cannot use, before any work starts.
 
   Args:
-    config: the full config (every field of evae_jax/defaults.py).
+    config: the full config (every field of evae_jax/configuration/defaults.py).
 
   Raises:
     errors.ConfigError: a field missing or of the wrong type, a value out of

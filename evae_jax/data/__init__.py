@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from evae_jax import errors
-from evae_jax import files
+from evae_jax.storage import files
 
 BINARIZATIONS = ('none', 'dynamic', 'fixed')
 VALID_FROM = ('random', 'end')

@@ -21,20 +21,20 @@ import ml_collections
 import numpy as np
 
 
-from evae_jax import checkpoints
+from evae_jax.storage import checkpoints
 from evae_jax import configuration
 from evae_jax import errors
-from evae_jax import evaluate
+from evae_jax import metrics as metrics_lib
 from evae_jax import figures
-from evae_jax import files
-from evae_jax import input_pipeline
+from evae_jax.storage import files
+from evae_jax import data as input_pipeline
 from evae_jax import models
-from evae_jax import provenance
-from evae_jax import seeds
+from evae_jax.storage import provenance
+from evae_jax.runtime import seeds
 from evae_jax import sampling
-from evae_jax import sharding
+from evae_jax.runtime import sharding
 from evae_jax import state as state_lib
-from evae_jax import workdirs
+from evae_jax.storage import workdirs
 
 EVAL_JSON = 'eval.json'
 # Per-example values on the first n examples of the split, in split order
@@ -54,7 +54,7 @@ def load_trained(config: ml_collections.ConfigDict, workdir: str
 
   Returns:
     (state, splits): the restored `evae_jax.state.TrainState` and the
-    dataset ``config.data`` loads (`evae_jax.input_pipeline.Splits`).
+    dataset ``config.data`` loads (`evae_jax.data.Splits`).
 
   Raises:
     errors.ConfigError: the config is invalid, or the workdir has no
@@ -113,23 +113,23 @@ def compute_metrics(state: state_lib.TrainState,
   params, model = state.params, state.model
   masks = model.masks
   images = _limit(splits.split(ec.split), ec.num_examples)
-  x = evaluate.eval_inputs(images, config.data)
-  enc = evaluate.encode_dataset(params, model, x,
+  x = metrics_lib.eval_inputs(images, config.data)
+  enc = metrics_lib.encode_dataset(params, model, x,
                                 jax.random.fold_in(rng, seeds.EVAL_BOUNDS),
                                 ec.batch_size)
   assignments = enc.assignments
-  bounds = evaluate.dataset_bounds(enc)
-  activity, num_active = evaluate.active_units(
+  bounds = metrics_lib.dataset_bounds(enc)
+  activity, num_active = metrics_lib.active_units(
       enc.mu, assignments, masks, ec.active_threshold)
-  unit_kl = evaluate.per_unit_kl(enc.mu, enc.logvar, assignments, masks)
-  active_counts = evaluate.active_unit_counts(activity)  # at 0.02 and 0.01
-  mi = evaluate.epitome_mutual_information(
+  unit_kl = metrics_lib.per_unit_kl(enc.mu, enc.logvar, assignments, masks)
+  active_counts = metrics_lib.active_unit_counts(activity)  # at 0.02 and 0.01
+  mi = metrics_lib.epitome_mutual_information(
       enc.mu, enc.logvar, assignments, masks,
       jax.random.fold_in(rng, seeds.EVAL_MI))
 
   iw_n = min(ec.iw_num_examples or len(x), len(x))
   start = time.perf_counter()
-  iw = evaluate.iw_estimates(
+  iw = metrics_lib.iw_estimates(
       params, model, x[:iw_n], jax.random.fold_in(rng, seeds.EVAL_IW),
       ec.iw_samples, ec.iw_chunk, ec.batch_size, assignments[:iw_n],
       progress=config.train.progress_bar)
@@ -144,9 +144,9 @@ def compute_metrics(state: state_lib.TrainState,
   # which binarises at load time.
   gray = lambda a: input_pipeline.preprocess(jnp.asarray(a), None, 'none')
   parzen_valid = gray(splits.valid[:ec.parzen_valid])
-  sigma, sigma_scores = evaluate.select_parzen_sigma(parzen_valid, samples,
+  sigma, sigma_scores = metrics_lib.select_parzen_sigma(parzen_valid, samples,
                                                      sigmas)
-  parzen = evaluate.parzen_log_density(gray(images), samples, sigma)
+  parzen = metrics_lib.parzen_log_density(gray(images), samples, sigma)
   sigma_at_edge = sigma in (float(sigmas[0]), float(sigmas[-1]))
   if sigma_at_edge:
     logging.warning(
@@ -192,7 +192,7 @@ def compute_metrics(state: state_lib.TrainState,
           # q(z) mixes n posteriors, so the estimate cannot exceed log n;
           # an estimate near it says only "at least this much".
           'upper_limit': math.log(len(x))},
-      'epitome_usage': evaluate.epitome_usage(assignments,
+      'epitome_usage': metrics_lib.epitome_usage(assignments,
                                               masks.shape[0]).tolist(),
       'parzen': dict(_mean_and_stderr(parzen), sigma=sigma,
                      num_samples=ec.parzen_samples,

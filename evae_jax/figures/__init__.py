@@ -5,11 +5,11 @@ from typing import Dict
 import jax
 import numpy as np
 
-from evae_jax import evaluate
-from evae_jax import files
-from evae_jax import seeds
+from evae_jax import metrics as metrics_lib
+from evae_jax.storage import files
+from evae_jax.runtime import seeds
 from evae_jax import sampling
-from evae_jax import visualize
+from evae_jax.figures import visualize
 
 SAMPLES_PNG = 'samples.png'
 RECONSTRUCTIONS_PNG = 'reconstructions.png'
@@ -74,8 +74,8 @@ def write_sample_figures(params, model, splits, config,
   visualize.save_grid(files.join(workdir, SAMPLES_PNG), generated,
                       title=f'{name}: {n} samples (decoder means, y uniform, '
                       'z ~ N(0, I))')
-  x = evaluate.eval_inputs(splits.test[:max(10, n // 2)], config.data)
-  enc = evaluate.encode_dataset(params, model, x,
+  x = metrics_lib.eval_inputs(splits.test[:max(10, n // 2)], config.data)
+  enc = metrics_lib.encode_dataset(params, model, x,
                                 jax.random.PRNGKey(seeds.FIGURE_SEED))
   recon = sampling.reconstruct(model, params, x, enc.assignments)
   originals = np.asarray(x).reshape((-1,) + shape)

@@ -12,7 +12,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from evae_jax import files
+from evae_jax.storage import files
 
 DPI = 100
 # Margins of the grid figures, in output pixels.

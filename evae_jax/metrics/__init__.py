@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from evae_jax import elbo
 from evae_jax import epitomes
-from evae_jax import input_pipeline
+from evae_jax import data as input_pipeline
 from evae_jax import likelihoods
 from evae_jax import models
 

@@ -588,7 +588,7 @@ class Model(Protocol):
       rng: PRNG key.
       objective: a registered objective name.
       **options: fields of `evae_jax.objectives.LossOptions` (kl_weight,
-        assignments, ...), as `evae_jax.steps.train_step` passes them.
+        assignments, ...), as `evae_jax.train.steps.train_step` passes them.
 
     Returns:
       (loss, aux): the scalar loss and a dict of (B,) diagnostics.

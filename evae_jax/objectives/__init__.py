@@ -15,7 +15,7 @@ defined and registered in `evae_jax.elbo`, beside the bounds they optimise.
 
 Everything that depends on the objective reads this registry:
 `evae_jax.configuration.validate` (which settings are allowed),
-`evae_jax.steps` (the compiled step calls the model's ``loss``) and both model
+`evae_jax.train.steps` (the compiled step calls the model's ``loss``) and both model
 kinds (`evae_jax.models`, through `loss`). An unsupported combination raises
 `errors.ObjectiveError` here, whoever calls.
 

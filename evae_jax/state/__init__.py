@@ -15,10 +15,10 @@ import ml_collections
 import optax
 from flax import struct
 
-from evae_jax import checkpoints
+from evae_jax.storage import checkpoints
 from evae_jax import models
-from evae_jax import optimizers
-from evae_jax import schedules
+from evae_jax.state import optimizers
+from evae_jax.state import schedules
 
 
 class TrainState(struct.PyTreeNode):
@@ -86,7 +86,7 @@ def create_train_state(config: ml_collections.ConfigDict, num_pixels: int,
 
   Returns:
     The state at step 0, with the model of `evae_jax.models.make_model`
-    and the optimizer of `evae_jax.optimizers.make_optimizer`.
+    and the optimizer of `evae_jax.state.optimizers.make_optimizer`.
   """
   model = models.make_model(config.model, num_pixels)
   tx = optimizers.make_optimizer(
@@ -134,7 +134,7 @@ def restore(ckpts: checkpoints.Checkpoints, state: TrainState,
 
   Raises:
     evae_jax.errors.CheckpointError: checkpoints exist but none can be read
-      (`evae_jax.checkpoints.Checkpoints.restore_latest`).
+      (`evae_jax.storage.checkpoints.Checkpoints.restore_latest`).
   """
   assignments = jnp.full((num_train,), -1, jnp.int32)
   tree, step = ckpts.restore_latest(state_tree(state, assignments), max_step)

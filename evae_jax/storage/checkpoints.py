@@ -27,8 +27,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from evae_jax import errors
-from evae_jax import files
-from evae_jax import sharding
+from evae_jax.storage import files
+from evae_jax.runtime import sharding
 
 # Every kept step's checksum, rewritten whole after each save: earlier
 # versions verify steps through it; this one reads it only for steps that
@@ -67,7 +67,7 @@ def tree_checksum(tree: Any) -> str:
   """sha256 over the shapes, dtypes and bytes of every leaf, in tree order.
 
   Args:
-    tree: a pytree of arrays (on this host: `evae_jax.sharding.local_copy`).
+    tree: a pytree of arrays (on this host: `evae_jax.runtime.sharding.local_copy`).
 
   Returns:
     The hex digest (64 characters).

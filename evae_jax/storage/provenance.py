@@ -25,7 +25,7 @@ import os
 import subprocess
 from typing import Any, Dict, List, Optional
 
-from evae_jax import files
+from evae_jax.storage import files
 
 # Bump together with re-recording tests/golden/numerics.npz
 # (python -m tests.golden_numerics --record): any change that moves a loss or
@@ -34,7 +34,8 @@ NUMERICS_VERSION = 1
 
 CODE_JSONL = 'code.jsonl'
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+# The package's root folder (this file is evae_jax/storage/provenance.py).
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _git(*args: str) -> Optional[str]:

@@ -12,12 +12,12 @@ from typing import Any, Dict, List, Optional
 
 import ml_collections
 
-from evae_jax import checkpoints
+from evae_jax.storage import checkpoints
 from evae_jax import configuration
-from evae_jax import defaults
+from evae_jax.configuration import defaults
 from evae_jax import errors
-from evae_jax import files
-from evae_jax import sharding
+from evae_jax.storage import files
+from evae_jax.runtime import sharding
 
 LOCK_FILE = '.lock'
 # The suffix of the staging folder of an overwrite in progress.

@@ -1,4 +1,4 @@
-"""Training: the loop around the compiled steps of `evae_jax.steps`.
+"""Training: the loop around the compiled steps of `evae_jax.train.steps`.
 
 `train_and_evaluate` reads as set-up (workdirs, data on the devices, states
 restored or created), loop (Algorithm 1's assignment, a chunk of steps,
@@ -22,22 +22,22 @@ from jax.sharding import Mesh
 from tqdm import tqdm
 
 from evae_jax import errors
-from evae_jax import checkpoints
+from evae_jax.storage import checkpoints
 from evae_jax import configuration
-from evae_jax import evaluate
+from evae_jax import metrics as metrics_lib
 from evae_jax import figures
-from evae_jax import files
-from evae_jax import input_pipeline
-from evae_jax import metric_writers
+from evae_jax.storage import files
+from evae_jax import data as input_pipeline
+from evae_jax.train import metric_writers
 from evae_jax import models
-from evae_jax import provenance
-from evae_jax import seeds
-from evae_jax import schedules
-from evae_jax import sharding
-from evae_jax import signals
+from evae_jax.storage import provenance
+from evae_jax.runtime import seeds
+from evae_jax.state import schedules
+from evae_jax.runtime import sharding
+from evae_jax.runtime import signals
 from evae_jax import state as state_lib
-from evae_jax import steps
-from evae_jax import workdirs
+from evae_jax.train import steps
+from evae_jax.storage import workdirs
 
 __all__ = ['train_and_evaluate', 'NonFiniteLossError', 'Interrupted']
 
@@ -193,7 +193,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   these in its own subdirectory.
 
   Args:
-    config: the configuration (see ``evae_jax/defaults.py``).
+    config: the configuration (see ``evae_jax/configuration/defaults.py``).
     workdir: output directory.
 
   Returns:
@@ -402,7 +402,7 @@ def _set_up(config, workdir) -> _Run:
       config=config, members=team, splits=splits,
       options=steps.StepOptions.from_config(config), mesh=mesh,
       images=sharding.replicate(splits.train.reshape(num_train, -1), mesh),
-      valid=evaluate.eval_inputs(splits.valid, config.data),
+      valid=metrics_lib.eval_inputs(splits.valid, config.data),
       steps_per_epoch=steps_per_epoch,
       total_steps=schedules.total_epochs(tc) * steps_per_epoch,
       states=states, assignments=sharding.replicate(assignments, mesh),
@@ -598,6 +598,6 @@ def _result(team: List[_Member]):
 
 
 def _valid_metrics(state, valid, rng, config) -> Dict[str, float]:
-  return {f'valid_{k}': v for k, v in evaluate.mean_bounds(
+  return {f'valid_{k}': v for k, v in metrics_lib.mean_bounds(
       state.params, state.model, valid, rng,
       config.eval.batch_size).items()}

@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from evae_jax import files
+from evae_jax.storage import files
 
 
 def _import_tensorboardx():

@@ -27,11 +27,11 @@ from jax.sharding import Mesh
 
 from evae_jax import errors
 from evae_jax import elbo
-from evae_jax import input_pipeline
+from evae_jax import data as input_pipeline
 from evae_jax import objectives
-from evae_jax import schedules
-from evae_jax import seeds
-from evae_jax import sharding
+from evae_jax.state import schedules
+from evae_jax.runtime import seeds
+from evae_jax.runtime import sharding
 from evae_jax.state import TrainState
 
 
@@ -47,7 +47,7 @@ class StepOptions:
     batch_size: B of the batches that `train_chunk`, `train_chunks` and
       `assign_dataset` draw from the training set (they need it set);
       `train_step` takes its batch whole and does not read it.
-    binarization: see `evae_jax.input_pipeline.preprocess`.
+    binarization: see `evae_jax.data.preprocess`.
     objective: a name of `evae_jax.objectives.REGISTRY`: 'point' (eq. 7),
       'logsumexp', 'iwae' or 'iwae_marginal'.
     z_dropout_rate: dropout on z (dropout VAE); 0 disables it.
@@ -59,7 +59,7 @@ class StepOptions:
     free_bits: free bits lambda in nats (`evae_jax.elbo.free_bits_kl`); 0 off.
     free_bits_group: latent units per free-bits group.
     kl_warmup_steps: KL warm-up length in steps
-      (`evae_jax.schedules.kl_warmup_factor`); 0 off.
+      (`evae_jax.state.schedules.kl_warmup_factor`); 0 off.
     kl_warmup_start: the KL weight's fraction at step 0 of the warm-up.
   """
   batch_size: Optional[int] = None
@@ -79,7 +79,7 @@ class StepOptions:
     """The options of a run.
 
     Args:
-      config: a configuration (see ``evae_jax/defaults.py``); reads
+      config: a configuration (see ``evae_jax/configuration/defaults.py``); reads
         ``config.data.binarization`` and the ``config.train`` fields named
         like the attributes (``train.assignment == 'epoch'`` for
         ``per_epoch_assignment``).
@@ -129,7 +129,7 @@ def train_step(state: TrainState, batch: jax.Array, rng: jax.Array,
   the negative bound of eq. 7, with y* chosen on one noise draw and only the
   chosen epitome computed with gradients, on an independent draw
   (`evae_jax.elbo.point_loss`). KL warm-up scales ``kl_weight`` by
-  `evae_jax.schedules.kl_warmup_factor` of the state's (global) step.
+  `evae_jax.state.schedules.kl_warmup_factor` of the state's (global) step.
 
   Args:
     state: parameters and optimizer state.

@@ -1,0 +1,9 @@
+"""Storage: where a run's files live and how they survive.
+
+Contract: `files` reads and writes local folders and buckets (gs://) with
+atomic replacement; `checkpoints` saves and verifies orbax steps, each with
+its own record (step, checksum, config); `workdirs` ties a workdir to one
+config (config.json, the lock, overwrites); `provenance` records the code
+that trained and evaluated. Storage imports no research code (no models,
+objectives or maths).
+"""
