@@ -9,19 +9,31 @@ between-seed SE, active units min-max), table2 (IW negative log-likelihood),
 iwae (the same for IWAE-trained models, beside Burda et al.'s IWAE k = 5),
 table3 (best Parzen per model), summary (one row per run, every figure),
 seeds (one row per point, each figure's mean ± between-seed SE).
+
+Paired columns (Table 2, stride, remedies) give the verdict of
+`experiments.verdicts`, the one rule of every comparison here and in
+`experiments.paired` (``--margin=m`` adds "level within ±m"). A cell whose
+mean covers fewer seeds than its row says so ("38.0 (1 of 3 seeds)"); a
+cell whose runs were trained by different code is marked † with a footnote
+(``--strict``: refused, exit 2); a damaged kept result stops the table with
+exit status 2 and a line naming the file and what to do.
 """
 
-import glob
+import dataclasses
 import json
 import math
 import os
 import re
 import sys
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from absl import app
 from absl import flags
 import numpy as np
+
+from experiments import kept
+from experiments import paired
+from experiments import verdicts
 
 PAPER_FILE = os.path.join(os.path.dirname(__file__), 'paper_numbers.json')
 TABLES = ('table1', 'table2', 'table3', 'table4', 'iwae', 'stride',
@@ -29,19 +41,24 @@ TABLES = ('table1', 'table2', 'table3', 'table4', 'iwae', 'stride',
 KINDS = ('vae', 'mvae', 'evae')
 
 
+@dataclasses.dataclass
+class Options:
+  """How a table decides and marks: the equivalence margin in nats (None:
+  no 'level' verdict, `verdicts.decide`) and the code-difference marks
+  (`kept.CodeNotes`)."""
+  margin: Optional[float] = None
+  notes: kept.CodeNotes = dataclasses.field(default_factory=kept.CodeNotes)
+
+
 def load_runs(root: str) -> List[Dict]:
-  """eval.json of every workdir directly under ``root`` (with its ``name``
+  """eval.json of every point directly under ``root`` (with its ``name``
   and ``dir``); ``root`` may be several folders separated by commas (a
-  table whose points two sweeps share)."""
-  runs = []
-  for folder in root.split(','):
-    for path in sorted(glob.glob(os.path.join(folder, '*', 'eval.json'))):
-      with open(path) as f:
-        run = json.load(f)
-      run['dir'] = os.path.dirname(path)
-      run['name'] = os.path.basename(run['dir'])
-      runs.append(run)
-  return runs
+  table whose points two sweeps share).
+
+  Raises:
+    kept.DamagedResult: a damaged point (`kept.point_dirs`, `kept.load_point`).
+  """
+  return kept.load_points(root)
 
 
 def _model(run):
@@ -62,7 +79,7 @@ def _best(runs):
   return max(runs, key=lambda r: r['parzen']['mean']) if runs else None
 
 
-def _best_point_cell(runs) -> str:
+def _best_point_cell(runs, options: Options) -> str:
   """'**243** (17)' for one run; over seeds '**243** ± 2 (17-19), 3 seeds'.
 
   The runs of one cell (e.g. an eVAE at K = 3 and at K = 4, each with its
@@ -83,12 +100,13 @@ def _best_point_cell(runs) -> str:
   units = sorted(r['active_units']['count'] for r in best)
   span = (str(units[0]) if units[0] == units[-1]
           else f'{units[0]}-{units[-1]}')
+  mark = options.notes.mark(best)
   if stderr is None:
-    return f'**{mean:.0f}** ({span})'
-  return f'**{mean:.0f}** ± {stderr:.0f} ({span}), {len(best)} seeds'
+    return f'**{mean:.0f}** ({span}){mark}'
+  return f'**{mean:.0f}** ± {stderr:.0f} ({span}), {len(best)} seeds{mark}'
 
 
-def _grid_table(runs, paper_rows, columns) -> str:
+def _grid_table(runs, paper_rows, columns, options: Options) -> str:
   header = '| D | model | ' + ' | '.join(f'H={h}, L={l}' for h, l in columns)
   lines = [header + ' |', '|' + ' --- |' * (len(columns) + 2)]
   dims = sorted({_model(r)['latent_dim'] for r in runs}
@@ -100,7 +118,7 @@ def _grid_table(runs, paper_rows, columns) -> str:
         match = lambda m: (m['latent_dim'] == d and m['kind'] == kind and
                            m['hidden_dim'] == h and m['num_layers'] == l)
         text = _best_point_cell([r for r in runs if match(_model(r))
-                                 and _label(r) == kind])
+                                 and _label(r) == kind], options)
         paper = [p for p in paper_rows if match(p)]
         if paper:
           text += f' / {paper[0]["parzen"]} ({paper[0]["active_units"]})'
@@ -122,7 +140,6 @@ def _by_point(runs, key=None) -> Dict[str, List[Dict]]:
       ``X`` from a sweep without ``--seeds`` beside its rerun ``X,seed=0``):
       counting both would report one seed as two.
   """
-  from experiments import paired  # pylint: disable=g-import-not-at-top
   key = key or (lambda r: paired.split_seed(r['name'])[0])
   groups: Dict[str, List[Dict]] = {}
   for r in runs:
@@ -158,32 +175,45 @@ def _over_seeds(values) -> str:
   return f'**{mean:.2f}** ± {stderr:.2f} ({len(values)} seeds)'
 
 
-def _paired_over_seeds(base_runs, other_runs, expected_sign=0) -> str:
-  """The paired IW difference (other - base) of every seed both have, at
-  the seed level (experiments.paired.format_seed_cell)."""
-  from experiments import paired  # pylint: disable=g-import-not-at-top
-  by_seed = {}
-  for r in base_runs:
-    if _seed(r) in by_seed:
-      raise ValueError(f'two runs of seed {_seed(r)}: {by_seed[_seed(r)]["dir"]}'
+def _by_seed(runs) -> Dict[int, Dict]:
+  """{training seed: run}.
+
+  Raises:
+    ValueError: two runs of one seed (a pair needs one run per seed).
+  """
+  out = {}
+  for r in runs:
+    if _seed(r) in out:
+      raise ValueError(f'two runs of seed {_seed(r)}: {out[_seed(r)]["dir"]}'
                        f' and {r["dir"]}; a table pairs one run per seed.')
-    by_seed[_seed(r)] = r
-  diffs, images = [], []
-  for other in sorted(other_runs, key=_seed):
-    base = by_seed.get(_seed(other))
-    if base is None:
-      continue
-    try:
-      diffs.append(paired.compare(base['dir'], other['dir'],
-                                  ('iw_marginal',))['iw_marginal'])
-      images.append(paired.differences(base['dir'], other['dir'],
-                                        'iw_marginal'))
-    except (OSError, KeyError):
-      pass  # evaluated before per-example values were saved
-  if not diffs:
+    out[_seed(r)] = r
+  return out
+
+
+def _paired_over_seeds(base_runs, other_runs, options: Options,
+                       expected_sign: int = 0, a: str = 'A') -> str:
+  """The paired IW difference (other - base, A = other) over every seed
+  both have, with its verdict (`verdicts.decide`, `verdicts.describe`); a
+  seed that only one of them has is named, not dropped silently.
+
+  Raises:
+    kept.DamagedResult: a run's eval_examples.npz is missing or damaged.
+  """
+  base, other = _by_seed(base_runs), _by_seed(other_runs)
+  common = sorted(set(base) & set(other))
+  if not common:
     return '–'
-  return paired.format_seed_cell(paired.seed_statistics(diffs, images),
-                                 expected_sign)
+  images = [paired.differences(base[s]['dir'], other[s]['dir'],
+                               'iw_marginal') for s in common]
+  text = verdicts.describe(verdicts.decide(images, options.margin), a,
+                           expected_sign)
+  alone = sorted(set(base) ^ set(other))
+  if alone:
+    text += (f' (paired on {len(common)} of {len(common) + len(alone)} '
+             f'seeds: seed{"s" * (len(alone) > 1)} '
+             f'{", ".join(map(str, alone))} without a pair)')
+  runs = [base[s] for s in common] + [other[s] for s in common]
+  return text + options.notes.mark(runs)
 
 
 def _units(runs) -> str:
@@ -191,12 +221,13 @@ def _units(runs) -> str:
                    for r in sorted(runs, key=_seed)) or '–'
 
 
-def _table2(runs, paper_rows, names=('VAE', 'eVAE')) -> str:
+def _table2(runs, paper_rows, options: Options,
+            names=('VAE', 'eVAE')) -> str:
   """-log p(x) (IW, marginal over epitomes) beside the paper's, the eVAE's
   y*-only estimate, active units, and the paired eVAE - VAE difference in
   log p(x) on the same test images (positive: the eVAE is better), each
-  over the training seeds the root holds (mean ± between-seed SE; a
-  verdict on the paper's sign only where mean ± 2 SE excludes zero).
+  over the training seeds the root holds (mean ± between-seed SE; the
+  paired verdict by `verdicts.decide`, set against the paper's sign).
 
   The eVAE is Table 2's non-overlapping one (stride K); other layouts are
   the stride table's. Rows: the paper's D and those with an eVAE (not the
@@ -219,7 +250,8 @@ def _table2(runs, paper_rows, names=('VAE', 'eVAE')) -> str:
                and p['kind'] == kind]
       found[kind] = ours
       paper_nll[kind] = paper[0]['nll'] if paper else None
-      text = _over_seeds([_nll(r) for r in ours]) if ours else '–'
+      text = (_over_seeds([_nll(r) for r in ours]) + options.notes.mark(ours)
+              if ours else '–')
       cells.append(text + (f' / {paper[0]["nll"]:.2f}' if paper else ''))
     vae, evae = found['vae'], found['evae']
     cells.append(_over_seeds([_nll(r, 'assigned_epitome') for r in evae])
@@ -228,12 +260,12 @@ def _table2(runs, paper_rows, names=('VAE', 'eVAE')) -> str:
     sign = 0
     if None not in paper_nll.values():
       sign = 1 if paper_nll['vae'] > paper_nll['evae'] else -1
-    cells.append(_paired_over_seeds(vae, evae, sign))
+    cells.append(_paired_over_seeds(vae, evae, options, sign, e))
     lines.append(f'| {d} | ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines)
 
 
-def _stride(runs) -> str:
+def _stride(runs, options: Options) -> str:
   """Table 2 at D = 50 by epitome layout: every model of the root (grouped
   over seeds) paired against the VAE with D = 50 seed by seed; the paper's
   sign (the eVAE better) is expected of the eVAEs, none of other VAEs."""
@@ -248,11 +280,12 @@ def _stride(runs) -> str:
     shape, m = rs[0]['epitome_shape'], _model(rs[0])
     sign = 1 if m['kind'] == 'evae' else 0
     diff = ('(the baseline)' if base and group == base[0] else
-            _paired_over_seeds(groups[base[0]], rs, sign) if base
+            _paired_over_seeds(groups[base[0]], rs, options, sign) if base
             else '–')
     epochs = sorted({r.get('checkpoint_epochs', '?') for r in rs}, key=str)
     lines.append(
-        f'| {m["kind"]} | {shape["latent_dim"]} | {shape["epitome_size"]} | '
+        f'| {m["kind"]}{options.notes.mark(rs)} | {shape["latent_dim"]} | '
+        f'{shape["epitome_size"]} | '
         f'{shape["stride"]} | {rs[0]["num_epitomes"]} | '
         f'{_over_seeds([_nll(r) for r in rs])}{_images_note(rs, usual)} | '
         f'{_units(rs)} | '
@@ -297,13 +330,18 @@ def _method(run) -> str:
 
 
 def _mean_cell(values, digits=2) -> str:
-  values = [v for v in values if v is not None]
-  if not values:
+  """'92.26 ± 0.03': the mean ± between-seed SE of the per-seed values, the
+  value alone for one; a seed without the value (None: evaluated before it
+  existed) is counted, not dropped: '38.0 (1 of 3 seeds)'."""
+  present = [v for v in values if v is not None]
+  if not present:
     return '–'
-  mean, stderr = _mean_and_stderr(values)
-  if stderr is None:
-    return f'{mean:.{digits}f}'
-  return f'{mean:.{digits}f} ± {stderr:.{digits}f}'
+  mean, stderr = _mean_and_stderr(present)
+  text = (f'{mean:.{digits}f}' if stderr is None
+          else f'{mean:.{digits}f} ± {stderr:.{digits}f}')
+  if len(present) < len(values):
+    text += f' ({len(present)} of {len(values)} seeds)'
+  return text
 
 
 def _mutual_information(run):
@@ -350,7 +388,7 @@ def _published_at_50(method: str, paper) -> str:
   return '–'
 
 
-def _remedies(runs, paper) -> str:
+def _remedies(runs, paper, options: Options) -> str:
   """Every method at D = 50 (grouped over seeds) beside the VAE: IW
   log-likelihood, bound, active units at 0.02 and 0.01, mutual information,
   Parzen, the paired IW difference to the VAE seed by seed, and the
@@ -363,9 +401,10 @@ def _remedies(runs, paper) -> str:
            '|' + ' --- |' * 9]
   for method, rs in groups.items():
     diff = ('(the baseline)' if method == 'VAE' else
-            _paired_over_seeds(groups['VAE'], rs) if 'VAE' in groups else '–')
+            _paired_over_seeds(groups['VAE'], rs, options) if 'VAE' in groups
+            else '–')
     lines.append(
-        f'| {method} | {len(rs)} | {_mean_cell([_nll(r) for r in rs])}'
+        f'| {method}{options.notes.mark(rs)} | {len(rs)} | {_mean_cell([_nll(r) for r in rs])}'
         f'{_images_note(rs, 2000)} | '
         f'{_mean_cell([-r["bound"]["mean"] for r in rs])} | '
         f'{_mean_cell([_units_at(r, 0.02) for r in rs], 1)} / '
@@ -408,7 +447,7 @@ def _summary(runs) -> str:
   return '\n'.join(lines)
 
 
-def _seeds(runs) -> str:
+def _seeds(runs, options: Options) -> str:
   """One row per point (its runs over seeds grouped by name): active units
   per seed at 0.02 and 0.01, Parzen, bound and IW log-likelihood as mean ±
   between-seed SE."""
@@ -422,7 +461,8 @@ def _seeds(runs) -> str:
     ks = sorted({str(r['iw_log_likelihood'].get('num_samples', '?'))
                  for r in rs}, key=lambda k: (len(k), k))
     lines.append(
-        f'| {name} | {_label(rs[0])} | {len(rs)} | {_units(rs)} | '
+        f'| {name}{options.notes.mark(rs)} | {_label(rs[0])} | {len(rs)} | '
+        f'{_units(rs)} | '
         f'{", ".join("–" if u is None else str(u) for u in at_01)} | '
         f'{_mean_cell([r["parzen"]["mean"] for r in rs], 1)} | '
         f'{_mean_cell([r["bound"]["mean"] for r in rs])} | '
@@ -448,29 +488,45 @@ def _budget(runs) -> str:
                    for n, p, e, st in budgets)
 
 
-def render(root: str, table: str) -> str:
-  """The markdown for ``table`` from the runs under ``root``."""
+def render(root: str, table: str, margin: Optional[float] = None,
+           strict: bool = False) -> str:
+  """The markdown for ``table`` from the runs under ``root``.
+
+  Args:
+    root: the folder of points (several: separated by commas).
+    table: one of TABLES.
+    margin: the equivalence margin of the paired verdicts in nats, or None.
+    strict: refuse a cell whose runs were trained by different code
+      instead of marking it.
+
+  Raises:
+    ValueError: a damaged kept result (`kept.DamagedResult`), two runs of
+      one seed, or with ``strict`` runs of different code
+      (`kept.MixedCode`); the message is one line.
+  """
   runs = load_runs(root)
+  options = Options(margin, kept.CodeNotes(strict))
   with open(PAPER_FILE) as f:
     paper = json.load(f)
   if table == 'summary':
     body = _summary(runs)
   elif table == 'seeds':
-    body = _seeds(runs)
+    body = _seeds(runs, options)
   elif table == 'table1':
     body = _grid_table(runs, paper['table1'],
-                       [(500, 2), (500, 3), (1000, 2), (1000, 3)])
+                       [(500, 2), (500, 3), (1000, 2), (1000, 3)], options)
   elif table == 'table4':
     body = _grid_table(runs, paper['table4'],
-                       [(h, l) for h in (500, 1000) for l in (1, 2, 3)])
+                       [(h, l) for h in (500, 1000) for l in (1, 2, 3)],
+                       options)
   elif table == 'table2':
-    body = _table2(runs, paper['table2'])
+    body = _table2(runs, paper['table2'], options)
   elif table == 'stride':
-    body = _stride(runs)
+    body = _stride(runs, options)
   elif table == 'remedies':
-    body = _remedies(runs, paper)
+    body = _remedies(runs, paper, options)
   elif table == 'iwae':  # beside Burda et al.'s IWAE, not the eVAE paper
-    body = _table2(runs, paper['iwae'], ('IWAE', 'IWAE-eVAE'))
+    body = _table2(runs, paper['iwae'], options, ('IWAE', 'IWAE-eVAE'))
   else:
     body = _table3(runs, paper['table3'])
   note = ('Cells: **ours** / paper; Parzen log-density in nats with active '
@@ -479,6 +535,10 @@ def render(root: str, table: str) -> str:
           'The paper\'s numbers are on MNIST / TFD at full budget.'
           if table not in ('summary', 'stride', 'remedies', 'seeds')
           else 'One row per run; nats.')
+  if table in ('table2', 'iwae'):
+    note += (' Paired: A = the eVAE, B = the VAE of the row, log p(x) of A '
+             'minus B on the same test images, seed by seed (positive: A is '
+             'better).')
   if table == 'seeds':
     note = ('One row per point over its training seeds: mean ± between-seed '
             'SE, nats (pairs: `python -m experiments.paired`).')
@@ -486,27 +546,37 @@ def render(root: str, table: str) -> str:
     note = ('Each method at D = 50 on Table 2\'s network, budget and test '
             'images; every number the true bound or log-likelihood (the '
             'remedies change only what is optimised). Cells: mean ± '
-            'between-seed SE, nats. Paired: log p(x) minus the VAE\'s on the '
-            'same images, seed by seed (positive: better than the VAE).')
+            'between-seed SE, nats. Paired: A = the row\'s method, B = the '
+            'VAE, log p(x) of A minus B on the same images, seed by seed '
+            '(positive: A is better).')
   if table == 'stride':
     note = ('-log p(x) in nats (IW, marginal over epitomes): mean ± '
-            'between-seed SE. Paired: log p(x) of the model minus the VAE '
-            'with D = 50 on the same test images, seed by seed (positive: '
-            'the model is better); a verdict only where mean ± 2 seed-level '
-            'SE excludes zero.')
+            'between-seed SE. Paired: A = the row\'s model, B = the VAE '
+            'with D = 50, log p(x) of A minus B on the same test images, '
+            'seed by seed (positive: A is better).')
   if table == 'iwae':
     note = ('Cells: **ours** / published, -log p(x) in nats (IW, k = 5000). '
             'Beyond the eVAE paper: the published cell is Burda et al. '
-            '(2015), IWAE k = 5, at their full budget.')
-  return (f'{note}\n\nRuns in `{root}`: {_budget(runs) or "none yet"}.\n\n'
-          f'{body}\n')
+            '(2015), IWAE k = 5, at their full budget. Paired: A = the '
+            'IWAE-eVAE, B = the IWAE, log p(x) of A minus B on the same test '
+            'images, seed by seed (positive: A is better).')
+  if table in ('table2', 'iwae', 'stride', 'remedies'):
+    note += ' ' + verdicts.RULE
+  training = kept.point_dirs(root)[1]
+  waiting = (f' Not evaluated yet, not in the table: '
+             f'{", ".join(os.path.basename(d) for d in training)}.'
+             if training else '')
+  footnotes = options.notes.footnotes()
+  return (f'{note}\n\nRuns in `{root}`: {_budget(runs) or "none yet"}.'
+          f'{waiting}\n\n{body}\n' + (f'\n{footnotes}\n' if footnotes else ''))
 
 
 def main(argv):
   del argv
   try:
-    print(render(flags.FLAGS.root, flags.FLAGS.table))
-  except ValueError as e:  # e.g. two runs of one seed: say which, exit 2
+    print(render(flags.FLAGS.root, flags.FLAGS.table, flags.FLAGS.margin,
+                 flags.FLAGS.strict))
+  except ValueError as e:  # damaged results, two runs of one seed, --strict
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
 
@@ -515,5 +585,11 @@ if __name__ == '__main__':
   flags.DEFINE_string('root', None, 'Sweep root directory (or several, '
                       'separated by commas).')
   flags.DEFINE_enum('table', 'summary', TABLES, 'Which table.')
+  flags.DEFINE_float('margin', None, 'Equivalence margin m in nats of the '
+                     'paired verdicts: a difference whose 95% interval lies '
+                     'inside (-m, m) is "level within ±m" (default: no such '
+                     'verdict).')
+  flags.DEFINE_bool('strict', False, 'Refuse (exit 2) a cell whose runs were '
+                    'trained by different code instead of marking it †.')
   flags.mark_flags_as_required(['root'])
   app.run(main)

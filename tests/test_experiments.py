@@ -218,6 +218,15 @@ def test_benchmark_flop_count_by_hand():
   assert benchmark.step_flops(config, 6) == {'per_step': 1440, 'num_epitomes': 1}
 
 
+def _examples(folder, seed=0, **values):
+  """A point folder with its per-image values and the eval.json a point
+  has beside them."""
+  from experiments import paired
+  os.makedirs(folder)
+  np.savez(folder / paired.EXAMPLES, **values)
+  (folder / 'eval.json').write_text(json.dumps({'config': {'seed': seed}}))
+
+
 def test_paired_difference_against_numpy(tmp_path):
   from experiments import paired
   rs = np.random.RandomState(0)
@@ -229,8 +238,7 @@ def test_paired_difference_against_numpy(tmp_path):
   # The paired error is far below the per-model one, which hides 0.3 nats.
   assert d['stderr'] < 0.02 < np.std(a) / np.sqrt(500)
   for name, values in (('m=a', a), ('m=b', b)):
-    os.makedirs(tmp_path / name)
-    np.savez(tmp_path / name / paired.EXAMPLES, iw_marginal=values)
+    _examples(tmp_path / name, iw_marginal=values)
   got = paired.compare(str(tmp_path / 'm=a'), str(tmp_path / 'm=b'),
                        ('iw_marginal',))
   assert got['iw_marginal'] == d
@@ -242,10 +250,8 @@ def test_paired_pairs_within_a_root_or_across_two(tmp_path):
   values = {}
   for root, name in (('cpu', 'd=50,kind=vae'), ('cpu', 'd=50,kind=evae'),
                      ('gpu', 'kind=vae')):
-    os.makedirs(tmp_path / root / name)
     values[root, name] = rs.randn(50)
-    np.savez(tmp_path / root / name / paired.EXAMPLES,
-             iw_marginal=values[root, name])
+    _examples(tmp_path / root / name, iw_marginal=values[root, name])
   cpu, gpu = str(tmp_path / 'cpu'), str(tmp_path / 'gpu')
   (name, other_dir, diffs), = paired.pairs(cpu, 'kind=vae', 'kind=evae')
   assert name == 'd=50,kind=vae' and other_dir.endswith('d=50,kind=evae')
@@ -267,42 +273,6 @@ def test_paired_pairs_within_a_root_or_across_two(tmp_path):
   assert f'| d=50,kind=vae | {mean:+.2f} ± ' in run.stdout
 
 
-def test_seed_statistics_against_numpy():
-  from experiments import paired
-  per_seed = [{'mean': 0.31, 'stderr': 0.05, 'n': 2000},
-              {'mean': -0.12, 'stderr': 0.04, 'n': 2000},
-              {'mean': 0.20, 'stderr': 0.06, 'n': 2000}]
-  got = paired.seed_statistics(per_seed)
-  means = np.array([0.31, -0.12, 0.20])
-  np.testing.assert_allclose(got['mean'], means.mean())
-  np.testing.assert_allclose(got['seed_stderr'],
-                             np.std(means, ddof=1) / np.sqrt(3))
-  # Without per-image values: the per-seed errors' mean (fully correlated).
-  np.testing.assert_allclose(got['image_stderr'], 0.05)
-  # With them: the error of the per-image average over seeds. Seeds scored
-  # on the same images share their image noise, which does not average out.
-  rs = np.random.RandomState(5)
-  shared = rs.randn(400)
-  images = [shared + 0.1 * rs.randn(400) for _ in range(3)]
-  shared_noise = paired.seed_statistics(
-      [paired.paired_difference(np.zeros(400), d) for d in images], images)
-  average = np.mean(images, axis=0)
-  np.testing.assert_allclose(shared_noise['image_stderr'],
-                             np.std(average, ddof=1) / np.sqrt(400))
-  assert shared_noise['image_stderr'] > 0.9 / np.sqrt(400)  # not / sqrt(3)
-  assert got['num_seeds'] == 3 and got['seeds'] == list(means)
-  # 0.13 ± 0.13: the interval holds zero, however small the per-image SE.
-  assert paired.verdict(got, +1) == paired.UNRESOLVED
-  steady = paired.seed_statistics(
-      [{'mean': m, 'stderr': 0.05, 'n': 10} for m in (0.3, 0.35, 0.4)])
-  assert paired.verdict(steady, +1) == 'agrees'
-  assert paired.verdict(steady, -1) == 'disagrees'
-  assert paired.verdict(steady) == 'other better'
-  one = paired.seed_statistics([{'mean': 5.0, 'stderr': 0.01, 'n': 10}])
-  assert np.isnan(one['seed_stderr'])
-  assert paired.verdict(one, +1) == paired.UNRESOLVED
-
-
 def test_paired_groups_seeds_and_prints_seed_level_rows(tmp_path):
   from experiments import paired
   rs = np.random.RandomState(2)
@@ -310,34 +280,34 @@ def test_paired_groups_seeds_and_prints_seed_level_rows(tmp_path):
   for seed in range(3):
     for kind in ('vae', 'evae'):
       name = f'kind={kind},latent_dim=50,seed={seed}'
-      os.makedirs(tmp_path / name)
       values[kind, seed] = rs.randn(40)
-      np.savez(tmp_path / name / paired.EXAMPLES, iw_marginal=values[kind, seed])
+      _examples(tmp_path / name, seed, iw_marginal=values[kind, seed])
   assert paired.split_seed('kind=vae,latent_dim=50,seed=12') == (
       'kind=vae,latent_dim=50', 12)
   found = paired.pairs(str(tmp_path), 'kind=vae', 'kind=evae',
                        keys=('iw_marginal',))
   assert len(found) == 3
-  (group, stats), = paired.seed_pairs(found, ('iw_marginal',)).items()
+  (group, stats), = paired.seed_pairs(found, str(tmp_path),
+                                      ('iw_marginal',)).items()
   assert group == 'kind=vae,latent_dim=50'
   want = [np.mean(values['evae', s] - values['vae', s]) for s in range(3)]
-  np.testing.assert_allclose(stats['iw_marginal']['seeds'], want)
-  np.testing.assert_allclose(stats['iw_marginal']['seed_stderr'],
+  verdict = stats['iw_marginal']
+  np.testing.assert_allclose(verdict.seeds, want)
+  np.testing.assert_allclose(verdict.seed_stderr,
                              np.std(want, ddof=1) / np.sqrt(3))
-  (_, with_images), = paired.seed_pairs(found, ('iw_marginal',),
-                                        str(tmp_path)).items()
   average = np.mean([values['evae', s] - values['vae', s] for s in range(3)],
                     axis=0)
-  np.testing.assert_allclose(with_images['iw_marginal']['image_stderr'],
+  np.testing.assert_allclose(verdict.image_stderr,
                              np.std(average, ddof=1) / np.sqrt(40))
   run = subprocess.run(
       [sys.executable, '-m', 'experiments.paired', f'--root={tmp_path}',
        '--base=kind=vae', '--other=kind=evae', '--keys=iw_marginal'],
       cwd=ROOT, capture_output=True, text=True, timeout=120)
   assert run.returncode == 0, run.stderr[-2000:]
-  assert (f'| kind=vae,latent_dim=50 | iw_marginal | {np.mean(want):+.2f} ± '
-          in run.stdout)
-  assert '3 seeds' in run.stdout
+  assert (f'| kind=vae,latent_dim=50 | iw_marginal | {np.mean(want):+.2f} '
+          '(3 seeds: ' in run.stdout)
+  assert f'SE {verdict.stderr:.2f} (seed ' in run.stdout
+  assert 'df 2, t 4.30, 95% CI [' in run.stdout
 
 
 def _fake_run(root, name, kind, latent_dim, seed, iw, stride=25,
@@ -385,9 +355,10 @@ def test_tables_report_pairs_at_the_seed_level(tmp_path):
   nll = [-np.mean(values['vae', s]) for s in range(3)]
   assert (f'**{np.mean(nll):.2f}** ± {np.std(nll, ddof=1) / np.sqrt(3):.2f} '
           '(3 seeds) / 86.76' in table)
-  cell = (f'{np.mean(diffs):+.2f} ± {np.std(diffs, ddof=1) / np.sqrt(3):.2f}'
-          ' (3 seeds: ' + ', '.join(f'{d:+.2f}' for d in diffs))
-  assert cell in table and 'agrees' in table   # the paper: eVAE better
+  cell = (f'{np.mean(diffs):+.2f} (3 seeds: '
+          + ', '.join(f'{d:+.2f}' for d in diffs) + '; 30 images), SE ')
+  assert cell in table   # the paper: eVAE better
+  assert 'resolved: eVAE better, agrees with the paper' in table
   assert '20, 21, 22 / 20, 21, 22' in table
   stride = tables.render(str(tmp_path), 'stride')
   assert '(the baseline)' in stride and cell in stride
@@ -411,7 +382,8 @@ def test_remedies_table_names_each_method_and_pairs_it_with_the_vae(tmp_path):
           if line.startswith('| ') and ' | 2 | ' in line}
   assert set(rows) == {'VAE', 'KL warm-up (100 steps)', 'free bits 0.5'}
   diffs = [np.mean(warm[s] - vae[s]) for s in range(2)]
-  assert f'{np.mean(diffs):+.2f} ± ' in rows['KL warm-up (100 steps)']
+  assert (f'{np.mean(diffs):+.2f} (2 seeds: ' in rows['KL warm-up (100 steps)']
+          and ', df 1, t 12.71, ' in rows['KL warm-up (100 steps)'])
   assert '(the baseline)' in rows['VAE']
   assert '20.5 ± 0.5 / 30.5 ± 0.5' in rows['VAE']   # both thresholds
   paper = json.load(open(tables.PAPER_FILE))
@@ -631,10 +603,11 @@ def test_kept_results_of_another_budget_are_set_aside_not_lost(tmp_path):
   tables do not read them."""
   work = tmp_path / 'work'
   work.mkdir()
-  (work / 'eval.json').write_text(json.dumps({'checkpoint_epochs': 40}))
+  (work / 'eval.json').write_text(json.dumps({'checkpoint_epochs': 40,
+                                              'config': {}}))
   dest = tmp_path / 'kept' / 'p'
   dest.mkdir(parents=True)
-  committed = json.dumps({'checkpoint_epochs': 10})
+  committed = json.dumps({'checkpoint_epochs': 10, 'config': {}})
   (dest / 'eval.json').write_text(committed)
   sweeps.keep_results(str(work), str(dest))
   assert json.loads((dest / 'eval.json').read_text())['checkpoint_epochs'] == 40
