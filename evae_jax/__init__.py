@@ -21,8 +21,9 @@ import warnings
 _EXPORTS = {
     'assign_epitomes': 'elbo', 'elbo_fn': 'elbo',
     'elbo_from_encoding': 'elbo', 'ElboTerms': 'elbo',
-    'epitome_loss': 'elbo',
-    'iw_log_likelihood_per_epitome': 'elbo', 'iwae_loss': 'elbo',
+    'epitome_loss': 'objectives.callables',
+    'iw_log_likelihood_per_epitome': 'elbo', 
+    'iwae_loss': 'objectives.callables',
     'logsumexp_bound': 'elbo', 'point_estimate_bound': 'elbo',
     'EpitomeConfigError': 'errors', 'epitome_starts': 'epitomes',
     'make_masks': 'epitomes', 'num_epitomes': 'epitomes',

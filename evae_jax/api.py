@@ -7,7 +7,8 @@
     images = m.sample(jax.random.PRNGKey(1), 16)   # (16, 8, 8) in [0, 1]
 
 `load` reads the workdir's ``config.json`` and newest checkpoint (through
-`evae_jax.evaluate.report.load_trained`, as ``--mode=evaluate`` does) and returns a
+`evae_jax.evaluate.report.load_trained`, as ``--mode=evaluate`` does) and
+returns a
 `TrainedModel`. Its methods are thin wrappers of `evae_jax.models`,
 `evae_jax.sampling` and `evae_jax.evaluate`, jitted with the model static.
 

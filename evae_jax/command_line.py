@@ -101,7 +101,8 @@ def run(config_flag, workdir: str, mode: str, num_samples: int,
     if mode == 'train':
       train.train_and_evaluate(config, workdir)
     else:
-      from evae_jax.evaluate import report  # pylint: disable=g-import-not-at-top
+      # pylint: disable-next=g-import-not-at-top
+      from evae_jax.evaluate import report
       if mode == 'evaluate':
         report.evaluate_workdir(config, workdir)
       else:
@@ -221,7 +222,8 @@ def _bad_command_line(argv, error: BaseException) -> str:
   named = [f for f in fields if f.rsplit('.', 1)[-1] in message]
   subject = f'--{named[0]}' if named else 'the command line'
   return (f'bad value or unknown field in {subject}: {_sentence(message)} '
-          'Fields and their types are listed in evae_jax/configuration/defaults.py; check '
+          'Fields and their types are listed in '
+          'evae_jax/configuration/defaults.py; check '
           'the spelling of --config.SECTION.FIELD=VALUE.')
 
 

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 
 from configs import default
 from evae_jax import configuration
-from evae_jax import evaluate
+from evae_jax import metrics
 from evae_jax import models
 from evae_jax import state as state_lib
 from evae_jax.train import steps
@@ -243,7 +243,7 @@ def main(argv):
   # IW evaluation throughput (examples x samples per second).
   model = state.model
   k = FLAGS.iw_samples
-  t = _median_seconds(lambda: evaluate._iw_batch(  # pylint: disable=protected-access
+  t = _median_seconds(lambda: metrics._iw_batch(  # pylint: disable=protected-access
       state.params, model, batch, rng, k, 100), 3)
   results['iw'] = {'num_samples': k, 'examples_per_sec': b / t,
                    'samples_per_sec': b * k / t}

@@ -10,6 +10,7 @@ import pytest
 
 from configs import test as test_config
 from evae_jax import elbo
+from evae_jax import objectives
 from evae_jax import epitomes
 from evae_jax.train import metric_writers
 from evae_jax import models
@@ -108,7 +109,7 @@ def test_fixed_assignments_skip_the_selection():
   decode = lambda z, x: -jnp.sum((x[:, :4] - z) ** 2, -1)
   x = jax.random.normal(jax.random.PRNGKey(0), (6, 4))
   y = jnp.array([0, 1, 1, 0, 1, 0])
-  _, aux = elbo.epitome_loss(encode, decode, x, masks, jax.random.PRNGKey(1),
+  _, aux = objectives.callables.epitome_loss(encode, decode, x, masks, jax.random.PRNGKey(1),
                              assignments=y)
   np.testing.assert_array_equal(aux['assignments'], y)
 
@@ -120,7 +121,7 @@ def test_z_dropout_zeroes_and_rescales_units():
   def decode(z, x):
     seen['z'] = z
     return jnp.zeros(z.shape[0])
-  elbo.epitome_loss(encode, decode, jnp.zeros((50, 1)), masks,
+  objectives.callables.epitome_loss(encode, decode, jnp.zeros((50, 1)), masks,
                     jax.random.PRNGKey(0), z_dropout_rate=0.25)
   z = np.asarray(seen['z'])
   kept = z[z != 0]

@@ -17,6 +17,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from evae_jax import elbo
+from evae_jax import objectives
 from evae_jax import epitomes
 from evae_jax import evaluate
 from tests.test_evaluate import LinearGaussian, N, D, SIGMA
@@ -117,9 +118,9 @@ def test_training_losses_are_unbiased_negative_bounds():
   xj, masks = jnp.asarray(x, jnp.float32), jnp.asarray(MASKS)
 
   def losses(key):
-    point, aux = elbo.epitome_loss(lg.encode, lg.decode_log_prob, xj, masks,
+    point, aux = objectives.callables.epitome_loss(lg.encode, lg.decode_log_prob, xj, masks,
                                    key)
-    lse, _ = elbo.epitome_loss(lg.encode, lg.decode_log_prob, xj, masks, key,
+    lse, _ = objectives.callables.epitome_loss(lg.encode, lg.decode_log_prob, xj, masks, key,
                                objective='logsumexp')
     return -point, jnp.mean(aux['bound']), -lse
   keys = jax.random.split(jax.random.PRNGKey(3), DRAWS)

@@ -10,6 +10,7 @@ import pytest
 from scipy.special import logsumexp
 
 from evae_jax import elbo
+from evae_jax import objectives
 from evae_jax import epitomes
 
 jax.config.update('jax_enable_x64', False)
@@ -144,7 +145,7 @@ class TestEpitomeLoss:
 
   def _loss(self, p, objective='point', kl_weight=1.0):
     encode, dlp = _jax_fns(p, 'bernoulli')
-    return elbo.epitome_loss(encode, dlp, self.x, self.masks, self.rng,
+    return objectives.callables.epitome_loss(encode, dlp, self.x, self.masks, self.rng,
                              kl_weight=kl_weight, objective=objective)
 
   def _all_terms(self, draw='score'):
@@ -172,7 +173,7 @@ class TestEpitomeLoss:
     mu, logvar = encode(self.x)
 
     def loss_of_encoding(mu_, logvar_):
-      return elbo.epitome_loss(lambda _: (mu_, logvar_), dlp, self.x,
+      return objectives.callables.epitome_loss(lambda _: (mu_, logvar_), dlp, self.x,
                                self.masks, self.rng)
     (g_mu, g_lv), aux = jax.grad(loss_of_encoding, argnums=(0, 1),
                                  has_aux=True)(mu, logvar)
@@ -218,7 +219,7 @@ class TestEpitomeLoss:
 
   def test_vmap_over_kl_weights(self):
     encode, dlp = _jax_fns(self.p, 'bernoulli')
-    f = lambda w: elbo.epitome_loss(encode, dlp, self.x, self.masks, self.rng,
+    f = lambda w: objectives.callables.epitome_loss(encode, dlp, self.x, self.masks, self.rng,
                                     kl_weight=w)[0]
     losses = jax.vmap(f)(jnp.array([1.0, 0.5]))
     np.testing.assert_allclose(losses[0], f(1.0), rtol=1e-5)
@@ -228,7 +229,7 @@ class TestEpitomeLoss:
     masks = epitomes.make_masks(D, D, D)
     encode, dlp = _jax_fns(self.p, 'bernoulli')
     eps_rng, _ = jax.random.split(self.rng)
-    loss, _ = elbo.epitome_loss(encode, dlp, self.x, masks, self.rng)
+    loss, _ = objectives.callables.epitome_loss(encode, dlp, self.x, masks, self.rng)
     terms = elbo.elbo_fn(encode, dlp, self.x, masks, eps_rng)
     np.testing.assert_allclose(loss, -np.mean(terms.elbo), rtol=1e-5)
 
@@ -259,9 +260,9 @@ def test_decoder_returning_per_pixel_values_is_refused(call):
       'elbo_fn': lambda: elbo.elbo_fn(_encode, decode, x, masks, rng),
       'jit_elbo_fn': lambda: jax.jit(lambda x: elbo.elbo_fn(
           _encode, decode, x, masks, rng))(x),
-      'epitome_loss': lambda: elbo.epitome_loss(_encode, decode, x, masks,
+      'epitome_loss': lambda: objectives.callables.epitome_loss(_encode, decode, x, masks,
                                                 rng),
-      'iwae_loss': lambda: elbo.iwae_loss(_encode, decode, x, masks, rng,
+      'iwae_loss': lambda: objectives.callables.iwae_loss(_encode, decode, x, masks, rng,
                                           num_samples=3),
       'iw_log_likelihood': lambda: elbo.iw_log_likelihood_per_epitome(
           _encode, decode, x, masks, rng, 4, 2),
@@ -284,4 +285,4 @@ def test_mixture_decoder_of_the_wrong_shape_is_refused():
     return jnp.zeros(z.shape[:-1] + (x.shape[-1],))
 
   with pytest.raises(ValueError, match=r'\({e}, {b}\)'.format(e=e, b=B)):
-    elbo.mixture_terms(encode_all, per_pixel_all, x, jnp.zeros((B, k)))
+    objectives.latents.mixture_terms(encode_all, per_pixel_all, x, jnp.zeros((B, k)))

@@ -1,4 +1,4 @@
-"""Importance-weighted epitomic objectives (`elbo.iwae_loss`) against float64
+"""Importance-weighted epitomic objectives (`objectives.callables.iwae_loss`) against float64
 numpy and the linear-Gaussian model whose log p(x) is known."""
 
 import math
@@ -10,6 +10,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from evae_jax import elbo
+from evae_jax import objectives
 from evae_jax import epitomes
 from tests.test_bounds import _data, _mean_and_stderr
 from tests.test_evaluate import LinearGaussian, D, SIGMA
@@ -31,7 +32,7 @@ def _numpy_log_weights(lg, x, eps, mask):
 
 
 def _loss(lg, x, key, k, marginal=False, assignments=None, masks=MASKS):
-  return elbo.iwae_loss(lg.encode, lg.decode_log_prob,
+  return objectives.callables.iwae_loss(lg.encode, lg.decode_log_prob,
                         jnp.asarray(x, jnp.float32), jnp.asarray(masks), key,
                         num_samples=k, marginal=marginal,
                         assignments=assignments)
@@ -41,10 +42,10 @@ def test_k1_is_the_point_objective_exactly():
   lg = LinearGaussian(0)
   x = jnp.asarray(_data(lg, 8), jnp.float32)
   key = jax.random.PRNGKey(0)
-  point = lambda enc_w: elbo.epitome_loss(
+  point = lambda enc_w: objectives.callables.epitome_loss(
       lambda x_: (x_ @ enc_w, jnp.zeros((x_.shape[0], D))),
       lg.decode_log_prob, x, MASKS, key)[0]
-  iwae = lambda enc_w: elbo.epitome_loss(
+  iwae = lambda enc_w: objectives.callables.epitome_loss(
       lambda x_: (x_ @ enc_w, jnp.zeros((x_.shape[0], D))),
       lg.decode_log_prob, x, MASKS, key, objective='iwae', num_samples=1)[0]
   w = jnp.asarray(lg.a.T, jnp.float32)
@@ -96,7 +97,7 @@ def test_gradients_under_jit_and_vmap():
   x = jnp.asarray(_data(lg, 4), jnp.float32)
 
   def loss(w, key, marginal):
-    return elbo.iwae_loss(lambda x_: (x_ @ w, jnp.zeros((x_.shape[0], D))),
+    return objectives.callables.iwae_loss(lambda x_: (x_ @ w, jnp.zeros((x_.shape[0], D))),
                           lg.decode_log_prob, x, MASKS, key, num_samples=5,
                           marginal=marginal)[0]
   w = jnp.asarray(lg.a.T, jnp.float32)

@@ -121,7 +121,6 @@ def test_no_library_module_is_over_the_size_limit():
 # Modules still over 450 lines, with their size today: they may shrink, not
 # grow; each is due to be split along the jobs its docstring lists.
 LIMIT = {
-    'elbo.py': 1035,
     'models/__init__.py': 750,
     'train/loop.py': 610,
     'data/__init__.py': 570,

@@ -8,6 +8,7 @@ import pytest
 
 from configs import test as test_config
 from evae_jax import elbo
+from evae_jax import objectives
 from evae_jax import models
 
 B, N = 5, 12
@@ -48,4 +49,4 @@ def test_latents_terms_are_the_elbo_terms(kind):
 
 def test_no_alias_names():
   assert not hasattr(models, 'EVAE')
-  assert isinstance(_model('evae')[0].latents({}), elbo.SharedLatents)
+  assert isinstance(_model('evae')[0].latents({}), objectives.latents.SharedLatents)

@@ -25,7 +25,7 @@ def _shared(num_epitomes=2):
   encode = lambda x: (x @ w[:, :D], x @ w[:, D:])
   decode = lambda z, x: jnp.sum(x * (z @ v) - jax.nn.softplus(z @ v), -1)
   k = D // num_epitomes
-  return elbo.SharedLatents(encode, decode,
+  return objectives.latents.SharedLatents(encode, decode,
                             jnp.asarray(epitomes.make_masks(D, k, k)))
 
 
@@ -49,7 +49,7 @@ def test_registry_states_kinds_samples_and_kl_term():
     assert reg[name].uses_num_samples and not reg[name].weights_kl
   assert not reg['point'].uses_num_samples and reg['point'].weights_kl
   assert objectives.names(uses_num_samples=True) == ('iwae', 'iwae_marginal')
-  assert reg['point'].loss_fn is elbo.point_loss
+  assert reg['point'].loss_fn is objectives.point.point_loss
 
 
 def test_mvae_with_an_iwae_objective_raises_in_the_library():
@@ -75,7 +75,7 @@ def test_unsupported_options_raise_in_the_library(objective, options, needle):
                     **options)
   with pytest.raises(ValueError, match=needle):  # the public entry point
     latents = _shared()
-    elbo.epitome_loss(latents.encode, latents.decode_log_prob, X,
+    objectives.callables.epitome_loss(latents.encode, latents.decode_log_prob, X,
                       latents.masks, jax.random.PRNGKey(0),
                       objective=objective, **options)
 
@@ -117,7 +117,7 @@ def test_adding_an_objective_is_one_registered_function(monkeypatch):
 
   @objectives.register('half_point', summary='half the point loss')
   def half_point(latents, x, rng, options):
-    loss, aux = elbo.point_loss(latents, x, rng, options)
+    loss, aux = objectives.point.point_loss(latents, x, rng, options)
     return 0.5 * loss, aux
 
   config = test_config.get_config()

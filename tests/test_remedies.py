@@ -14,6 +14,7 @@ import pytest
 
 from configs import test as test_config
 from evae_jax import errors
+from evae_jax import objectives
 from evae_jax import configuration
 from evae_jax import elbo
 from evae_jax import epitomes
@@ -50,13 +51,13 @@ def test_free_bits_kl_matches_numpy(group, free_bits):
   unit_kl = np.float32(rs.gamma(1.0, 0.5, (B, D)))
   masks = epitomes.make_masks(D, 2, 1)
   usage = masks[rs.randint(0, len(masks), B)]
-  got = elbo.free_bits_kl(jnp.asarray(unit_kl), jnp.asarray(usage), free_bits,
+  got = objectives.free_bits.free_bits_kl(jnp.asarray(unit_kl), jnp.asarray(usage), free_bits,
                           group)
   np.testing.assert_allclose(got, _numpy_free_bits(unit_kl, usage, free_bits,
                                                    group), rtol=1e-5)
   soft = rs.dirichlet(np.ones(len(masks)), B) @ masks  # logsumexp usage
   np.testing.assert_allclose(
-      elbo.free_bits_kl(jnp.asarray(unit_kl), jnp.asarray(soft, jnp.float32),
+      objectives.free_bits.free_bits_kl(jnp.asarray(unit_kl), jnp.asarray(soft, jnp.float32),
                         free_bits, group),
       _numpy_free_bits(unit_kl, soft, free_bits, group), rtol=1e-5)
 
@@ -65,7 +66,7 @@ def test_free_bits_below_every_kl_is_the_true_kl_on_average():
   rs = np.random.RandomState(0)
   unit_kl = np.float32(rs.uniform(1.0, 2.0, (B, D)))
   usage = epitomes.make_masks(D, 3, 3)[rs.randint(0, 2, B)]
-  got = elbo.free_bits_kl(unit_kl, usage, 0.5)
+  got = objectives.free_bits.free_bits_kl(unit_kl, usage, 0.5)
   np.testing.assert_allclose(np.mean(got), np.mean(np.sum(usage * unit_kl, 1)),
                              rtol=1e-5)
 
@@ -89,7 +90,7 @@ def test_free_bits_loss_matches_numpy(objective, k):
   encode, dlp, x = _fns()
   masks = epitomes.make_masks(D, k, k)
   rng, kl_weight, free_bits = jax.random.PRNGKey(4), 0.7, 0.3
-  loss, aux = elbo.epitome_loss(encode, dlp, x, masks, rng, objective=objective,
+  loss, aux = objectives.callables.epitome_loss(encode, dlp, x, masks, rng, objective=objective,
                                 kl_weight=kl_weight, free_bits=free_bits,
                                 free_bits_group=2)
   mu, logvar = (np.float64(a) for a in encode(x))
@@ -150,7 +151,7 @@ def test_a_unit_below_the_free_bits_gets_no_kl_gradient():
   rng = jax.random.PRNGKey(6)
 
   def grad(**options):
-    f = lambda mu: elbo.epitome_loss(lambda _: (mu, logvar0), dlp, x, masks,
+    f = lambda mu: objectives.callables.epitome_loss(lambda _: (mu, logvar0), dlp, x, masks,
                                      rng, **options)[0]
     return np.asarray(jax.grad(f)(mu0))
   free = grad(free_bits=0.5)

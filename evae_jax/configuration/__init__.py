@@ -14,8 +14,6 @@ import ml_collections
 import numpy as np
 
 from evae_jax.configuration import defaults
-# elbo registers the objectives.
-from evae_jax import elbo  # pylint: disable=unused-import
 from evae_jax import errors
 from evae_jax import epitomes
 from evae_jax import data as input_pipeline
@@ -55,13 +53,15 @@ def masks_from_config(model_config: ml_collections.ConfigDict) -> np.ndarray:
 
 
 def _check_fields(config: ml_collections.ConfigDict) -> None:
-  """Every field of evae_jax/configuration/defaults.py is present with a compatible type."""
+  """Every field of evae_jax/configuration/defaults.py is present with a
+  compatible type."""
   given = flatten(config_as_dict(config))
   for field, expected in flatten(config_as_dict(defaults.get_config())).items():
     if field not in given:
       raise errors.ConfigError(
           f'The config lacks {field}; build configs from '
-          'evae_jax/configuration/defaults.py (configs/default.py) and override fields.')
+          'evae_jax/configuration/defaults.py (configs/default.py) and '
+          'override fields.')
     value = given[field]
     numeric = (int, float)
     ok = (isinstance(value, type(expected))

@@ -282,16 +282,18 @@ class SharedModel:
     """
     return bind(self.module.apply, params)[0](x)
 
-  def latents(self, params: Any) -> elbo.SharedLatents:
+  def latents(self, params: Any) -> objectives.latents.SharedLatents:
     """This model as the objectives see it.
 
     Args:
       params: the model's parameters.
 
     Returns:
-      The `evae_jax.elbo.SharedLatents` of the bound network and the masks.
+      The `evae_jax.objectives.latents.SharedLatents` of the bound network
+      and the masks.
     """
-    return elbo.SharedLatents(*bind(self.module.apply, params), self.masks)
+    return objectives.latents.SharedLatents(
+        *bind(self.module.apply, params), self.masks)
 
   def loss(self, params: Any, x: jax.Array, rng: jax.Array, *,
            objective: str = 'point', **options) -> Tuple[jax.Array, dict]:
@@ -306,7 +308,7 @@ class SharedModel:
 
     Returns:
       (loss, aux): the scalar loss and the objective's (B,) diagnostics
-      (see `evae_jax.elbo.epitome_loss`).
+      (see `evae_jax.objectives.callables.epitome_loss`).
 
     Raises:
       evae_jax.errors.ObjectiveError: an unknown objective or options it
@@ -433,16 +435,17 @@ class MixtureModel:
     flat = lambda a: jnp.transpose(a, (1, 0, 2)).reshape(a.shape[1], -1)
     return flat(mu), flat(logvar)
 
-  def latents(self, params: Any) -> elbo.MixtureLatents:
+  def latents(self, params: Any) -> objectives.latents.MixtureLatents:
     """This model as the objectives see it.
 
     Args:
       params: the stacked parameters.
 
     Returns:
-      The `evae_jax.elbo.MixtureLatents` of the components.
+      The `evae_jax.objectives.latents.MixtureLatents` of the components.
     """
-    return elbo.MixtureLatents(*self._all(params), self.component.latent_dim,
+    return objectives.latents.MixtureLatents(
+        *self._all(params), self.component.latent_dim,
                                self.num_components)
 
   def loss(self, params: Any, x: jax.Array, rng: jax.Array, *,
@@ -480,7 +483,7 @@ class MixtureModel:
       (B, E); mu and logvar (B, E K) in the block layout.
     """
     eps = jax.random.normal(rng, (x.shape[0], self.component.latent_dim))
-    log_lik, kl = elbo.mixture_terms(*self._all(params), x, eps)
+    log_lik, kl = objectives.latents.mixture_terms(*self._all(params), x, eps)
     mu, logvar = self.encode(params, x)
     return elbo.ElboTerms(log_lik - kl, log_lik, kl), mu, logvar
 
@@ -574,8 +577,8 @@ class Model(Protocol):
       params: the parameters.
 
     Returns:
-      The interface of `evae_jax.elbo`: `elbo.SharedLatents` or
-      `elbo.MixtureLatents`.
+      The interface of `evae_jax.elbo`: `objectives.latents.SharedLatents` or
+      `objectives.latents.MixtureLatents`.
     """
 
   def loss(self, params: Any, x: jax.Array, rng: jax.Array, *,

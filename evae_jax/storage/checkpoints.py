@@ -67,7 +67,8 @@ def tree_checksum(tree: Any) -> str:
   """sha256 over the shapes, dtypes and bytes of every leaf, in tree order.
 
   Args:
-    tree: a pytree of arrays (on this host: `evae_jax.runtime.sharding.local_copy`).
+    tree: a pytree of arrays (on this host:
+      `evae_jax.runtime.sharding.local_copy`).
 
   Returns:
     The hex digest (64 characters).

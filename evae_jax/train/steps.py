@@ -56,7 +56,8 @@ class StepOptions:
     assignment_samples: noise draws averaged per example by Algorithm 1's
       assignment (a less noisy argmax of ELBO_y).
     num_samples: k of the objectives that use it (the IWAE ones).
-    free_bits: free bits lambda in nats (`evae_jax.elbo.free_bits_kl`); 0 off.
+    free_bits: free bits lambda in nats
+      (`evae_jax.objectives.free_bits.free_bits_kl`); 0 off.
     free_bits_group: latent units per free-bits group.
     kl_warmup_steps: KL warm-up length in steps
       (`evae_jax.state.schedules.kl_warmup_factor`); 0 off.
@@ -79,8 +80,8 @@ class StepOptions:
     """The options of a run.
 
     Args:
-      config: a configuration (see ``evae_jax/configuration/defaults.py``); reads
-        ``config.data.binarization`` and the ``config.train`` fields named
+      config: a configuration (see ``evae_jax/configuration/defaults.py``);
+        reads ``config.data.binarization`` and the ``config.train`` fields named
         like the attributes (``train.assignment == 'epoch'`` for
         ``per_epoch_assignment``).
 
@@ -128,7 +129,7 @@ def train_step(state: TrainState, batch: jax.Array, rng: jax.Array,
   The loss is the model's ``loss`` (`evae_jax.objectives.loss`): by default
   the negative bound of eq. 7, with y* chosen on one noise draw and only the
   chosen epitome computed with gradients, on an independent draw
-  (`evae_jax.elbo.point_loss`). KL warm-up scales ``kl_weight`` by
+  (`evae_jax.objectives.point.point_loss`). KL warm-up scales ``kl_weight`` by
   `evae_jax.state.schedules.kl_warmup_factor` of the state's (global) step.
 
   Args:

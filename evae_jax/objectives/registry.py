@@ -1,0 +1,192 @@
+"""The registry of training objectives: `register`, `get`, `names`, `loss`.
+
+See `evae_jax.objectives` for the contract an objective meets.
+"""
+
+import dataclasses
+from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
+
+from evae_jax import errors
+
+# Every model kind of `evae_jax.models.MODEL_KINDS`.
+ALL_MODEL_KINDS = ('evae', 'vae', 'mvae')
+
+
+class LossOptions(NamedTuple):
+  """What every objective receives besides the model, the batch and the key.
+
+  Attributes:
+    kl_weight: lambda of paper §3.1 (scalar; may be traced, e.g. vmapped over
+      models or warmed up by the step).
+    z_dropout_rate: dropout on z (the dropout VAE of paper §3.2); 0 off.
+    assignments: optional (B,) int epitome per example fixed in advance
+      (Algorithm 1) from data independent of the key; None: chosen per step.
+    num_samples: k of the importance-weighted objectives.
+    free_bits: lambda_FB nats of free bits (Kingma et al., 2016); 0 off. A
+      Python number (it selects code at trace time).
+    free_bits_group: latent units per free-bits group (1: per unit).
+  """
+  kl_weight: Any = 1.0
+  z_dropout_rate: float = 0.0
+  assignments: Optional[Any] = None
+  num_samples: int = 1
+  free_bits: float = 0.0
+  free_bits_group: int = 1
+
+
+LossFn = Callable[[Any, Any, Any, LossOptions], Tuple[Any, dict]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+  """A registered objective.
+
+  Attributes:
+    name: its value of ``train.objective``.
+    loss_fn: (latents, x, rng, LossOptions) -> (scalar loss, aux dict of (B,)
+      diagnostics, among them 'bound' and 'elbo').
+    model_kinds: the model kinds (``model.kind``) it is implemented for.
+    uses_num_samples: whether it reads ``num_samples`` (k); if not, k must be 1.
+    weights_kl: whether it has a KL term that ``kl_weight``,
+      ``z_dropout_rate``, free bits and KL warm-up act on. An objective
+      without one (an importance-weighted bound) takes none of them.
+    summary: one line for error messages and docs.
+  """
+  name: str
+  loss_fn: LossFn
+  model_kinds: Tuple[str, ...]
+  uses_num_samples: bool
+  weights_kl: bool
+  summary: str
+
+  def check(self, model_kinds: Tuple[str, ...], options: LossOptions) -> None:
+    """Checks that ``options`` suit this objective and that it is
+    implemented for ``model_kinds``.
+
+    Args:
+      model_kinds: the model kinds one latent interface of `evae_jax.elbo`
+        serves (its ``model_kinds``).
+      options: the `LossOptions` of the call.
+
+    Raises:
+      errors.ObjectiveError: a model kind it is not implemented for, k != 1
+        for an objective without ``num_samples``, or a KL weight, z dropout
+        or free bits for one without a KL term (concrete values only).
+    """
+    missing = [k for k in model_kinds if k not in self.model_kinds]
+    if missing:
+      raise errors.ObjectiveError(
+          f'The objective {self.name!r} is implemented for model kinds '
+          f'{self.model_kinds}, not {missing[0]!r}.')
+    if not self.uses_num_samples and options.num_samples != 1:
+      raise errors.ObjectiveError(
+          f'The objective {self.name!r} does not use num_samples '
+          f'(got {options.num_samples}); objectives that do: '
+          f'{names(uses_num_samples=True)}.')
+    if not self.weights_kl:
+      given = [name for name, value, off in (
+          ('kl_weight', options.kl_weight, 1.0),
+          ('z_dropout_rate', options.z_dropout_rate, 0.0),
+          ('free_bits', options.free_bits, 0.0))
+               if _is_number(value) and value != off]
+      if given:
+        raise errors.ObjectiveError(
+            f'The objective {self.name!r} is a bound on log p(x) without a '
+            f'separate KL term: it takes no {given[0]} (got '
+            f'{getattr(options, given[0])!r}).')
+
+
+def _is_number(value) -> bool:
+  """A concrete Python number (a traced KL weight cannot be checked here;
+  `evae_jax.configuration` checks the config's)."""
+  return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+REGISTRY: Dict[str, Objective] = {}
+
+
+def register(name: str, *, model_kinds: Tuple[str, ...] = ALL_MODEL_KINDS,
+             uses_num_samples: bool = False, weights_kl: bool = True,
+             summary: str = '') -> Callable[[LossFn], LossFn]:
+  """Decorator: registers ``loss_fn`` as the objective ``name``.
+
+  Args:
+    name: the value of ``train.objective`` that selects it.
+    model_kinds: model kinds it is implemented for.
+    uses_num_samples: it reads ``options.num_samples``.
+    weights_kl: it has a KL term (see `Objective`).
+    summary: one line describing it.
+
+  Returns:
+    The decorator, which returns ``loss_fn`` unchanged.
+
+  Raises:
+    ValueError: (when the decorator is applied) ``name`` is registered
+      already.
+  """
+  def decorate(loss_fn: LossFn) -> LossFn:
+    if name in REGISTRY:
+      raise ValueError(f'The objective {name!r} is registered twice.')
+    REGISTRY[name] = Objective(
+        name, loss_fn, tuple(model_kinds), uses_num_samples, weights_kl,
+        summary or (loss_fn.__doc__ or '').split('\n')[0])
+    return loss_fn
+  return decorate
+
+
+def names(**flags) -> Tuple[str, ...]:
+  """Registered objective names, optionally those whose fields equal
+  ``flags`` (e.g. ``names(uses_num_samples=True)``).
+
+  Args:
+    **flags: `Objective` fields and the values to keep.
+
+  Returns:
+    The names, in registration order.
+  """
+  return tuple(n for n, o in REGISTRY.items()
+               if all(getattr(o, k) == v for k, v in flags.items()))
+
+
+def get(name: str) -> Objective:
+  """The registered objective ``name``.
+
+  Args:
+    name: a value of ``train.objective``.
+
+  Returns:
+    Its `Objective`.
+
+  Raises:
+    errors.ObjectiveError: no objective is registered under ``name``.
+  """
+  if name not in REGISTRY:
+    raise errors.ObjectiveError(
+        f'objective must be one of {names()}, got {name!r}.')
+  return REGISTRY[name]
+
+
+def loss(latents, x, rng, *, objective: str = 'point',
+         **options) -> Tuple[Any, dict]:
+  """The training loss of ``objective`` for a model kind.
+
+  Args:
+    latents: the model as an `evae_jax.objectives.latents.Latents`
+      (`SharedLatents`, `MixtureLatents`); its ``model_kinds`` are checked
+      against the objective's.
+    x: (B, ...) batch.
+    rng: PRNG key.
+    objective: a registered name.
+    **options: fields of `LossOptions`.
+
+  Returns:
+    (loss, aux) of the objective's function.
+
+  Raises:
+    errors.ObjectiveError: unknown objective, or one that does not support these
+      options or this model kind.
+  """
+  spec = get(objective)
+  options = LossOptions(**options)
+  spec.check(latents.model_kinds, options)
+  return spec.loss_fn(latents, x, rng, options)
