@@ -38,7 +38,10 @@ def _sweep_shapes():
   return sorted(shapes)
 
 
-SHAPES = _sweep_shapes()
+# Shapes no sweep has now but that once crashed the mVAE (K = 6 does not
+# divide D = 8 and its last epitome overlaps the one before): kept in the loop.
+EXTRA_SHAPES = (('mvae', 8, 6, 0),)
+SHAPES = sorted(set(_sweep_shapes()) | set(EXTRA_SHAPES))
 
 
 def _category(shape):
@@ -64,7 +67,8 @@ def splits():
 
 
 def test_the_sweeps_cover_the_failing_mvae_points():
-  assert ('mvae', 8, 3, 0) in SHAPES and ('mvae', 8, 6, 0) in SHAPES
+  assert ('mvae', 8, 3, 0) in _sweep_shapes()  # Table 4's K = 3 at D = 8
+  assert ('mvae', 8, 6, 0) in SHAPES
   assert len(SHAPES) > 40
 
 
