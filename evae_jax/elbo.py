@@ -49,13 +49,30 @@ class ElboTerms(NamedTuple):
   kl: jax.Array
 
 
+def float32_at_least(a: jax.Array) -> jax.Array:
+  """``a`` in float32 if it is a lower-precision float (bfloat16, float16),
+  else unchanged: the bound's arithmetic (log-densities, KL, logsumexp, the
+  choice of y*) is float32 whatever dtype a user's network computes in.
+
+  Args:
+    a: an array.
+
+  Returns:
+    ``a``, or ``a.astype(float32)``.
+  """
+  a = jnp.asarray(a)
+  if jnp.issubdtype(a.dtype, jnp.floating) and jnp.finfo(a.dtype).bits < 32:
+    return a.astype(jnp.float32)
+  return a
+
+
 def _log_prob(decode_log_prob: DecodeLogProb, z: jax.Array,
               x: jax.Array) -> jax.Array:
   """``decode_log_prob(z, x)``, refused unless it has shape z.shape[:-1]: one
   value per example. A decoder that returns per-pixel terms would otherwise
   broadcast through the bound into arrays of the wrong shape, silently. The
   check reads static shapes only, so it holds under jit and vmap."""
-  log_prob = decode_log_prob(z, x)
+  log_prob = float32_at_least(decode_log_prob(z, x))
   expected = tuple(z.shape[:-1])
   if tuple(jnp.shape(log_prob)) != expected:
     name = getattr(decode_log_prob, '__qualname__', None) or repr(
@@ -71,6 +88,7 @@ def _log_prob(decode_log_prob: DecodeLogProb, z: jax.Array,
 def _masked_terms(mu, logvar, eps, mask, decode_log_prob, x, z_scale=None):
   """log p(x | y, z) and the z-KL for one mask (D,) or per-example masks
   (B, D)."""
+  mu, logvar = float32_at_least(mu), float32_at_least(logvar)
   z = mask * (mu + jnp.exp(0.5 * logvar) * eps)
   if z_scale is not None:
     z = z * z_scale
@@ -130,7 +148,7 @@ def elbo_fn(encode: Encode, decode_log_prob: DecodeLogProb, x: jax.Array,
   Raises:
     ValueError: ``decode_log_prob`` returned another shape than (B,).
   """
-  mu, logvar = encode(x)
+  mu, logvar = map(float32_at_least, encode(x))
   eps = jax.random.normal(rng, mu.shape, mu.dtype)
   return elbo_from_encoding(mu, logvar, eps, decode_log_prob, x, masks)
 
@@ -298,7 +316,7 @@ def iw_log_likelihood_per_epitome(
   Returns:
     (B, E) estimates of log p(x | y) in nats.
   """
-  mu, logvar = encode(x)
+  mu, logvar = map(float32_at_least, encode(x))
   chunk_size = max(1, min(chunk_size, num_samples))
   num_chunks = -(-num_samples // chunk_size)
 

@@ -33,6 +33,8 @@ CHOICES = {
     'model.activation': tuple(models.ACTIVATIONS),
     'model.kernel_init': tuple(models.KERNEL_INITS),
     'model.output_bias_init': models.OUTPUT_BIAS_INITS,
+    'model.dtype': tuple(models.DTYPES),
+    'eval.dtype': tuple(models.DTYPES) + ('train',),
     'train.optimizer': optimizers.OPTIMIZERS,
     'train.objective': objectives.names(),
     'train.assignment': schedules.ASSIGNMENTS,

@@ -223,7 +223,7 @@ def test_report_labels_match_what_was_computed(tmp_path):
   a dropout VAE's report says which model is evaluated."""
   import configs.test as test_config
   from evae_jax import data as input_pipeline
-  from evae_jax.evaluate import report
+  from evae_jax.evaluate import markdown, report
   config = test_config.get_config()
   config.model.kind = 'vae'
   config.data.binarization = 'fixed'
@@ -237,8 +237,8 @@ def test_report_labels_match_what_was_computed(tmp_path):
   results = report.compute_metrics(state, splits, config)
   assert results['parzen']['sigma_at_edge']
   assert results['parzen']['pixels'].startswith('binary')
-  text = report._report_markdown(results, config, str(tmp_path))  # pylint: disable=protected-access
+  text = markdown.report_markdown(results, config, str(tmp_path))
   assert 'scored on binary' in text and 'at an edge of the grid' in text
   assert 'dropout-free model' in text
   config.data.binarization = 'dynamic'
-  assert report._parzen_pixels('dynamic').startswith('real-valued')  # pylint: disable=protected-access
+  assert markdown.parzen_pixels('dynamic').startswith('real-valued')

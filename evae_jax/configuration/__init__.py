@@ -140,6 +140,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _choice(m.likelihood, models.LIKELIHOODS, 'model.likelihood')
   _choice(m.activation, tuple(models.ACTIVATIONS), 'model.activation')
   _choice(m.kernel_init, tuple(models.KERNEL_INITS), 'model.kernel_init')
+  _choice(m.dtype, tuple(models.DTYPES), 'model.dtype')
+  _choice(e.dtype, tuple(models.DTYPES) + ('train',), 'eval.dtype')
   _choice(m.output_bias_init, models.OUTPUT_BIAS_INITS,
           'model.output_bias_init')
   _choice(t.optimizer, optimizers.OPTIMIZERS, 'train.optimizer')

@@ -45,6 +45,9 @@ def get_config():
   config.model.activation = 'relu'  # relu (the paper) | tanh (Burda et al.)
   config.model.kernel_init = 'lecun_normal'  # lecun_normal (Flax) |
   #   glorot_uniform
+  config.model.dtype = 'float32'  # float32 | bfloat16: the networks' matmul
+  #   inputs (accumulated in float32; parameters, optimizer, log-densities,
+  #   KL and the choice of y* stay float32); evaluation uses eval.dtype
   config.model.output_bias_init = 'zeros'  # zeros | train_mean: logit of the
   #   per-pixel training mean, clipped to [0.001, 0.999] (Burda et al.)
 
@@ -104,6 +107,8 @@ def get_config():
 
   config.eval = ml_collections.ConfigDict()
   config.eval.split = 'test'
+  config.eval.dtype = 'float32'  # float32 | bfloat16 | train (model.dtype):
+  #   the networks' dtype in --mode=evaluate/sample and per-epoch validation
   config.eval.batch_size = 100
   config.eval.num_examples = 0  # 0 = the whole split
   config.eval.iw_samples = 5000  # k of L_k (paper Table 2)

@@ -136,9 +136,10 @@ class SharedLatents(NamedTuple):
       x: (B, ...) batch.
 
     Returns:
-      (mu, logvar), each (B, D), with gradients.
+      (mu, logvar), each (B, D), with gradients; float32 at least
+      (`evae_jax.elbo.float32_at_least`).
     """
-    return self.encode(x)
+    return tuple(map(elbo.float32_at_least, self.encode(x)))
 
   def noise_shape(self, enc, x):  # pylint: disable=unused-argument
     """The noise of one draw: one eps_d per unit, shared by the epitomes.

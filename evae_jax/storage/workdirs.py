@@ -36,7 +36,7 @@ RESUMABLE_CHANGES = ('train.num_epochs', 'train.burda_stages',
                      'train.coordinator_address', 'train.num_processes',
                      'train.process_id', 'train.initialization_timeout',
                      'data.path', 'data.data_dir',
-                     'data.download_timeout', 'eval.')
+                     'data.download_timeout', 'model.dtype', 'eval.')
 # Fields that decide which model a checkpoint holds and what it is scored on:
 # evaluating or sampling with another value would score a different model.
 EVALUATION_PINNED = ('model.', 'data.name', 'data.binarization',

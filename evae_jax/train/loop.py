@@ -326,6 +326,10 @@ def _set_up(config, workdir) -> _Run:
   """Prepares the workdirs, loads the data, restores or creates the states
   and places everything on the devices."""
   tc = config.train
+  if config.model.dtype == 'bfloat16' and not models.native_bfloat16():
+    logging.warning('model.dtype=bfloat16 on a CPU without avx512_bf16 or '
+                    'amx_bf16: bfloat16 matmuls may be slower than float32 '
+                    'here.')
   # Every process loads the whole training set: each epoch's shuffle (and
   # Algorithm 1's assignment) is computed on the device over all of it, and
   # each step gathers its batch there, split over the devices of the mesh.
@@ -598,6 +602,9 @@ def _result(team: List[_Member]):
 
 
 def _valid_metrics(state, valid, rng, config) -> Dict[str, float]:
+  # In eval.dtype (float32 by default) like --mode=evaluate, whatever dtype
+  model = state.model  # the steps train in.
+  if models.evaluation_dtype(config) != config.model.dtype:
+    model = models.evaluation_model(config, model.output_dim)
   return {f'valid_{k}': v for k, v in metrics_lib.mean_bounds(
-      state.params, state.model, valid, rng,
-      config.eval.batch_size).items()}
+      state.params, model, valid, rng, config.eval.batch_size).items()}
