@@ -3,7 +3,7 @@
 # call, on a local folder of the original MNIST IDX files. Usage:
 #   bash experiments/mnist.sh EXPERIMENT MNIST_DIR ROOT [RUN_SWEEP FLAGS...]
 # (e.g. --where=model.epitome_size=4 for Table 4's better K alone)
-# EXPERIMENT: table2 | table2_stride | remedies | iwae | fig3 | table4 | fig7 | fig2 | fig6 | assignment
+# EXPERIMENT: table2 | table2_stride | budget | remedies | iwae | fig3 | table4 | fig7 | fig2 | fig6 | assignment
 # Each trains and evaluates every point into ROOT/EXPERIMENT/ (resumable:
 # rerun to continue) and prints the table, from the kept results, with the
 # paper's numbers beside ours.
@@ -13,7 +13,7 @@
 set -euo pipefail
 if [ $# -lt 2 ]; then
   echo "usage: bash experiments/mnist.sh EXPERIMENT MNIST_DIR [ROOT [RUN_SWEEP FLAGS...]]" >&2
-  echo "EXPERIMENT: table2 | table2_stride | remedies | iwae | fig3 | table4 | fig7 | fig2 | fig6 | assignment" >&2
+  echo "EXPERIMENT: table2 | table2_stride | budget | remedies | iwae | fig3 | table4 | fig7 | fig2 | fig6 | assignment" >&2
   exit 2
 fi
 EXP=$1
@@ -53,6 +53,21 @@ case "$EXP" in
       --set=eval.iw_num_examples=2000
     "$PY" -m experiments.tables --root="$KEPT/table2_stride,$KEPT/$EXP" \
       --table=remedies ;;
+  budget)  # Table 2's D = 50 pair (VAE, eVAE K = 25) at the ends of Burda
+    # stages 3, 4, 5 (13, 40, 121 epochs): one workdir per point, resumed
+    # from one stage's end to the next (train.burda_stages may change on
+    # resume) and evaluated at each, with the Table 2 protocol (IW k = 5000
+    # on the first 2,000 test images); each stage kept in KEEP/budget/
+    # stages=N. STAGES="3 4" stops after 40 epochs.
+    for s in ${STAGES:-3 4 5}; do
+      sweep --sweep=configs/sweeps/table2.py --where=model.latent_dim=50 \
+        --set=train.burda_stages=$s --set=eval.iw_num_examples=2000 \
+        "--keep=$KEPT/$EXP/stages=$s"
+    done
+    for s in ${STAGES:-3 4 5}; do
+      "$PY" -m experiments.paired --root="$KEPT/$EXP/stages=$s" \
+        --base=kind=vae --other=kind=evae --keys=iw_marginal || true
+    done ;;
   iwae)    # same budget and protocol, IWAE objectives, k = 5
     sweep --sweep=configs/sweeps/iwae.py --set=train.burda_stages=4 \
       --set=eval.iw_num_examples=2000
@@ -61,10 +76,13 @@ case "$EXP" in
     sweep --sweep=configs/sweeps/fig3.py "${REDUCED[@]}" \
       --set=eval.iw_samples=1000 --set=eval.iw_num_examples=1000
     "$PY" -m experiments.tables --root="$KEPT/$EXP" --table=summary ;;
-  table4)  # first column: L = 1, H = 500
-    sweep --sweep=configs/sweeps/table4.py "${REDUCED[@]}" \
-      --where=model.num_layers=1 --where=model.hidden_dim=500 \
-      --set=eval.iw_samples=100 --set=eval.iw_num_examples=500
+  table4)  # the H = 500 columns with one and three hidden layers (L=1 | L=3
+    # alone with LAYERS=1 or LAYERS=3)
+    for l in ${LAYERS:-1 3}; do
+      sweep --sweep=configs/sweeps/table4.py "${REDUCED[@]}" \
+        --where=model.num_layers=$l --where=model.hidden_dim=500 \
+        --set=eval.iw_samples=100 --set=eval.iw_num_examples=500
+    done
     "$PY" -m experiments.tables --root="$KEPT/$EXP" --table=table4 ;;
   fig7)  # Fig. 7: K against Parzen, Table 4's protocol; one D at a time so
     # that a sweep cut short has every K of a D on all its seeds
@@ -86,5 +104,5 @@ case "$EXP" in
     sweep --sweep=configs/sweeps/assignment.py "${REDUCED[@]}" \
       --set=eval.iw_samples=1000 --set=eval.iw_num_examples=1000
     "$PY" -m experiments.tables --root="$KEPT/$EXP" --table=summary ;;
-  *) echo "unknown experiment $EXP: table2 | table2_stride | remedies | iwae | fig3 | table4 | fig7 | fig2 | fig6 | assignment" >&2; exit 2 ;;
+  *) echo "unknown experiment $EXP: table2 | table2_stride | budget | remedies | iwae | fig3 | table4 | fig7 | fig2 | fig6 | assignment" >&2; exit 2 ;;
 esac
