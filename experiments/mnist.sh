@@ -3,7 +3,7 @@
 # call, on a local folder of the original MNIST IDX files. Usage:
 #   bash experiments/mnist.sh EXPERIMENT MNIST_DIR ROOT [RUN_SWEEP FLAGS...]
 # (e.g. --where=model.epitome_size=4 for Table 4's better K alone)
-# EXPERIMENT: table2 | table2_stride | budget | remedies | iwae | fig3 | table4 | fig7 | fig2 | fig6 | assignment
+# EXPERIMENT: table2 | table2_stride | budget | remedies | iwae | fig3 | precision | table4 | fig7 | fig2 | fig6 | assignment
 # Each trains and evaluates every point into ROOT/EXPERIMENT/ (resumable:
 # rerun to continue) and prints the table, from the kept results, with the
 # paper's numbers beside ours.
@@ -13,7 +13,7 @@
 set -euo pipefail
 if [ $# -lt 2 ]; then
   echo "usage: bash experiments/mnist.sh EXPERIMENT MNIST_DIR [ROOT [RUN_SWEEP FLAGS...]]" >&2
-  echo "EXPERIMENT: table2 | table2_stride | budget | remedies | iwae | fig3 | table4 | fig7 | fig2 | fig6 | assignment" >&2
+  echo "EXPERIMENT: table2 | table2_stride | budget | remedies | iwae | fig3 | precision | table4 | fig7 | fig2 | fig6 | assignment" >&2
   exit 2
 fi
 EXP=$1
@@ -76,6 +76,20 @@ case "$EXP" in
     sweep --sweep=configs/sweeps/fig3.py "${REDUCED[@]}" \
       --set=eval.iw_samples=1000 --set=eval.iw_num_examples=1000
     "$PY" -m experiments.tables --root="$KEPT/$EXP" --table=summary ;;
+  precision)  # model.dtype float32 against bfloat16: the Fig. 3 VAE and
+    # eVAE (no dropout VAE), Fig. 3's protocol, evaluated in float32; kept
+    # in KEEP/precision/<dtype>/ with the same point names, for paired tables
+    for dtype in float32 bfloat16; do
+      sweep --sweep=configs/sweeps/fig3.py "${REDUCED[@]}" \
+        --set=eval.iw_samples=1000 --set=eval.iw_num_examples=1000 \
+        --where=train.z_dropout_rate=0 --set=model.dtype=$dtype \
+        "--root=$ROOT/$EXP/$dtype" "--keep=$KEPT/$EXP/$dtype"
+    done
+    for kind in vae evae; do
+      "$PY" -m experiments.paired --root="$KEPT/$EXP/float32" \
+        --other_root="$KEPT/$EXP/bfloat16" --base=kind=$kind \
+        --other=kind=$kind --margin=0.5 || true
+    done ;;
   table4)  # the H = 500 columns with one and three hidden layers (L=1 | L=3
     # alone with LAYERS=1 or LAYERS=3)
     for l in ${LAYERS:-1 3}; do
@@ -104,5 +118,5 @@ case "$EXP" in
     sweep --sweep=configs/sweeps/assignment.py "${REDUCED[@]}" \
       --set=eval.iw_samples=1000 --set=eval.iw_num_examples=1000
     "$PY" -m experiments.tables --root="$KEPT/$EXP" --table=summary ;;
-  *) echo "unknown experiment $EXP: table2 | table2_stride | budget | remedies | iwae | fig3 | table4 | fig7 | fig2 | fig6 | assignment" >&2; exit 2 ;;
+  *) echo "unknown experiment $EXP: table2 | table2_stride | budget | remedies | iwae | fig3 | precision | table4 | fig7 | fig2 | fig6 | assignment" >&2; exit 2 ;;
 esac
