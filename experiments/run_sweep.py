@@ -5,11 +5,17 @@
 
 Finished points (an eval.json measured at the budget asked for) are skipped,
 failed points are recorded in ROOT/sweep_status.json and the others go on.
-Exits 1 if any point failed, 75 if none failed but some were interrupted,
-and 75 with one line on SIGTERM / Ctrl-C, after passing it on to the
-running points (each saves a checkpoint) and recording them: rerun to
-resume. ``--list`` prints what a run would do, point by point, and runs
-nothing.
+A point another runner on ROOT (or another evae_jax process in its workdir)
+has is "running elsewhere": skipped, then waited for, and run here if it is
+let go unfinished. A SIGKILL of the runner stops its points too (Linux: each
+gets SIGTERM, saves a checkpoint and stops).
+
+Exit status: 0 every point done (here or elsewhere); 1 some point failed;
+75 none failed but some were interrupted, and 75 with one line on SIGTERM /
+Ctrl-C, after passing it on to the running points (each saves a
+checkpoint) and recording them: rerun to resume (a point still running
+elsewhere then is one more reason to rerun, never a failure). ``--list``
+prints what a run would do, point by point, and runs nothing.
 """
 
 import sys
@@ -63,18 +69,24 @@ def main(argv):
     sys.exit(2)
   failed = [n for n, r in points.items() if r['status'] == 'failed']
   interrupted = [n for n, r in points.items() if r['status'] == 'interrupted']
+  elsewhere = [n for n, r in points.items()
+               if r['status'] == sweeps.RUNNING_ELSEWHERE]
   if sweeps.stopped_by():
     print(f'interrupted: {sweeps.stopped_by()}: stopped the running points '
-          f'({", ".join(interrupted) or "none"}; each saved a checkpoint); '
-          f'statuses in {FLAGS.root}/{sweeps.STATUS_FILE}. Rerun the same '
+          f'({", ".join(interrupted) or "none"}; each saved a checkpoint)'
+          + (f', stopped waiting for {len(elsewhere)} running elsewhere'
+             if elsewhere else '') +
+          f'; statuses in {FLAGS.root}/{sweeps.STATUS_FILE}. Rerun the same '
           'command to resume.', flush=True)
     sys.exit(sweeps.EXIT_INTERRUPTED)
   waiting = [n for n, r in points.items() if r['status'] == 'not started']
-  done = len(points) - len(failed) - len(interrupted) - len(waiting)
+  done = (len(points) - len(failed) - len(interrupted) - len(waiting)
+          - len(elsewhere))
   print(f'{done} done, {len(interrupted)} interrupted (rerun to resume), '
         f'{len(failed)} failed' + (f': {", ".join(failed)}' if failed else '')
         + (f'; {len(waiting)} not started (every point failed the same way)'
-           if waiting else ''))
+           if waiting else '')
+        + (f'; {len(elsewhere)} left running elsewhere' if elsewhere else ''))
   sys.exit(1 if failed else (sweeps.EXIT_INTERRUPTED if interrupted else 0))
 
 

@@ -11,6 +11,22 @@ passed on to the running ones, which save a checkpoint and stop; the runner
 records them as interrupted and exits 75. ``root/sweep_status.json`` records each point's
 outcome, its command and, for a failure, the end of its output.
 
+A point's children die with the runner: on Linux each is started with
+PR_SET_PDEATHSIG = SIGTERM, so that a SIGKILL of the runner (or the OOM
+killer) makes them save a checkpoint and stop, as a SIGTERM passed on would,
+instead of training on as orphans that hold their workdirs.
+
+Several runners may share one root (two terminals, two machines on one
+file system with working flock): a runner claims a point (an flock on
+``root/.claims/<point name>.lock``) for as long as it trains, evaluates and
+keeps it, and a point claimed by another runner, or whose workdir another
+evae_jax process holds, is "running elsewhere": skipped, and waited for once
+the runner has nothing else to start; when the other process lets go of it,
+the point counts as done if it finished, and is run here if not.
+``sweep_status.json`` is read, merged and replaced under an flock of
+``sweep_status.json.lock`` at every update, so that no runner loses
+another's records.
+
 Seeds: ``seeds=S`` runs every point with ``seed`` = 0 .. S-1 as separate
 points (``...,seed=1``: separate processes, which is what a CPU wants; on an
 accelerator ``train.num_seeds`` vmaps several seeds in one process instead).
@@ -25,6 +41,7 @@ on a fresh machine continues where the kept results stop.
 import ast
 import concurrent.futures
 import contextlib
+import fcntl
 import glob
 import importlib.util
 import json
@@ -33,11 +50,12 @@ import queue
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, Iterator, List, Sequence, Tuple
 
 from evae_jax.runtime import signals
 
@@ -244,29 +262,162 @@ def detect_devices() -> tuple:
   return 'cpu', 1
 
 
+# evae_jax.storage.workdirs.LOCK_FILE (importing it would load JAX here).
+WORKDIR_LOCK = '.lock'
+# root/CLAIMS/<point name>.lock: held by the runner working on the point.
+CLAIMS = '.claims'
+
+
+def _is_locked(path: str, flags: int = os.O_RDONLY) -> bool:
+  """Whether some open file holds an flock of ``path`` (False where there
+  is no such file, or its file system cannot lock it)."""
+  try:
+    fd = os.open(path, flags)
+  except OSError:
+    return False
+  try:
+    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # released on close
+    return False
+  except BlockingIOError:
+    return True
+  except OSError:
+    return False
+  finally:
+    os.close(fd)
+
+
+def _owner(path: str) -> str:
+  """The 'pid host' of a lock file, as a message names it."""
+  try:
+    with open(path, errors='replace') as f:
+      owner = f.read(200).strip()
+  except OSError:
+    owner = ''
+  pid, _, host = owner.partition(' ')
+  return f'pid {pid} on {host}' if host else owner or 'unknown'
+
+
+def _workdir_holder(root: str, name: str) -> str:
+  """Who holds the point's workdir, as evae_jax locks it (an flock of the
+  folder, or of its ``.lock`` where folders cannot be locked), or ''."""
+  workdir = os.path.join(root, name)
+  lock = os.path.join(workdir, WORKDIR_LOCK)
+  if (_is_locked(workdir, os.O_RDONLY | os.O_DIRECTORY) or
+      _is_locked(lock)):
+    return _owner(lock)
+  return ''
+
+
+def running_elsewhere(root: str, name: str) -> str:
+  """Whether a runner claims the point or a process holds its workdir: who
+  ('sweep runner pid P on H', 'pid P on H'), or ''."""
+  claim = os.path.join(root, CLAIMS, name + '.lock')
+  if _is_locked(claim):
+    return 'sweep runner ' + _owner(claim)
+  return _workdir_holder(root, name)
+
+
+@contextlib.contextmanager
+def _claimed(root: str, name: str) -> Iterator[str]:
+  """Claims a point for this runner meanwhile (see the module docstring).
+
+  Yields:
+    '' with the point claimed and its workdir free, else who has it (as
+    `running_elsewhere` names them).
+  """
+  os.makedirs(os.path.join(root, CLAIMS), exist_ok=True)
+  path = os.path.join(root, CLAIMS, name + '.lock')
+  fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      holder = 'sweep runner ' + _owner(path)
+    else:
+      os.ftruncate(fd, 0)
+      os.pwrite(fd, f'{os.getpid()} {socket.gethostname()}\n'.encode(), 0)
+      holder = _workdir_holder(root, name)
+    yield holder
+  finally:
+    os.close(fd)  # releases the claim
+
+
 class _Status:
-  """Thread-safe, atomically written sweep_status.json."""
+  """sweep_status.json, shared by every runner on its root: each update
+  reads the file, replaces one point's record and writes it back (atomic
+  rename), all under an flock of ``sweep_status.json.lock``."""
 
   def __init__(self, root):
     self._path = os.path.join(root, STATUS_FILE)
-    self._lock = threading.Lock()
-    self.points = {}
-    if os.path.exists(self._path):
-      with open(self._path) as f:
-        self.points = json.load(f)
 
-  def set(self, name, record):
-    with self._lock:
-      self.points[name] = record
+  def read(self) -> Dict[str, Dict]:
+    """The records of the file as it is now."""
+    try:
+      with open(self._path) as f:
+        return json.load(f)
+    except FileNotFoundError:
+      return {}
+
+  @contextlib.contextmanager
+  def _locked(self):
+    fd = os.open(self._path + '.lock', os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX)
+      yield
+    finally:
+      os.close(fd)
+
+  def set(self, name: str, record: Dict) -> None:
+    """Replaces the point's record whole (no field of an earlier state
+    stays behind)."""
+    self._update(name, lambda old: record)
+
+  def mark_done(self, name: str, how: str) -> None:
+    """Records a point found done (``how``: 'kept' or 'skipped': True): an
+    earlier 'done' record keeps its fields (the seconds and command of the
+    run that finished it); a record of another state is replaced."""
+    self._update(name, lambda old: {
+        **(old if old.get('status') == 'done' else {}), 'status': 'done',
+        how: True})
+
+  def _update(self, name, change):
+    with self._locked():
+      points = self.read()
+      points[name] = change(points.get(name, {}))
       with open(self._path + '.tmp', 'w') as f:
-        json.dump(self.points, f, indent=1)
+        json.dump(points, f, indent=1)
       os.replace(self._path + '.tmp', self._path)
+
+
+# Runs a child's command (argv[2:]) with PR_SET_PDEATHSIG = SIGTERM, set in
+# the child itself and kept across exec (same pid), so that the runner needs
+# no preexec_fn, which is unsafe in a threaded process. The signal comes when
+# the thread that started the child ends: each worker thread waits for its
+# child, so that is when the runner dies. Exits 75 if the runner (argv[1])
+# died before the signal was set.
+_DIE_WITH_RUNNER = """
+import ctypes, os, signal, sys
+if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM) != 0:
+  sys.stderr.write('warning: this point will not die with its runner\\n')
+if os.getppid() != int(sys.argv[1]):
+  sys.exit(75)
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+def _dying_with_runner(command: List[str]) -> List[str]:
+  if not sys.platform.startswith('linux'):
+    return command  # elsewhere a SIGKILLed runner leaves its children on
+  return [sys.executable, '-c', _DIE_WITH_RUNNER, str(os.getpid()),
+          *command]
 
 
 class _Stop:
   """SIGTERM / SIGINT to the runner: no new point starts, and the signal is
   passed on to every running child (which saves a checkpoint and exits 75)
-  before the runner records them and exits."""
+  before the runner records them and exits. A SIGKILL cannot be passed on:
+  for that the children get SIGTERM when the runner dies
+  (`_dying_with_runner`)."""
 
   def __init__(self):
     self.signal = None  # the name of the signal received, once received
@@ -278,7 +429,7 @@ class _Stop:
     with self._lock:
       if self.signal:
         return None
-      proc = subprocess.Popen(command, **kwargs)
+      proc = subprocess.Popen(_dying_with_runner(command), **kwargs)
       self._children.add(proc)
       return proc
 
@@ -392,7 +543,8 @@ def plan(sweep_path: str, root: str, extra: Sequence[str] = (),
 
   Returns:
     [(point name, state)] in run order; state is 'kept' (in ``keep`` at
-    the requested budget: skipped), 'finished' (evaluated in ``root``:
+    the requested budget: skipped), 'running elsewhere' (another runner or
+    process has it now: waited for), 'finished' (evaluated in ``root``:
     copied to ``keep`` and skipped), 'resumes from step N' (a checkpoint in
     ``root``) or 'to run'.
 
@@ -408,6 +560,8 @@ def plan(sweep_path: str, root: str, extra: Sequence[str] = (),
     step = _last_checkpoint_step(os.path.join(root, name))
     if is_kept(keep, name, budget):
       state = 'kept'
+    elif running_elsewhere(root, name):
+      state = RUNNING_ELSEWHERE
     elif finished_at(os.path.join(root, name), budget):
       state = 'finished'
     elif step is not None:
@@ -416,6 +570,11 @@ def plan(sweep_path: str, root: str, extra: Sequence[str] = (),
       state = 'to run'
     out.append((name, state))
   return out
+
+
+RUNNING_ELSEWHERE = 'running elsewhere'
+# Seconds between two looks at the points running elsewhere.
+WAIT_SECONDS = 1.0
 
 
 def run_sweep(sweep_path: str, root: str, extra: Sequence[str] = (),
@@ -436,7 +595,9 @@ def run_sweep(sweep_path: str, root: str, extra: Sequence[str] = (),
       points that finish are copied there.
 
   Returns:
-    The status record of every point.
+    The status record of every point; a point still running elsewhere when
+    a signal stopped the runner has {'status': 'running elsewhere',
+    'holder': who} (not written to the status file: the holder writes it).
   """
   global _STOP
   _STOP = _Stop()  # a fresh stop for each sweep run in this process
@@ -457,38 +618,62 @@ def run_sweep(sweep_path: str, root: str, extra: Sequence[str] = (),
   failures = {'reasons': [], 'done': 0, 'stopped': ''}
   lock = threading.Lock()
 
-  def job(overrides):
+  elsewhere = {}  # name: who has it, for the points another process has now
+
+  def running_elsewhere_now(name, holder) -> str:
+    with lock:
+      if name not in elsewhere:
+        print(f'[{time.strftime("%H:%M:%S")}] {RUNNING_ELSEWHERE} {name} '
+              f'({holder}): left to it, waited for once nothing else can '
+              'start', flush=True)
+      elsewhere[name] = holder
+    return holder
+
+  def job(overrides) -> str:
+    """Runs or records one point; returns '' or, when another process has
+    the point, who (and does nothing)."""
     name = point_name(overrides)
+    workdir = os.path.join(root, name)
     budget = requested_budget(base_config, overrides, extra)
-    if is_kept(keep, name, budget):
-      status.set(name, {**status.points.get(name, {}), 'status': 'done',
-                        'kept': True})
-      return
-    if finished_at(os.path.join(root, name), budget):
-      if keep:
-        keep_results(os.path.join(root, name), os.path.join(keep, name))
-      status.set(name, {**status.points.get(name, {}), 'status': 'done',
-                        'skipped': True})
-      return
-    slot = slots.get()
-    if _STOP.signal or failures['stopped']:  # stopping: start nothing new
-      slots.put(slot)
-      if failures['stopped']:
-        status.set(name, {'status': 'not started',
-                          'reason': failures['stopped']})
-      return
-    try:
-      print(f'[{time.strftime("%H:%M:%S")}] start {name}', flush=True)
-      record = run_point(sweep_path, root, overrides, extra,
-                         device_env(kind, slot, workers, count))
-      if keep and record['status'] == 'done':
-        os.makedirs(keep, exist_ok=True)
-        keep_results(os.path.join(root, name), os.path.join(keep, name))
-    except Exception as e:  # keep going: record and move on.
-      record = {'status': 'failed', 'error': repr(e)}
-    finally:
-      slots.put(slot)
-    status.set(name, record)
+    with _claimed(root, name) as holder:
+      if holder:
+        return running_elsewhere_now(name, holder)
+      with lock:
+        was_elsewhere = elsewhere.pop(name, None)
+      if is_kept(keep, name, budget):
+        status.mark_done(name, 'kept')
+        return ''
+      if finished_at(workdir, budget):
+        if keep:
+          keep_results(workdir, os.path.join(keep, name))
+        status.mark_done(name, 'skipped')
+        if was_elsewhere:
+          print(f'[{time.strftime("%H:%M:%S")}] done elsewhere {name}',
+                flush=True)
+        return ''
+      slot = slots.get()
+      if _STOP.signal or failures['stopped']:  # stopping: start nothing new
+        slots.put(slot)
+        if failures['stopped']:
+          status.set(name, {'status': 'not started',
+                            'reason': failures['stopped']})
+        return ''
+      try:
+        print(f'[{time.strftime("%H:%M:%S")}] start {name}', flush=True)
+        record = run_point(sweep_path, root, overrides, extra,
+                           device_env(kind, slot, workers, count))
+        if keep and record['status'] == 'done':
+          os.makedirs(keep, exist_ok=True)
+          keep_results(workdir, os.path.join(keep, name))
+      except Exception as e:  # keep going: record and move on.
+        record = {'status': 'failed', 'error': repr(e)}
+      finally:
+        slots.put(slot)
+      # Another process took the workdir between the look and the start.
+      holder = record['status'] == 'failed' and _workdir_holder(root, name)
+      if holder:
+        return running_elsewhere_now(name, holder)
+      status.set(name, record)
     reason = record.get('reason') or record.get('error', '')
     print(f'[{time.strftime("%H:%M:%S")}] {record["status"]} {name}'
           + (f': {reason}' if record['status'] == 'failed' else ''),
@@ -505,19 +690,31 @@ def run_sweep(sweep_path: str, root: str, extra: Sequence[str] = (),
           print(f'stopping: the first {SAME_FAILURES_TO_STOP} points all '
                 f'failed the same way ({reason}); fix that and rerun the same '
                 'command (nothing finished is lost).', flush=True)
+    return ''
 
   with _STOP.installed(), concurrent.futures.ThreadPoolExecutor(
       max_workers=workers) as pool:
-    futures = [pool.submit(job, p) for p in points]
-    while not all(f.done() for f in futures):
-      # Waits in short steps: the signal handler runs between them.
-      concurrent.futures.wait(futures, timeout=0.5)
-    for future in futures:
-      future.result()
+    pending = points
+    while pending:
+      futures = [pool.submit(job, p) for p in pending]
+      while not all(f.done() for f in futures):
+        # Waits in short steps: the signal handler runs between them.
+        concurrent.futures.wait(futures, timeout=0.5)
+      pending = [p for p, future in zip(pending, futures) if future.result()]
+      deadline = time.time() + WAIT_SECONDS
+      while pending and time.time() < deadline and not (
+          _STOP.signal or failures['stopped']):
+        time.sleep(0.1)  # short steps: the signal handler runs between them
+      if _STOP.signal or failures['stopped']:
+        break
   # This call's points only: the status file of a root shared by several
-  # selections (--where) also holds the others'.
-  return {point_name(p): status.points[point_name(p)] for p in points
-          if point_name(p) in status.points}
+  # selections (--where) or runners also holds the others'.
+  records = status.read()
+  out = {point_name(p): records[point_name(p)] for p in points
+         if point_name(p) in records}
+  out.update({name: {'status': RUNNING_ELSEWHERE, 'holder': holder}
+              for name, holder in elsewhere.items()})
+  return out
 
 
 def stopped_by() -> str:
