@@ -309,8 +309,16 @@ def _workdir_holder(root: str, name: str) -> str:
 
 
 def running_elsewhere(root: str, name: str) -> str:
-  """Whether a runner claims the point or a process holds its workdir: who
-  ('sweep runner pid P on H', 'pid P on H'), or ''."""
+  """Whether a runner claims the point or a process holds its workdir.
+
+  Args:
+    root: the sweep's root.
+    name: the point's name (`point_name`).
+
+  Returns:
+    Who has it, as messages name them ('sweep runner pid P on H', 'pid P
+    on H'), or '' if nobody does.
+  """
   claim = os.path.join(root, CLAIMS, name + '.lock')
   if _is_locked(claim):
     return 'sweep runner ' + _owner(claim)
@@ -389,12 +397,12 @@ class _Status:
       os.replace(self._path + '.tmp', self._path)
 
 
-# Runs a child's command (argv[2:]) with PR_SET_PDEATHSIG = SIGTERM, set in
-# the child itself and kept across exec (same pid), so that the runner needs
-# no preexec_fn, which is unsafe in a threaded process. The signal comes when
-# the thread that started the child ends: each worker thread waits for its
-# child, so that is when the runner dies. Exits 75 if the runner (argv[1])
-# died before the signal was set.
+# Runs a child's command (argv[2:]) with PR_SET_PDEATHSIG = SIGTERM (on which
+# a point saves a checkpoint and stops), set in the child itself and kept
+# across exec (same pid), so that the runner needs no preexec_fn, which is
+# unsafe in a threaded process. The signal comes when the thread that started
+# the child ends: each worker thread waits for its child, so that is when the
+# runner dies. Exits 75 if the runner (argv[1]) died before prctl.
 _DIE_WITH_RUNNER = """
 import ctypes, os, signal, sys
 if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM) != 0:
@@ -406,6 +414,7 @@ os.execv(sys.argv[2], sys.argv[2:])
 
 
 def _dying_with_runner(command: List[str]) -> List[str]:
+  """``command`` started through `_DIE_WITH_RUNNER` where Linux has it."""
   if not sys.platform.startswith('linux'):
     return command  # elsewhere a SIGKILLed runner leaves its children on
   return [sys.executable, '-c', _DIE_WITH_RUNNER, str(os.getpid()),
