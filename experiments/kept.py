@@ -304,3 +304,21 @@ class CodeNotes:
   def footnotes(self) -> str:
     """The footnotes, one a line ('' for none)."""
     return '\n'.join(f'†{i} {text}.' for i, text in enumerate(self.notes, 1))
+
+
+# The training budget of the paper's models, in epochs: Table 2's (and
+# Burda et al.'s) eight stages of 3^(i-1) epochs.
+BURDA_FULL_EPOCHS = sum(3 ** i for i in range(8))
+
+
+def budget_label(runs, paper_epochs: int = BURDA_FULL_EPOCHS) -> str:
+  """'at 40 of 3,280 epochs (1.2%)': the epochs the runs trained, as a
+  share of the paper's, for a verdict column's header (a gap at a few per
+  cent of the budget is not the paper's gap)."""
+  epochs = sorted({float(r.get('checkpoint_epochs') or 0) for r in runs})
+  if not epochs or epochs == [0.0]:
+    return 'at an unrecorded budget'
+  shares = ', '.join(f'{e:g}' for e in epochs)
+  low, high = (100 * e / paper_epochs for e in (epochs[0], epochs[-1]))
+  share = f'{low:.1f}%' if low == high else f'{low:.1f}-{high:.1f}%'
+  return f'at {shares} of {paper_epochs:,} epochs ({share})'

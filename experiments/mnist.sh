@@ -64,9 +64,16 @@ case "$EXP" in
         --set=train.burda_stages=$s --set=eval.iw_num_examples=2000 \
         "--keep=$KEPT/$EXP/stages=$s"
     done
+    prev=""  # each stage's gap, then how it moved since the stage before
     for s in ${STAGES:-3 4 5}; do
       "$PY" -m experiments.paired --root="$KEPT/$EXP/stages=$s" \
-        --base=kind=vae --other=kind=evae --keys=iw_marginal || true
+        --base=kind=vae --other=kind=evae --keys=iw_marginal,parzen || true
+      if [ -n "$prev" ]; then
+        "$PY" -m experiments.paired --root="$KEPT/$EXP/stages=$prev" \
+          --then_root="$KEPT/$EXP/stages=$s" --base=kind=vae \
+          --other=kind=evae --keys=iw_marginal,parzen || true
+      fi
+      prev=$s
     done ;;
   iwae)    # same budget and protocol, IWAE objectives, k = 5
     sweep --sweep=configs/sweeps/iwae.py --set=train.burda_stages=4 \
@@ -88,7 +95,7 @@ case "$EXP" in
     for kind in vae evae; do
       "$PY" -m experiments.paired --root="$KEPT/$EXP/float32" \
         --other_root="$KEPT/$EXP/bfloat16" --base=kind=$kind \
-        --other=kind=$kind --margin=0.5 || true
+        --other=kind=$kind --margin=0.5 --paper_epochs=200 || true
     done ;;
   table4)  # the H = 500 columns with one and three hidden layers (L=1 | L=3
     # alone with LAYERS=1 or LAYERS=3)

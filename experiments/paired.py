@@ -154,6 +154,49 @@ def seed_pairs(found: Sequence[Tuple[str, str, Dict[str, Dict]]],
           for group, by_key in groups.items()}
 
 
+def gap_change(root: str, then_root: str, base: str, other: str,
+               keys=('iw_marginal',), margin: Optional[float] = None
+               ) -> Dict[str, Dict[str, verdicts.Verdict]]:
+  """How the gap other - base moves from ``root`` to ``then_root``.
+
+  The same points trained to two budgets (say 13 and 40 epochs), each
+  budget's points under its own root with the same names. For every seed
+  and test image::
+
+      c[s, i] = (other - base)[s, i] at then_root - (other - base)[s, i] at root
+
+  and `verdicts.decide` on c: positive where the gap grew in the other's
+  favour. Pairing by seed and image removes what both budgets share.
+
+  Args:
+    root, then_root: the two budgets' folders of points.
+    base, other: as for `pairs` (within each root).
+    keys: the per-example quantities.
+    margin: the equivalence margin in nats, or None.
+
+  Returns:
+    {group: {key: `verdicts.Verdict`}}, groups as in `seed_pairs`.
+
+  Raises:
+    kept.DamagedResult: a damaged point.
+  """
+  groups: Dict[str, Dict[str, List[np.ndarray]]] = {}
+  for name, other_dir, _ in pairs(root, base, other, None, keys):
+    then_base = os.path.join(then_root, name)
+    then_other = os.path.join(then_root, os.path.basename(other_dir))
+    if not (os.path.isdir(then_base) and os.path.isdir(then_other)):
+      continue
+    for key in keys:
+      before = differences(os.path.join(root, name), other_dir, key)
+      after = differences(then_base, then_other, key)
+      n = min(len(before), len(after))
+      groups.setdefault(split_seed(name)[0], {}).setdefault(key, []).append(
+          after[:n] - before[:n])
+  return {group: {key: verdicts.decide(images, margin)
+                  for key, images in by_key.items()}
+          for group, by_key in groups.items()}
+
+
 def _group_runs(found, root: str) -> Dict[str, List[Dict]]:
   """{group: the eval.json of every base and other run in it}."""
   runs: Dict[str, List[Dict]] = {}
@@ -166,8 +209,12 @@ def _group_runs(found, root: str) -> Dict[str, List[Dict]]:
 
 def report(root: str, base: str, other: str, other_root: Optional[str],
            keys: Sequence[str], margin: Optional[float] = None,
-           strict: bool = False) -> str:
-  """The markdown `main` prints: every pair, then the verdicts over seeds.
+           strict: bool = False,
+           paper_epochs: int = kept.BURDA_FULL_EPOCHS,
+           then_root: Optional[str] = None) -> str:
+  """The markdown `main` prints: every pair, then the verdicts over seeds,
+  whose header gives the runs' epochs as a share of ``paper_epochs``; with
+  ``then_root``, how each gap moves to the same points there (`gap_change`).
 
   Raises:
     kept.DamagedResult: a damaged point.
@@ -186,17 +233,31 @@ def report(root: str, base: str, other: str, other_root: Optional[str],
   if missing:
     lines += ['', 'Without a counterpart (not compared): '
               + ', '.join(missing) + '.']
-  lines += ['', f'Over training seeds, A = {other}, B = {base}. '
-            + verdicts.RULE, '', '| pair | quantity | over seeds |',
-            '| --- | --- | --- |']
   notes = kept.CodeNotes(strict)
   runs = _group_runs(found, root)
+  budget = kept.budget_label([r for rs in runs.values() for r in rs],
+                             paper_epochs)
+  lines += ['', f'Over training seeds, A = {other}, B = {base}. '
+            + verdicts.RULE, '', f'| pair | quantity | over seeds, {budget} |',
+            '| --- | --- | --- |']
   for group, by_key in seed_pairs(found, root, keys, margin).items():
     mark = notes.mark(runs[group])
     for key in keys:
       if key in by_key:
         lines.append(f'| {group} | {key} | '
                      f'{verdicts.describe(by_key[key])}{mark} |')
+  if then_root:
+    lines += ['', f'How the gap ({other} - {base}) moves from `{root}` to '
+              f'`{then_root}`: per seed and test image, the gap there minus '
+              'the gap here (positive: it moved towards A).', '',
+              '| pair | quantity | gap change over seeds |',
+              '| --- | --- | --- |']
+    for group, by_key in gap_change(root, then_root, base, other, keys,
+                                    margin).items():
+      for key in keys:
+        if key in by_key:
+          lines.append(f'| {group} | {key} | '
+                       f'{verdicts.describe(by_key[key])} |')
   if notes.notes:
     lines += ['', notes.footnotes()]
   return '\n'.join(lines)
@@ -206,7 +267,8 @@ def main(argv):
   del argv
   try:
     print(report(FLAGS.root, FLAGS.base, FLAGS.other, FLAGS.other_root,
-                 FLAGS.keys, FLAGS.margin, FLAGS.strict))
+                 FLAGS.keys, FLAGS.margin, FLAGS.strict,
+                 FLAGS.paper_epochs, FLAGS.then_root))
   except ValueError as e:  # damaged results, --strict: say which, exit 2
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
@@ -221,9 +283,17 @@ if __name__ == '__main__':
   flags.DEFINE_string('other_root', None,
                       'Where the compared workdirs are (default: --root).')
   flags.DEFINE_list('keys', list(KEYS), 'Per-example quantities to compare.')
+  flags.DEFINE_string('then_root', None, 'The same points trained to another '
+                      'budget (same names): also print how each gap moves '
+                      'from --root to here, seed by seed and image by image.')
   flags.DEFINE_float('margin', None, 'Equivalence margin m in nats: a '
                      'difference whose 95% interval lies inside (-m, m) is '
                      '"level within ±m" (default: no such verdict).')
+  flags.DEFINE_integer('paper_epochs', kept.BURDA_FULL_EPOCHS, 'The '
+                       "paper's training budget for these models, in epochs "
+                       "(3,280 for Table 2's protocol, 200 for Figs. 2-7 and "
+                       'Tables 1, 3, 4): the verdict header gives the runs\' '
+                       'epochs as a share of it.')
   flags.DEFINE_bool('strict', False, 'Refuse (exit 2) a comparison of runs '
                     'trained by different code instead of marking it.')
   flags.mark_flags_as_required(['root', 'base', 'other'])

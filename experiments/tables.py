@@ -236,7 +236,8 @@ def _table2(runs, paper_rows, options: Options,
   runs = [r for r in runs if _model(r)['kind'] != 'evae' or
           r['epitome_shape']['stride'] == r['epitome_shape']['epitome_size']]
   lines = [f'| D | {v} ours / paper | {e} ours / paper | {e} y*-only | '
-           f'active units {v} / {e} (per seed) | {e} - {v}, paired |',
+           f'active units {v} / {e} (per seed) | {e} - {v}, paired, '
+           f'{kept.budget_label(runs)} |',
            '|' + ' --- |' * 6]
   dims = sorted({p['latent_dim'] for p in paper_rows}
                 | {_model(r)['latent_dim'] for r in runs
@@ -273,7 +274,8 @@ def _stride(runs, options: Options) -> str:
   base = [g for g, rs in groups.items() if _model(rs[0])['kind'] == 'vae'
           and _model(rs[0])['latent_dim'] == 50]
   lines = ['| model | D | K | s | E | -log p(x) | active units (per seed) | '
-           'epochs | paired - VAE (D = 50) |', '|' + ' --- |' * 9]
+           f'epochs | paired - VAE (D = 50), {kept.budget_label(runs)} |',
+           '|' + ' --- |' * 9]
   counts = [_iw_images(r) for r in runs]
   usual = max(set(counts), key=counts.count) if counts else None
   for group, rs in groups.items():
@@ -396,7 +398,8 @@ def _remedies(runs, paper, options: Options) -> str:
   runs = [r for r in runs if _model(r)['latent_dim'] == 50]
   groups = _by_point(runs, _method)
   lines = ['| method | seeds | -log p(x) | -bound (eq. 7) | active units '
-           '(0.02 / 0.01) | I_q(x; z) | Parzen | paired - VAE | '
+           f'(0.02 / 0.01) | I_q(x; z) | Parzen | paired - VAE, '
+           f'{kept.budget_label(runs)} | '
            '-log p(x) published, full budget |',
            '|' + ' --- |' * 9]
   for method, rs in groups.items():

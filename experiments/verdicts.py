@@ -165,13 +165,14 @@ def describe(verdict: Verdict, a: str = 'A', expected_sign: int = 0) -> str:
 
   '+0.77 (3 seeds: +0.53, +0.90, +0.86; 2000 images), SE 0.13 (seed 0.12,
   image 0.05), df 2, t 4.30, 95% CI [+0.21, +1.33]: resolved: A better,
-  agrees with the paper'
+  the sign of the paper's gap'
 
   Args:
     verdict: `decide`'s result.
     a: the name that replaces 'A' in the outcome.
     expected_sign: +1 (A better) or -1, the sign the paper reports; 0 when
-      it reports none.
+      it reports none. A resolved outcome then says whether its sign is
+      the paper's; never that the sizes agree (budgets differ).
   """
   v = verdict
   seeds = ', '.join(f'{m:+.2f}' for m in v.seeds)
@@ -186,8 +187,10 @@ def describe(verdict: Verdict, a: str = 'A', expected_sign: int = 0) -> str:
       outcome += f', within ±{v.margin:g}'
     if expected_sign:
       sign = 1 if v.outcome == A_BETTER else -1
-      outcome += (', agrees with the paper' if sign == expected_sign
-                  else ', disagrees with the paper')
+      # The sign only: the paper's gap is at its full budget, ours
+      # usually at a few per cent of it, so sizes are not compared here.
+      outcome += (", the sign of the paper's gap" if sign == expected_sign
+                  else ", against the sign of the paper's gap")
   low, high = v.interval
   return (f'{head}, SE {v.stderr:.2f} (seed {v.seed_stderr:.2f}, image '
           f'{v.image_stderr:.2f}), df {v.df}, t {v.quantile:.2f}, 95% CI '

@@ -89,7 +89,7 @@ def test_describe_prints_the_parts_beside_the_verdict():
   assert text.startswith('+0.35 (3 seeds: +0.30, +0.35, +0.40; 200 images), '
                          f'SE {v.stderr:.2f} (seed {v.seed_stderr:.2f}, '
                          f'image {v.image_stderr:.2f}), df 2, t 4.30, 95% CI [')
-  assert text.endswith(': resolved: eVAE better, disagrees with the paper')
+  assert text.endswith(": resolved: eVAE better, against the sign of the paper's gap")
   within = verdicts.describe(verdicts.decide(_seeds([0.3, 0.35, 0.4]), 1.0))
   assert within.endswith('resolved: A better, within ±1')
   one = verdicts.describe(verdicts.decide(_seeds([0.3])))
