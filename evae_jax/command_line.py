@@ -40,11 +40,6 @@ class Stopped(KeyboardInterrupt):
     self.words = signals.signal_words(signum)
 
 
-def _raise_stopped(signum, frame):
-  del frame
-  raise Stopped(signum)
-
-
 class _QuietLibraries(std_logging.Filter):
   """Drops the INFO chatter of orbax, and JAX's INFO line on every CPU run
   that it found no TPU ("Unable to initialize backend 'tpu'", which reads
@@ -82,10 +77,12 @@ def run(config_flag, workdir: str, mode: str, num_samples: int,
 
   Exit status: returns normally (0) when done; exits 2 on a user error
   (`errors.USER_ERRORS`, one paragraph), 3 when the loss became NaN/inf,
-  75 when interrupted by SIGTERM / Ctrl-C.
+  75 when interrupted by SIGTERM / Ctrl-C (never 0 after one, even if the
+  work ended before the signal's exception reached this function:
+  `signals.Raiser`).
   """
-  signal.signal(signal.SIGINT, _raise_stopped)
-  signal.signal(signal.SIGTERM, _raise_stopped)
+  stop = signals.Raiser(Stopped)
+  stop.install()
   logging.get_absl_handler().addFilter(_QuietLibraries())
   use_compilation_cache(compilation_cache)
   try:
@@ -107,6 +104,8 @@ def run(config_flag, workdir: str, mode: str, num_samples: int,
         report.evaluate_workdir(config, workdir)
       else:
         report.sample_workdir(config, workdir, num_samples)
+    if stop.signum is not None:  # its raise was lost (inside a callback)
+      raise Stopped(stop.signum)
   except errors.USER_ERRORS as e:
     _ignore_signals()  # the exit status is decided
     print(f'error: {e}', file=sys.stderr)
@@ -134,6 +133,7 @@ def run(config_flag, workdir: str, mode: str, num_samples: int,
     # Ctrl-C (or another SIGTERM) there killed the process by the signal
     # (status -2, -15) or crashed it in native teardown (-11).
     _ignore_signals()
+    stop.disarm()
 
 
 def _config(config_flag, workdir: str, mode: str):
@@ -156,7 +156,7 @@ def _config(config_flag, workdir: str, mode: str):
 
 
 def _ignore_signals() -> None:
-  for sig in (signal.SIGINT, signal.SIGTERM):
+  for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM):
     signal.signal(sig, signal.SIG_IGN)
 
 

@@ -1,0 +1,88 @@
+"""Nothing lost in one workdir: a run is finished only when its last file
+is written, a signal is never swallowed, a damaged step record falls back,
+the checkpoints' own config outranks an edited config.json, a trained model
+loads without its data, and the workdir lock survives its file's deletion."""
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+import evae_jax
+from configs import test as test_config
+from evae_jax import errors
+from evae_jax.storage import checkpoints
+from evae_jax.storage import workdirs
+from evae_jax.train import loop as train
+from tests.conftest import ROOT
+from tests.conftest import cli
+
+STEPS = 1300 // 50  # steps per epoch of configs/test.py
+
+
+def _main(*flags, timeout=300):
+  """``python -m evae_jax.main`` with exactly ``flags`` (no --config)."""
+  return subprocess.run([sys.executable, '-m', 'evae_jax.main', *flags],
+                        cwd=ROOT, capture_output=True, text=True,
+                        timeout=timeout)
+
+
+@pytest.fixture(scope='module')
+def finished(tmp_path_factory):
+  """A workdir of configs/test.py that the command line trained to the end."""
+  workdir = str(tmp_path_factory.mktemp('finished') / 'run')
+  result = cli(workdir)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return workdir
+
+
+@pytest.fixture
+def run(finished, tmp_path):
+  """A copy of ``finished`` for one test to change."""
+  workdir = str(tmp_path / 'run')
+  shutil.copytree(finished, workdir)
+  return workdir
+
+
+_SWALLOWED = textwrap.dedent('''
+    import os, signal, sys, time
+    sys.argv = ['main', '--workdir=%(workdir)s', '--mode=sample']
+    from evae_jax import main as entry
+    from evae_jax.evaluate import report
+
+    class DeliversInside:
+      def __del__(self):  # as JAX's GC callbacks do: the raise is ignored
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(1000):
+          pass
+
+    def sample_workdir(*args):
+      DeliversInside()
+      deadline = time.time() + 20
+      while time.time() < deadline:  # batches of samples
+        time.sleep(0.01)
+      print('sampled all', flush=True)
+
+    report.sample_workdir = sample_workdir
+    entry.app.run(entry.main, flags_parser=entry.command_line.parse_flags)
+''')
+
+
+def test_a_signal_delivered_inside_a_finaliser_still_stops_the_run(
+    finished, tmp_path):
+  script = tmp_path / 'swallowed.py'
+  script.write_text(_SWALLOWED % {'workdir': finished})
+  start = time.time()
+  result = subprocess.run([sys.executable, str(script)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+  assert result.returncode == 75, result.stdout + result.stderr[-3000:]
+  assert 'sampled all' not in result.stdout  # stopped, not run to the end
+  assert 'interrupted: SIGTERM' in result.stderr
+  assert time.time() - start < 60
