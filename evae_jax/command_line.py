@@ -227,6 +227,24 @@ def _bad_command_line(argv, error: BaseException) -> str:
           'the spelling of --config.SECTION.FIELD=VALUE.')
 
 
+# What a command line that does not parse raises: in absl, in ml_collections
+# (an unknown field, a value of the wrong type) or inside a config file.
+BAD_COMMAND_LINE = (flags.Error, AttributeError, KeyError, TypeError,
+                    ValueError, OSError, NameError, ImportError, SyntaxError)
+
+
+def refuse_command_line(argv, error: BaseException) -> None:
+  """Prints the one paragraph for ``error`` (one of `BAD_COMMAND_LINE`) and
+  exits with status 2.
+
+  Args:
+    argv: the command line (``sys.argv``).
+    error: what parsing it raised.
+  """
+  print(f'error: {_bad_command_line(argv, error)}', file=sys.stderr)
+  sys.exit(2)
+
+
 def parse_flags(argv):
   """absl's parser, but every mistake (an unknown or mistyped config field,
   a bug in the config file, a stray argument) exits with status 2 and one
@@ -234,10 +252,8 @@ def parse_flags(argv):
   try:
     rest = FLAGS(argv)
     FLAGS.config.keys()  # config files load lazily: surface their errors here.
-  except (flags.Error, AttributeError, KeyError, TypeError, ValueError,
-          OSError, NameError, ImportError, SyntaxError) as e:
-    print(f'error: {_bad_command_line(argv, e)}', file=sys.stderr)
-    sys.exit(2)
+  except BAD_COMMAND_LINE as e:
+    refuse_command_line(argv, e)
   if len(rest) > 1:
     print(f'error: unexpected arguments {rest[1:]}: every option is a flag '
           '(--workdir=DIR, --mode=..., --config.SECTION.FIELD=VALUE); quote '

@@ -43,12 +43,17 @@ flags.DEFINE_string('workdir', None,
 flags.DEFINE_enum('mode', 'train', ['train', 'evaluate', 'sample'],
                   'train (resumes automatically), evaluate, or sample.')
 flags.DEFINE_integer('num_samples', 100, 'Images to write in --mode=sample.')
-config_flags.DEFINE_config_file(
-    'config', os.path.join(os.path.dirname(__file__), 'configuration',
-                           'defaults.py'),
-    'Config file (get_config()). Required to train; --mode=evaluate and '
-    "--mode=sample read the run's own config from the workdir without it "
-    '(--config.eval.FIELD=... still applies).', lock_config=True)
+try:
+  # Without --config, the default file loads here, with the command line's
+  # --config.FIELD overrides applied to it: their mistakes surface now.
+  config_flags.DEFINE_config_file(
+      'config', os.path.join(os.path.dirname(__file__), 'configuration',
+                             'defaults.py'),
+      'Config file (get_config()). Required to train; --mode=evaluate and '
+      "--mode=sample read the run's own config from the workdir without it "
+      '(--config.eval.FIELD=... still applies).', lock_config=True)
+except command_line.BAD_COMMAND_LINE as e:
+  command_line.refuse_command_line(sys.argv, e)
 flags.DEFINE_string(
     'compilation_cache',
     os.path.join(os.environ.get('XDG_CACHE_HOME') or

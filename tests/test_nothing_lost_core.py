@@ -86,3 +86,13 @@ def test_a_signal_delivered_inside_a_finaliser_still_stops_the_run(
   assert 'sampled all' not in result.stdout  # stopped, not run to the end
   assert 'interrupted: SIGTERM' in result.stderr
   assert time.time() - start < 60
+
+
+def test_an_unknown_override_without_config_is_one_paragraph(finished):
+  flag = '--config.eval.nonexistent_field=True'
+  for given in ([], ['--config=configs/test.py']):
+    result = _main(*given, f'--workdir={finished}', '--mode=evaluate', flag)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert 'bad value or unknown field' in result.stderr
+    assert 'nonexistent_field' in result.stderr
+    assert 'Traceback' not in result.stderr
