@@ -9,6 +9,8 @@ resume).
 """
 
 import ast
+import hashlib
+import json
 import logging as std_logging
 import os
 import signal
@@ -20,6 +22,7 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
+from evae_jax import configuration
 from evae_jax import errors
 from evae_jax.runtime import sharding
 from evae_jax.runtime import signals
@@ -93,6 +96,7 @@ def run(config_flag, workdir: str, mode: str, num_samples: int,
     if tc.distributed:  # before anything touches a device
       sharding.initialize_distributed(tc.coordinator_address, tc.num_processes,
                                       tc.process_id, tc.initialization_timeout)
+      _check_one_config(config)
     logging.info('JAX process %d/%d, devices: %s', jax.process_index(),
                  jax.process_count(), jax.devices())
     if mode == 'train':
@@ -153,6 +157,32 @@ def _config(config_flag, workdir: str, mode: str):
         'config from the workdir.')
   return workdirs.run_config(workdir,
                              config_flags.get_override_values(config_flag))
+
+
+# Fields that differ between the processes of one launch by design.
+_PER_PROCESS = ('train.process_id', 'data.path', 'data.data_dir')
+
+
+def _check_one_config(config) -> None:
+  """Refuses processes of one launch started with different configs, which
+  would run different collectives and abort in gloo minutes later.
+
+  Raises:
+    errors.ConfigError: naming the processes whose config is not process
+      0's.
+  """
+  shared = {k: v for k, v in configuration.flatten(
+      configuration.config_as_dict(config)).items() if k not in _PER_PROCESS}
+  digest = hashlib.sha256(json.dumps(shared, sort_keys=True,
+                                     default=repr).encode()).hexdigest()
+  differing = sharding.processes_differing(digest)
+  if differing:
+    raise errors.ConfigError(
+        f'The processes of this launch were started with different configs: '
+        f'process(es) {", ".join(map(str, differing))} differ from process 0 '
+        f'(this is process {jax.process_index()}). Start every process with '
+        'the same --config and --config.* overrides; only '
+        f'{", ".join(_PER_PROCESS)} may differ. Nothing was written.')
 
 
 def _ignore_signals() -> None:

@@ -96,3 +96,28 @@ def test_an_unknown_override_without_config_is_one_paragraph(finished):
     assert 'bad value or unknown field' in result.stderr
     assert 'nonexistent_field' in result.stderr
     assert 'Traceback' not in result.stderr
+
+
+def test_processes_of_one_launch_with_different_configs_are_refused(tmp_path):
+  from tests.conftest import free_port  # pylint: disable=g-import-not-at-top
+  port = free_port()
+  start = time.time()
+  procs = [subprocess.Popen(
+      [sys.executable, '-m', 'evae_jax.main', '--config=configs/test.py',
+       f'--workdir={tmp_path / "run"}', '--config.train.distributed=True',
+       f'--config.train.coordinator_address=127.0.0.1:{port}',
+       '--config.train.num_processes=2', f'--config.train.process_id={i}',
+       f'--config.model.hidden_dim={16 + 8 * i}'],
+      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+           for i in range(2)]
+  try:
+    outs = [p.communicate(timeout=200)[0] for p in procs]
+  finally:
+    for p in procs:
+      p.kill()
+  for p, out in zip(procs, outs):
+    assert p.returncode == 2, out[-3000:]
+    assert 'different configs' in out and 'process(es) 1' in out
+    assert 'Traceback' not in out
+  assert time.time() - start < 100
+  assert not os.path.exists(tmp_path / 'run')

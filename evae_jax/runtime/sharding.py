@@ -8,7 +8,7 @@ The same code runs on one CPU, 8 TPU cores, or a multi-host pod (call
 
 import os
 import threading
-from typing import Any, Mapping, Optional
+from typing import Any, List, Mapping, Optional
 
 
 import jax
@@ -308,6 +308,26 @@ def any_process(flag: bool) -> bool:
   from jax.experimental import (  # pylint: disable=g-import-not-at-top
       multihost_utils)
   return bool(np.any(multihost_utils.process_allgather(np.int32(flag))))
+
+
+def processes_differing(digest: str) -> List[int]:
+  """The ids of the processes whose ``digest`` is not process 0's (a
+  collective: every process must call it at the same point).
+
+  Args:
+    digest: this process's hex digest (e.g. of its config), the same length
+      in every process.
+
+  Returns:
+    The ids, in order; [] alone or when every process agrees.
+  """
+  if jax.process_count() == 1:
+    return []
+  from jax.experimental import (  # pylint: disable=g-import-not-at-top
+      multihost_utils)
+  every = np.asarray(multihost_utils.process_allgather(
+      np.frombuffer(bytes.fromhex(digest), np.uint8)))
+  return [i for i, row in enumerate(every) if not np.array_equal(row, every[0])]
 
 
 def barrier(name: str) -> None:
