@@ -28,6 +28,8 @@ import orbax.checkpoint as ocp
 
 from evae_jax import errors
 from evae_jax.storage import files
+from evae_jax.storage import records
+from evae_jax.storage.records import META_ITEM
 from evae_jax.runtime import sharding
 
 # Every kept step's checksum, rewritten whole after each save: earlier
@@ -35,12 +37,6 @@ from evae_jax.runtime import sharding
 # lack their own record (written by an earlier version).
 CHECKSUMS_FILE = 'checksums.json'
 _ITEM = 'default'  # the item folder of the arrays in an orbax checkpoint
-# The item beside it: the step, the checksum of the arrays and the config
-# that trained them, written by orbax with the arrays into the temporary
-# folder that is renamed into place whole, so that a step never counts as
-# saved without its record.
-META_ITEM = 'evae_jax'
-_META_FILE = 'metadata'  # the file orbax's JsonSave writes in its item
 # Characters that orbax (through epath's glob) reads as a pattern when it
 # gathers the parts of a checkpoint: under such a path it skips the merge
 # of the parts and writes a checkpoint that never restores.
@@ -166,50 +162,6 @@ def _pathconf(path: str, name: str, default: int) -> int:
     return default
 
 
-def stored_config(workdir: str) -> Tuple[Optional[dict], Optional[int]]:
-  """The config saved with the newest checkpoint in ``workdir`` that has
-  one, and its step.
-
-  Args:
-    workdir: the workdir (its ``checkpoints/`` folder is read).
-
-  Returns:
-    (config, step): the nested config dict, as in config.json, and the step
-    it was saved with; (None, None) if no checkpoint has one (or there is
-    none, or the folder cannot be listed).
-  """
-  directory = files.join(workdir, 'checkpoints')
-  try:
-    names = files.listdir(directory) if files.isdir(directory) else []
-  except Exception:  # pylint: disable=broad-except
-    return None, None
-  for step in sorted((int(n) for n in names if n.isdigit()), reverse=True):
-    meta = _read_meta(files.join(directory, str(step)))
-    if isinstance(meta, dict) and isinstance(meta.get('config'), dict):
-      return meta['config'], step
-  return None, None
-
-
-def _read_meta(path: str) -> Optional[dict]:
-  """The record saved in step folder ``path`` (None: none was saved, as by
-  earlier versions).
-
-  Raises:
-    errors.CheckpointError: the record exists but cannot be read.
-  """
-  meta_path = files.join(path, META_ITEM, _META_FILE)
-  if not files.exists(files.join(path, META_ITEM)):
-    return None
-  try:
-    meta = json.loads(files.read_text(meta_path))
-  except Exception as e:  # pylint: disable=broad-except
-    raise errors.CheckpointError(
-        f'its record {meta_path} is unreadable ({e})') from e
-  if not isinstance(meta, dict):
-    raise errors.CheckpointError(f'its record {meta_path} is not a JSON object')
-  return meta
-
-
 class Checkpoints:
   """Restore-or-initialise checkpointing of one pytree per step.
 
@@ -313,7 +265,7 @@ class Checkpoints:
       a step of an earlier version, or an unreadable record.
     """
     try:
-      return _read_meta(files.join(self.directory, str(step)))
+      return records.read(files.join(self.directory, str(step)))
     except errors.CheckpointError:
       return None
 
@@ -389,7 +341,7 @@ class Checkpoints:
       raise errors.CheckpointError(
           f'{item} has no manifest.ocdbt: its parts were '
           'never merged into one checkpoint')
-    meta = _read_meta(path)
+    meta = records.read(path)
     if meta is not None:
       if meta.get('step') != step:
         raise errors.CheckpointError(

@@ -7,7 +7,6 @@ validation, metrics, checkpoints, signals) and finish (figures).
 
 import contextlib
 import dataclasses
-import json
 import logging
 import signal
 import sys
@@ -391,7 +390,7 @@ def _set_up(config, workdir) -> _Run:
   lead = sharding.is_lead()
   if lead:
     for member_dir in dirs:
-      _keep_damaged_metrics(member_dir)
+      metric_writers.keep_damaged_lines(member_dir)
       provenance.record_training_start(member_dir, step)
   team = [_Member(name, member, member_dir, ckpt,
                   eval_rng=seeds.run_key(member.seed, seeds.VALID),
@@ -446,33 +445,6 @@ def _check_resumable(config, ckpts, step: int, digest: str) -> None:
           'data.path may change between runs only to the same files; point '
           'it back at them, or train in a new --workdir. The checkpoints were '
           'not touched.')
-
-
-def _keep_damaged_metrics(workdir: str) -> None:
-  """Lines of metrics.jsonl that are not a record (a torn last line from a
-  kill mid-write, or damage) are dropped when the run resumes: say so, and
-  keep them in ``metrics.jsonl.damaged-<time>``, never lose them."""
-  path = files.join(workdir, metric_writers.METRICS_FILE)
-  if not files.exists(path):
-    return
-  bad = []
-  for number, line in enumerate(files.read_text(path).splitlines(), 1):
-    if not line.strip():
-      continue
-    try:
-      record = json.loads(line)
-      record['step']  # pylint: disable=pointless-statement
-    except (ValueError, KeyError, TypeError, IndexError):
-      bad.append((number, line))
-  if not bad:
-    return
-  kept = f'{path}.damaged-{time.strftime("%Y%m%d-%H%M%S")}-{time.time_ns()}'
-  files.write_text(kept, ''.join(f'{line}\n' for _, line in bad))
-  logging.warning(
-      '%s: dropping %d line(s) that are not a metrics record (line %s%s); '
-      'they are kept in %s.', path, len(bad),
-      ', '.join(str(n) for n, _ in bad[:10]), ', ...' if len(bad) > 10 else '',
-      kept)
 
 
 def _is_terminal() -> bool:

@@ -2,7 +2,9 @@
 workdir."""
 
 import json
+import logging
 import math
+import time
 from typing import Any, Dict, List, Optional
 
 
@@ -132,3 +134,34 @@ class _ObjectStoreEvents:
 
   def directory_check(self, path: str) -> None:
     del path  # object stores have no folders to create
+
+
+def keep_damaged_lines(workdir: str) -> None:
+  """Lines of metrics.jsonl that are not a record (a torn last line from a
+  kill mid-write, or damage) are dropped when the run resumes: says so, and
+  keeps them in ``metrics.jsonl.damaged-<time>``, never loses them.
+
+  Args:
+    workdir: the workdir (local path or object-store URI).
+  """
+  path = files.join(workdir, METRICS_FILE)
+  if not files.exists(path):
+    return
+  bad = []
+  for number, line in enumerate(files.read_text(path).splitlines(), 1):
+    if not line.strip():
+      continue
+    try:
+      record = json.loads(line)
+      record['step']  # pylint: disable=pointless-statement
+    except (ValueError, KeyError, TypeError, IndexError):
+      bad.append((number, line))
+  if not bad:
+    return
+  kept = f'{path}.damaged-{time.strftime("%Y%m%d-%H%M%S")}-{time.time_ns()}'
+  files.write_text(kept, ''.join(f'{line}\n' for _, line in bad))
+  logging.warning(
+      '%s: dropping %d line(s) that are not a metrics record (line %s%s); '
+      'they are kept in %s.', path, len(bad),
+      ', '.join(str(n) for n, _ in bad[:10]), ', ...' if len(bad) > 10 else '',
+      kept)

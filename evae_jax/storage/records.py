@@ -1,0 +1,59 @@
+"""The record saved with each checkpoint step: its step, the checksum of its
+arrays and the config that trained it; read back, and searched for the
+newest that holds a config (`stored_config`)."""
+
+import json
+from typing import Optional, Tuple
+
+from evae_jax import errors
+from evae_jax.storage import files
+
+# The item beside the arrays in a step folder: the record, written by orbax
+# with the arrays into the temporary folder that is renamed into place
+# whole, so that a step never counts as saved without its record.
+META_ITEM = 'evae_jax'
+_META_FILE = 'metadata'  # the file orbax's JsonSave writes in its item
+
+
+def stored_config(workdir: str) -> Tuple[Optional[dict], Optional[int]]:
+  """The config saved with the newest checkpoint in ``workdir`` that has
+  one, and its step.
+
+  Args:
+    workdir: the workdir (its ``checkpoints/`` folder is read).
+
+  Returns:
+    (config, step): the nested config dict, as in config.json, and the step
+    it was saved with; (None, None) if no checkpoint has one (or there is
+    none, or the folder cannot be listed).
+  """
+  directory = files.join(workdir, 'checkpoints')
+  try:
+    names = files.listdir(directory) if files.isdir(directory) else []
+  except Exception:  # pylint: disable=broad-except
+    return None, None
+  for step in sorted((int(n) for n in names if n.isdigit()), reverse=True):
+    meta = read(files.join(directory, str(step)))
+    if isinstance(meta, dict) and isinstance(meta.get('config'), dict):
+      return meta['config'], step
+  return None, None
+
+
+def read(path: str) -> Optional[dict]:
+  """The record saved in step folder ``path`` (None: none was saved, as by
+  earlier versions).
+
+  Raises:
+    errors.CheckpointError: the record exists but cannot be read.
+  """
+  meta_path = files.join(path, META_ITEM, _META_FILE)
+  if not files.exists(files.join(path, META_ITEM)):
+    return None
+  try:
+    meta = json.loads(files.read_text(meta_path))
+  except Exception as e:  # pylint: disable=broad-except
+    raise errors.CheckpointError(
+        f'its record {meta_path} is unreadable ({e})') from e
+  if not isinstance(meta, dict):
+    raise errors.CheckpointError(f'its record {meta_path} is not a JSON object')
+  return meta
