@@ -88,6 +88,35 @@ def test_a_signal_delivered_inside_a_finaliser_still_stops_the_run(
   assert time.time() - start < 60
 
 
+def _flip_a_bit_in_the_record(workdir, step):
+  path = os.path.join(workdir, 'checkpoints', str(step), 'evae_jax',
+                      'metadata')
+  raw = open(path, 'rb').read()
+  assert b'kl_warmup_start' in raw
+  open(path, 'wb').write(raw.replace(b'kl_warmup_start', b'kl_warmup_stqrt'))
+
+
+def test_a_damaged_step_record_is_moved_aside_not_a_config_change(run):
+  _flip_a_bit_in_the_record(run, 2 * STEPS)
+  result = cli(run, '--config.train.num_epochs=3')
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'another config' not in result.stderr
+  assert f'Resumed from the checkpoint at step {STEPS}' in result.stderr
+  assert glob.glob(os.path.join(run, 'checkpoints', f'{2 * STEPS}.corrupt-*'))
+  assert checkpoints.Checkpoints(run, 3).steps()[-1] == 3 * STEPS
+
+
+def test_a_record_without_its_own_checksum_still_restores(run):
+  # As an earlier version wrote it: the checksum of the arrays only.
+  path = os.path.join(run, 'checkpoints', str(2 * STEPS), 'evae_jax',
+                      'metadata')
+  record = json.load(open(path))
+  assert record.pop('record_checksum', None)
+  json.dump(record, open(path, 'w'))
+  m = evae_jax.load(run)
+  assert m.step == 2 * STEPS
+
+
 def test_an_unknown_override_without_config_is_one_paragraph(finished):
   flag = '--config.eval.nonexistent_field=True'
   for given in ([], ['--config=configs/test.py']):

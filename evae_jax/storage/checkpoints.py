@@ -3,13 +3,14 @@ restore safely.
 
 Orbax writes each checkpoint to a temporary folder and renames it when
 complete, so a crash mid-save never leaves a half-written latest step. The
-step's record (its step, the checksum of its arrays and the config that
-trained it) is written into the same temporary folder, so a step never
-counts as saved without it, and every step is read back once written. A
-checkpoint that is unreadable all the same (disk fault, manual damage), or
-whose arrays, checksum or step do not match its folder, is moved aside, not
-deleted, and the previous one is used with a warning; so is a newer step
-without a checksum (an earlier version's, whose checksums.json is lost) when
+step's record (its step, the checksum of its arrays, the config that
+trained it, and a checksum of the record itself) is written into the same
+temporary folder, so a step never counts as saved without it, and every
+step is read back once written. A checkpoint that is unreadable all the
+same (disk fault, manual damage), or whose arrays, record or step do not
+match its checksums or its folder, is moved aside, not deleted, and the
+previous one is used with a warning; so is a newer step without a checksum
+(an earlier version's, whose checksums.json is lost) when
 an older step is verified.
 """
 
@@ -223,6 +224,7 @@ class Checkpoints:
     meta = {**(record or {}), 'step': int(step),
             'checksum': tree_checksum(local)}
     try:
+      meta['record_checksum'] = records.checksum(meta)  # JSON, or it fails
       self._manager.save(step, args=ocp.args.Composite(**{
           _ITEM: ocp.args.StandardSave(tree),
           META_ITEM: ocp.args.JsonSave(meta)}), force=True)
@@ -261,8 +263,9 @@ class Checkpoints:
       step: a saved step.
 
     Returns:
-      The record: ``save``'s ``record`` plus 'step' and 'checksum'; None for
-      a step of an earlier version, or an unreadable record.
+      The record: ``save``'s ``record`` plus 'step', 'checksum' and
+      'record_checksum'; None for a step of an earlier version, or an
+      unreadable or damaged record.
     """
     try:
       return records.read(files.join(self.directory, str(step)))

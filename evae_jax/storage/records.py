@@ -1,7 +1,9 @@
 """The record saved with each checkpoint step: its step, the checksum of its
-arrays and the config that trained it; read back, and searched for the
-newest that holds a config (`stored_config`)."""
+arrays, the config that trained it and a checksum of the record itself;
+read back, and searched for the newest intact one that holds a config
+(`stored_config`)."""
 
+import hashlib
 import json
 from typing import Optional, Tuple
 
@@ -13,6 +15,22 @@ from evae_jax.storage import files
 # whole, so that a step never counts as saved without its record.
 META_ITEM = 'evae_jax'
 _META_FILE = 'metadata'  # the file orbax's JsonSave writes in its item
+
+
+def checksum(record: dict) -> str:
+  """sha256 of a step's record as JSON (keys sorted), without its own
+  'record_checksum' field: what `Checkpoints.save` stores there.
+
+  Args:
+    record: the record (JSON types; tuples count as the lists JSON reads).
+
+  Returns:
+    The hex digest (64 characters).
+  """
+  fields = {k: v for k, v in record.items() if k != 'record_checksum'}
+  text = json.dumps(json.loads(json.dumps(fields)), sort_keys=True,
+                    separators=(',', ':'))
+  return hashlib.sha256(text.encode()).hexdigest()
 
 
 def stored_config(workdir: str) -> Tuple[Optional[dict], Optional[int]]:
@@ -33,18 +51,22 @@ def stored_config(workdir: str) -> Tuple[Optional[dict], Optional[int]]:
   except Exception:  # pylint: disable=broad-except
     return None, None
   for step in sorted((int(n) for n in names if n.isdigit()), reverse=True):
-    meta = read(files.join(directory, str(step)))
-    if isinstance(meta, dict) and isinstance(meta.get('config'), dict):
-      return meta['config'], step
+    try:
+      meta = read(files.join(directory, str(step)))
+    except errors.CheckpointError:  # damaged: the step before tells
+      continue
+    if isinstance(meta, dict) and isinstance(meta.get(field), dict):
+      return meta[field], step
   return None, None
 
 
 def read(path: str) -> Optional[dict]:
   """The record saved in step folder ``path`` (None: none was saved, as by
-  earlier versions).
+  earlier versions), checked against its own checksum when it has one.
 
   Raises:
-    errors.CheckpointError: the record exists but cannot be read.
+    errors.CheckpointError: the record exists but cannot be read, or does
+      not match its checksum.
   """
   meta_path = files.join(path, META_ITEM, _META_FILE)
   if not files.exists(files.join(path, META_ITEM)):
@@ -56,4 +78,10 @@ def read(path: str) -> Optional[dict]:
         f'its record {meta_path} is unreadable ({e})') from e
   if not isinstance(meta, dict):
     raise errors.CheckpointError(f'its record {meta_path} is not a JSON object')
+  # Records of earlier versions have no checksum of their own.
+  if 'record_checksum' in meta and (
+      meta['record_checksum'] != checksum(meta)):
+    raise errors.CheckpointError(
+        f'its record {meta_path} does not match the checksum saved with it '
+        '(bit flips or an edit by hand)')
   return meta
