@@ -51,6 +51,24 @@ def run(finished, tmp_path):
   return workdir
 
 
+def test_a_kill_during_the_end_of_run_figures_is_finished_by_the_rerun(run):
+  # A SIGKILL after samples.png, while reconstructions.png was written
+  # (figures are renamed into place whole, so they are simply absent).
+  for name in ('reconstructions.png', 'manifolds.png'):
+    os.remove(os.path.join(run, name))
+  metrics = open(os.path.join(run, 'metrics.jsonl')).read()
+  steps = checkpoints.Checkpoints(run, 3).steps()
+  result = cli(run)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'already finished' not in result.stdout
+  for name in ('reconstructions.png', 'manifolds.png'):
+    assert os.path.isfile(os.path.join(run, name))
+  assert open(os.path.join(run, 'metrics.jsonl')).read() == metrics
+  assert checkpoints.Checkpoints(run, 3).steps() == steps  # not retrained
+  again = cli(run)
+  assert again.returncode == 0 and 'already finished' in again.stdout
+
+
 _SWALLOWED = textwrap.dedent('''
     import os, signal, sys, time
     sys.argv = ['main', '--workdir=%(workdir)s', '--mode=sample']

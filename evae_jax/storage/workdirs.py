@@ -26,6 +26,10 @@ from evae_jax.storage.locks import locked  # pylint: disable=unused-import
 # The suffix of the staging folder of an overwrite in progress.
 _MOVING = '.moving'
 CONFIG_FILE = 'config.json'
+# Written last by a run that trained to its budget: its step and the files
+# the end of the run wrote, so that a run killed among those files is
+# finished by its rerun, not taken as done.
+FINISHED_FILE = 'finished.json'
 # Fields that say how a run is carried out, not which run it is: they may
 # change between runs in one workdir without invalidating its checkpoints
 # (more epochs, another device count or checkpoint interval, the same data
@@ -151,6 +155,41 @@ def load_saved_config(workdir: str) -> Optional[Dict[str, Any]]:
         'train sections). Restore it from a backup, or start afresh in a new '
         '--workdir. Nothing was changed.')
   return saved
+
+
+def record_finished(workdir: str, step: int, outputs: List[str]) -> None:
+  """Records that the run in ``workdir`` ended at ``step`` with ``outputs``
+  written (`FINISHED_FILE`); to be written after them, last.
+
+  Args:
+    workdir: the run's folder (local or remote).
+    step: the step it trained to.
+    outputs: names, under ``workdir``, of the files the end of the run wrote.
+  """
+  files.write_text(files.join(workdir, FINISHED_FILE),
+                   json.dumps({'step': int(step), 'outputs': sorted(outputs)}))
+
+
+def is_finished(workdir: str, step: int) -> bool:
+  """Whether the run in ``workdir`` ended at ``step`` and every file its end
+  wrote is still there (`record_finished`).
+
+  Args:
+    workdir: the run's folder (local or remote).
+    step: the step of its newest checkpoint.
+
+  Returns:
+    False too when the record is missing or unreadable (a run killed before
+    it, or trained by an earlier version): its end is then run again.
+  """
+  try:
+    record = json.loads(files.read_text(files.join(workdir, FINISHED_FILE)))
+    outputs = record['outputs']
+    ended = record['step'] == step
+  except Exception:  # pylint: disable=broad-except
+    return False
+  return ended and all(files.exists(files.join(workdir, name))
+                       for name in outputs)
 
 
 def check_writable(workdir: str, names=('.', 'checkpoints', 'metrics.jsonl',

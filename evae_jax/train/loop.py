@@ -186,8 +186,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   """Trains (or resumes) the model(s) of ``config`` in ``workdir``.
 
   Writes ``checkpoints/``, ``metrics.jsonl``, TensorBoard events in
-  ``tensorboard/``, and at the end ``samples.png`` and
-  ``reconstructions.png``. Rerunning on the same workdir resumes from the
+  ``tensorboard/``, and at the end ``samples.png``,
+  ``reconstructions.png`` (``manifolds.png`` for 2-d epitomes) and, last,
+  ``finished.json``. Rerunning on the same workdir resumes from the
   newest readable checkpoint. With several models (`members`), each gets
   these in its own subdirectory.
 
@@ -371,10 +372,11 @@ def _set_up(config, workdir) -> _Run:
     if last_saved is not None:
       _check_resumable(config, ckpts, last_saved, data_digest)
       total_steps = schedules.total_epochs(tc) * steps_per_epoch
-      # Finished = trained to the end and the end's figures written; a run
-      # stopped between its last save and its figures gets them now.
+      # Finished = trained to the end and everything the end writes there
+      # (recorded last); a run stopped between its last save and the end of
+      # its figures gets them now.
       if last_saved >= total_steps and all(
-          files.exists(files.join(d, figures.SAMPLES_PNG)) for d in dirs):
+          workdirs.is_finished(d, last_saved) for d in dirs):
         raise _AlreadyFinished(config, workdir, team, dirs, last_saved,
                                steps_per_epoch)
       logging.info('Resumed from the checkpoint at step %d.', last_saved)
@@ -537,9 +539,15 @@ def _train_chunk_of(run: _Run, stop, bar) -> None:
                       _result(run.members))
 
 
+# What `figures.write_sample_figures` may write (manifolds.png for 2-d
+# epitomes only).
+_END_OF_RUN_FIGURES = (figures.SAMPLES_PNG, figures.RECONSTRUCTIONS_PNG,
+                       figures.MANIFOLDS_PNG)
+
+
 def _finish(run: _Run):
-  """Validation (if the loop did none) and the sample figures of each model;
-  returns the last validation metrics."""
+  """Validation (if the loop did none), the sample figures of each model and,
+  last, its `workdirs.FINISHED_FILE`; returns the last validation metrics."""
   for i, member in enumerate(run.members):
     state = sharding.local_copy(_member(run.states, i))
     if not member.valid_metrics:  # the run had already finished before.
@@ -549,6 +557,9 @@ def _finish(run: _Run):
                                            run.splits, member.config,
                                            member.workdir)
       member.writer.write_images(run.step, grids)  # the run's one event file
+      workdirs.record_finished(member.workdir, run.step, [
+          name for name in _END_OF_RUN_FIGURES
+          if files.exists(files.join(member.workdir, name))])
       _print_summary(member, run.step)
   return _result(run.members)
 
