@@ -135,6 +135,45 @@ def test_a_record_without_its_own_checksum_still_restores(run):
   assert m.step == 2 * STEPS
 
 
+def test_a_deleted_lock_file_does_not_let_a_second_process_in(tmp_path):
+  workdir = str(tmp_path / 'w')
+  code = ('import sys, time; sys.path.insert(0, %r)\n'
+          'from evae_jax.storage import workdirs\n'
+          'with workdirs.locked(%r):\n'
+          '  print("locked", flush=True); time.sleep(60)\n') % (ROOT, workdir)
+  proc = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE,
+                          text=True)
+  try:
+    assert proc.stdout.readline().strip() == 'locked'
+    os.remove(os.path.join(workdir, workdirs.LOCK_FILE))
+    with pytest.raises(errors.WorkdirError, match='Another evae_jax process'):
+      with workdirs.locked(workdir):
+        pass
+  finally:
+    proc.kill()
+    proc.wait()
+  with workdirs.locked(workdir):
+    pass
+
+
+def test_a_run_refused_for_bad_data_leaves_nothing(tmp_path):
+  workdir = str(tmp_path / 'run')
+  result = cli(workdir, '--config.data.name=npz',
+               f'--config.data.path={tmp_path / "missing.npz"}')
+  assert result.returncode == 2, result.stderr[-3000:]
+  assert 'is not a file' in result.stderr
+  assert not os.path.exists(workdir)
+
+
+def test_a_run_refused_in_an_existing_empty_workdir_leaves_it_empty(tmp_path):
+  workdir = tmp_path / 'run'
+  workdir.mkdir()
+  result = cli(str(workdir), '--config.data.name=npz',
+               f'--config.data.path={tmp_path / "missing.npz"}')
+  assert result.returncode == 2, result.stderr[-3000:]
+  assert os.listdir(workdir) == []
+
+
 def test_an_unknown_override_without_config_is_one_paragraph(finished):
   flag = '--config.eval.nonexistent_field=True'
   for given in ([], ['--config=configs/test.py']):
