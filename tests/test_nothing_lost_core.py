@@ -135,6 +135,42 @@ def test_a_record_without_its_own_checksum_still_restores(run):
   assert m.step == 2 * STEPS
 
 
+EDITS = [('model', 'activation', 'tanh'), (None, 'seed', 7),
+         ('model', 'hidden_dim', 8)]
+
+
+def _edit_config_json(workdir, section, field, value):
+  path = os.path.join(workdir, workdirs.CONFIG_FILE)
+  config = json.load(open(path))
+  (config[section] if section else config)[field] = value
+  json.dump(config, open(path, 'w'), indent=2)
+
+
+@pytest.mark.parametrize('section,field,value', EDITS)
+def test_a_config_json_edited_after_training_is_refused(run, section, field,
+                                                        value):
+  _edit_config_json(run, section, field, value)
+  name = f'{section}.{field}' if section else field
+  with pytest.raises(errors.ConfigError, match=name):
+    evae_jax.load(run)
+  before = sorted(os.listdir(run))
+  for mode in ('evaluate', 'sample'):
+    result = _main(f'--workdir={run}', f'--mode={mode}')
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert name in result.stderr and 'config.json' in result.stderr
+    assert 'Traceback' not in result.stderr
+    assert 'Requested shape' not in result.stderr
+  with_config = cli(run, mode='evaluate')
+  assert with_config.returncode == 2, with_config.stderr[-3000:]
+  assert name in with_config.stderr and 'config.json' in with_config.stderr
+  assert sorted(os.listdir(run)) == before  # no eval.json, no samples
+
+
+def test_config_json_may_still_change_how_a_run_is_scored(run):
+  _edit_config_json(run, 'eval', 'iw_samples', 3)
+  assert evae_jax.load(run).config.eval.iw_samples == 3
+
+
 def test_a_deleted_lock_file_does_not_let_a_second_process_in(tmp_path):
   workdir = str(tmp_path / 'w')
   code = ('import sys, time; sys.path.insert(0, %r)\n'

@@ -192,6 +192,43 @@ def is_finished(workdir: str, step: int) -> bool:
                        for name in outputs)
 
 
+def check_against_checkpoints(saved: Dict[str, Any], workdir: str) -> None:
+  """Refuses a config.json that says another run than the config recorded
+  with the newest checkpoint (config.json edited after training): the
+  checkpoint's weights are a model of the config they were trained with.
+
+  Fields of `RESUMABLE_CHANGES` (how a run is carried out or scored:
+  eval.*, data.path, ...) may differ; config.json's value holds for them.
+
+  Args:
+    saved: config.json's config, nested {section: {field: value}}.
+    workdir: the trained run's workdir.
+
+  Raises:
+    errors.ConfigError: naming each field that differs, both values, and
+      the fix.
+  """
+  stored, step = records.stored_config(workdir)
+  if stored is None:  # no checkpoint, or one of an earlier version
+    return
+  # Fields that either lacks (an earlier version's) count at their default.
+  trained, written = _saved_fields(stored), _saved_fields(saved)
+  changed = sorted(k for k in set(trained) | set(written)
+                   if trained.get(k) != written.get(k) and not _resumable(k))
+  if changed:
+    path = files.join(workdir, CONFIG_FILE)
+    raise errors.ConfigError(
+        f'{path} was edited after training: it says ' + ', '.join(
+            f'{k}={written.get(k)!r}' for k in changed) +
+        f', but the checkpoint of step {step} was trained with ' + ', '.join(
+            f'{k}={trained.get(k)!r}' for k in changed) +
+        ', and its weights are a model of that config. Put those values back '
+        f'into {CONFIG_FILE} (or delete it: the config recorded with the '
+        'checkpoints then stands in for it); only fields that say how a run '
+        'is carried out or scored (eval.*, data.path, ...) may be changed '
+        'there. Nothing was changed.')
+
+
 def check_writable(workdir: str, names=('.', 'checkpoints', 'metrics.jsonl',
                                          'tensorboard')) -> None:
   """Checks, before anything is written, that each existing ``name`` under
@@ -236,7 +273,8 @@ def saved_config(workdir: str) -> ml_collections.ConfigDict:
 
   Raises:
     errors.ConfigError: no run in ``workdir`` (no config.json and no
-      checkpoint that stores a config), or a damaged config.json.
+      checkpoint that stores a config), a damaged config.json, or one
+      edited after training (`check_against_checkpoints`).
   """
   saved = load_saved_config(workdir)
   if saved is None:
@@ -244,6 +282,7 @@ def saved_config(workdir: str) -> ml_collections.ConfigDict:
         f'{workdir} holds no trained run ({CONFIG_FILE} and checkpoints are '
         'missing): train it first (--mode=train with --config=FILE), or '
         'check --workdir.')
+  check_against_checkpoints(saved, workdir)
   flat = configuration.flatten(saved)
   config = defaults.get_config()
   for field, default in configuration.flatten(
@@ -306,13 +345,15 @@ def check_evaluation_config(config: ml_collections.ConfigDict,
 
   Raises:
     errors.ConfigError: a field of `EVALUATION_PINNED` differs from
-      the workdir's config.json (evaluation-only fields may differ).
+      the workdir's config.json (evaluation-only fields may differ), or
+      config.json was edited after training (`check_against_checkpoints`).
   """
   saved = load_saved_config(workdir)
   if saved is None:
     logging.warning('%s has no %s: cannot check that --config describes the '
                     'trained model.', workdir, CONFIG_FILE)
     return
+  check_against_checkpoints(saved, workdir)
   flat_saved = _saved_fields(saved)
   flat = configuration.flatten(configuration.config_as_dict(config))
   changed = sorted(k for k in set(flat) | set(flat_saved)
