@@ -6,10 +6,10 @@
     log_px = m.log_likelihood(x, jax.random.PRNGKey(0), num_samples=1000)
     images = m.sample(jax.random.PRNGKey(1), 16)   # (16, 8, 8) in [0, 1]
 
-`load` reads the workdir's ``config.json`` and newest checkpoint (through
-`evae_jax.evaluate.report.load_trained`, as ``--mode=evaluate`` does) and
-returns a
-`TrainedModel`. Its methods are thin wrappers of `evae_jax.models`,
+`load` reads the workdir's ``config.json`` (checked against the config
+recorded with the checkpoints) and newest checkpoint, as ``--mode=evaluate``
+does, and returns a `TrainedModel`; the data are read when ``m.splits`` is
+first used. Its methods are thin wrappers of `evae_jax.models`,
 `evae_jax.sampling` and `evae_jax.evaluate`, jitted with the model static.
 
 Inputs: a batch of images x of shape (B, H, W), (B, H, W, 1) or flattened
@@ -40,10 +40,10 @@ from evae_jax import metrics as metrics_lib
 from evae_jax.storage import files
 from evae_jax import data as input_pipeline
 from evae_jax import models
-from evae_jax.evaluate import report
 from evae_jax import sampling
 from evae_jax import state as state_lib
 from evae_jax.storage import workdirs
+from evae_jax.train import restored
 
 Key = Union[jax.Array, int]
 
@@ -99,8 +99,6 @@ class TrainedModel:
     params: the parameters of the newest checkpoint.
     model: the `evae_jax.models.Model` (pure functions of ``params``).
     masks: (E, D) float32 epitome masks; a VAE has E = 1.
-    splits: the dataset as training saw it (`evae_jax.data.Splits`,
-      uint8 (n, H, W) train / valid / test).
     step: training steps of the checkpoint.
 
   Args:
@@ -108,18 +106,29 @@ class TrainedModel:
     config: the config it was trained with.
     state: the restored `evae_jax.state.TrainState` (its model, params and
       step are kept).
-    splits: the dataset as training saw it.
+    image_shape: (H, W) of the images.
+    splits: the dataset as training saw it (None: read when first used).
   """
 
   def __init__(self, workdir: str, config: ml_collections.ConfigDict,
-               state: state_lib.TrainState, splits: input_pipeline.Splits):
+               state: state_lib.TrainState, image_shape: Tuple[int, int],
+               splits: Optional[input_pipeline.Splits] = None):
     self.workdir = workdir
     self.config = config
     self.params = state.params
     self.model = state.model
     self.masks = self.model.masks
-    self.splits = splits
+    self._image_shape = tuple(image_shape)
+    self._splits = splits
     self.step = int(state.step)
+
+  @property
+  def splits(self) -> input_pipeline.Splits:
+    """The dataset as training saw it (`evae_jax.data.Splits`, uint8 (n, H,
+    W) train / valid / test), read from ``config.data`` when first used."""
+    if self._splits is None:
+      self._splits = restored.load_data(self.config, self.workdir)
+    return self._splits
 
   def __repr__(self) -> str:
     m = self.config.model
@@ -130,7 +139,7 @@ class TrainedModel:
   @property
   def image_shape(self) -> Tuple[int, int]:
     """(H, W) of the images the model was trained on."""
-    return self.splits.image_shape
+    return self._image_shape
 
   @property
   def num_epitomes(self) -> int:
@@ -403,12 +412,14 @@ def load(workdir: str, member: Optional[str] = None,
       that define the model must stay as trained.
 
   Returns:
-    A `TrainedModel`.
+    A `TrainedModel`, which reads the data only when ``.splits`` is used.
 
   Raises:
-    evae_jax.errors.ConfigError: not a trained workdir, or one that holds
-      several models and no ``member`` was given (the message lists them).
-    evae_jax.errors.DataError: the training data cannot be loaded.
+    evae_jax.errors.ConfigError: not a trained workdir, one that holds
+      several models and no ``member`` was given (the message lists them),
+      or one whose config.json was edited after training.
+    evae_jax.errors.DataError: checkpoints of an earlier version (which do
+      not record the image size), and the data cannot be loaded.
   """
   workdir = str(workdir)
   if member:
@@ -432,8 +443,7 @@ def load(workdir: str, member: Optional[str] = None,
           f'(trained: {pinned[field]!r}).')
     section, _, name = field.rpartition('.')
     (config[section] if section else config)[name] = value
-  state, splits = report.load_trained(config, workdir)
-  return TrainedModel(workdir, config, state, splits)
+  return TrainedModel(workdir, config, *restored.restore(config, workdir))
 
 
 __all__ = ['TrainedModel', 'load']

@@ -171,6 +171,31 @@ def test_config_json_may_still_change_how_a_run_is_scored(run):
   assert evae_jax.load(run).config.eval.iw_samples == 3
 
 
+def test_a_model_loads_after_its_data_moved(tmp_path):
+  data = tmp_path / 'images.npz'
+  rs = np.random.RandomState(0)
+  np.savez(data, train=rs.randint(0, 256, (120, 6, 5)).astype(np.uint8),
+           test=rs.randint(0, 256, (20, 6, 5)).astype(np.uint8))
+  config = test_config.get_config()
+  config.data.name, config.data.path = 'npz', str(data)
+  config.data.num_valid = 20
+  config.train.batch_size = 20
+  config.train.num_epochs = 1
+  workdir = str(tmp_path / 'run')
+  train.train_and_evaluate(config, workdir)
+  os.remove(data)
+  m = evae_jax.load(workdir)
+  assert m.image_shape == (6, 5)
+  x = rs.randint(0, 256, (3, 6, 5)).astype(np.uint8)
+  assert m.encode(x)[0].shape == (3, 6)
+  assert m.sample(0, 4).shape == (4, 6, 5)
+  with pytest.raises(errors.DataError) as raised:
+    m.splits  # pylint: disable=pointless-statement
+  message = str(raised.value)
+  assert 'evae_jax.load(' in message and "overrides={'data.path'" in message
+  assert '--config.data.path' not in message
+
+
 def test_a_deleted_lock_file_does_not_let_a_second_process_in(tmp_path):
   workdir = str(tmp_path / 'w')
   code = ('import sys, time; sys.path.insert(0, %r)\n'

@@ -1,7 +1,7 @@
 """The record saved with each checkpoint step: its step, the checksum of its
-arrays, the config that trained it and a checksum of the record itself;
-read back, and searched for the newest intact one that holds a config
-(`stored_config`)."""
+arrays, the config that trained it, a digest and the size of its images, and
+a checksum of the record itself; read back, and searched for the newest
+intact one (`stored_config`)."""
 
 import hashlib
 import json
@@ -44,6 +44,22 @@ def stored_config(workdir: str) -> Tuple[Optional[dict], Optional[int]]:
     (config, step): the nested config dict, as in config.json, and the step
     it was saved with; (None, None) if no checkpoint has one (or there is
     none, or the folder cannot be listed).
+  """
+  return stored_field(workdir, 'config')
+
+
+def stored_field(workdir: str, field: str
+                 ) -> Tuple[Optional[dict], Optional[int]]:
+  """One dict field of the newest intact record in ``workdir`` that has it.
+
+  Args:
+    workdir: the workdir (its ``checkpoints/`` folder is read).
+    field: a field of the records (`Checkpoints.save`'s ``record``), e.g.
+      'config'.
+
+  Returns:
+    (value, step); (None, None) if no intact record has it as a dict (or
+    there is no checkpoint, or the folder cannot be listed).
   """
   directory = files.join(workdir, 'checkpoints')
   try:

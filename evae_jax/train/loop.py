@@ -223,6 +223,8 @@ class _Member:
   checkpoints: checkpoints.Checkpoints
   eval_rng: jax.Array
   data_digest: str = ''  # of the images it trains and validates on
+  # Their size, so that a trained model loads without them (evae_jax.load).
+  images: Dict[str, Any] = dataclasses.field(default_factory=dict)
   writer: Optional[metric_writers.MetricWriter] = None
   valid_metrics: Dict[str, float] = dataclasses.field(default_factory=dict)
 
@@ -240,7 +242,7 @@ class _Member:
     # with another config is still refused (workdirs.load_saved_config).
     self.checkpoints.save(step, state_lib.state_tree(state, assignments),
                           {'config': configuration.config_as_dict(self.config),
-                           'data': self.data_digest})
+                           'data': self.data_digest, 'images': self.images})
 
   def close(self) -> None:
     if self.writer:
@@ -397,6 +399,8 @@ def _set_up(config, workdir) -> _Run:
   team = [_Member(name, member, member_dir, ckpt,
                   eval_rng=seeds.run_key(member.seed, seeds.VALID),
                   data_digest=data_digest,
+                  images={'shape': list(splits.image_shape),
+                          'num_train': num_train},
                   # Records past the restored step (written before a kill)
                   # are dropped: every step appears once in the metrics.
                   writer=(metric_writers.MetricWriter(member_dir,
