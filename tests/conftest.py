@@ -35,8 +35,8 @@ FASHION_MNIST = os.path.join(os.path.dirname(ROOT), 'shared', 'data',
 
 @pytest.fixture(autouse=True)
 def _no_network_downloads(monkeypatch):
-  from evae_jax import data as input_pipeline
-  monkeypatch.setattr(input_pipeline, '_network_reachable',
+  from evae_jax.data import tfds_source
+  monkeypatch.setattr(tfds_source, '_network_reachable',
                       lambda *a, **k: False)
 
 
