@@ -12,9 +12,10 @@ the VAE and the eVAE, examples/s, the analytic matmul FLOPs per step, the
 achieved FLOP/s as a fraction of a dense f32 matmul's FLOP/s measured in the
 same run, the eVAE/VAE step-time ratio beside the analytic FLOP ratio, the
 time of an on-device epoch (one lax.scan) against steps x isolated step
-time, M models trained at once with vmap against M sequential runs, the
-IW-evaluation throughput, and the step time of the IWAE objectives (k = 5,
-50) beside the point objective (``--objectives_only`` for just those).
+time, the train step with ``model.dtype=bfloat16`` beside float32 (timed
+interleaved) and their ratio, M models trained at once with vmap against M
+sequential runs, the IW-evaluation throughput, and the step time of the
+IWAE objectives (k = 5, 50) beside the point objective (``--objectives_only`` for just those).
 """
 
 import json
@@ -68,9 +69,24 @@ def _median_seconds(fn, repeats):
   return statistics.median(times)
 
 
-def _config(kind):
+def _interleaved_medians(calls, repeats):
+  """{key: median seconds of calls[key]()}, timed in rounds of one call of
+  each, so that load from other processes affects every call alike."""
+  for call in calls.values():
+    jax.block_until_ready(call())  # compile and warm up
+  times = {key: [] for key in calls}
+  for _ in range(repeats):
+    for key, call in calls.items():
+      start = time.perf_counter()
+      jax.block_until_ready(call())
+      times[key].append(time.perf_counter() - start)
+  return {key: statistics.median(ts) for key, ts in times.items()}
+
+
+def _config(kind, dtype='float32'):
   config = default.get_config()
   config.model.kind = kind
+  config.model.dtype = dtype
   config.model.num_layers = FLAGS.num_layers
   config.model.hidden_dim = FLAGS.hidden_dim
   config.model.latent_dim = FLAGS.latent_dim
@@ -117,20 +133,13 @@ def objective_step_times(n, b, rng, repeats) -> dict:
       if kind == 'vae' and objective == 'iwae_marginal':
         continue  # one epitome: the same as 'iwae'
       options = steps.StepOptions(objective=objective, num_samples=k)
-      call = (lambda s=state, o=options: steps.train_step(
-          s, batch, rng, options=o)[1]['loss'])
-      jax.block_until_ready(call())
-      calls[(kind, objective, k)] = call
-  times = {key: [] for key in calls}
-  for _ in range(repeats):
-    for key, call in calls.items():
-      start = time.perf_counter()
-      jax.block_until_ready(call())
-      times[key].append(time.perf_counter() - start)
+      calls[(kind, objective, k)] = (
+          lambda s=state, o=options: steps.train_step(
+              s, batch, rng, options=o)[1]['loss'])
+  medians = _interleaved_medians(calls, repeats)
   out = {}
-  for (kind, objective, k), ts in times.items():
-    t = statistics.median(ts)
-    point = statistics.median(times[(kind, 'point', 1)])
+  for (kind, objective, k), t in medians.items():
+    point = medians[(kind, 'point', 1)]
     out[f'{kind}/{objective}/k={k}'] = {'step_seconds': t,
                                         'over_point': t / point}
   return out
@@ -164,6 +173,7 @@ def main(argv):
     return
   n, b = FLAGS.num_pixels, FLAGS.batch_size
   results = {'device': str(jax.devices()[0]), 'backend': jax.default_backend(),
+             'native_bfloat16': models.native_bfloat16(),
              'architecture': dict(L=FLAGS.num_layers, H=FLAGS.hidden_dim,
                                   D=FLAGS.latent_dim, K=FLAGS.epitome_size,
                                   batch=b, pixels=n)}
@@ -184,8 +194,13 @@ def main(argv):
   for kind in ('vae', 'evae'):
     config = _config(kind)
     state = state_lib.create_train_state(config, n, rng)
-    t = _median_seconds(lambda: steps.train_step(state, batch, rng)[1],
-                        FLAGS.repeats)
+    bf16_state = state_lib.create_train_state(_config(kind, 'bfloat16'), n,
+                                              rng)
+    step = _interleaved_medians(
+        {dtype: lambda s=s: steps.train_step(s, batch, rng)[1]
+         for dtype, s in (('float32', state), ('bfloat16', bf16_state))},
+        FLAGS.repeats)
+    t = step['float32']
     # The Adam update alone: memory-bound elementwise work on every parameter.
     update = jax.jit(lambda s, g: s.apply_gradients(grads=g).params)
     adam = _median_seconds(lambda: update(state, state.params), FLAGS.repeats)
@@ -201,6 +216,8 @@ def main(argv):
     epoch_time = _median_seconds(epoch, 3)
     results[kind] = {
         'step_seconds': t,
+        'bf16_step_seconds': step['bfloat16'],
+        'bf16_over_f32_step_time': step['bfloat16'] / t,
         'adam_update_seconds': adam,
         'num_params': models.count_params(state.params),
         'examples_per_sec': b / t,
@@ -267,6 +284,11 @@ def format_table(r) -> str:
       ('of which the Adam update alone (ms)',
        f'{1e3 * v["adam_update_seconds"]:.2f}',
        f'{1e3 * e["adam_update_seconds"]:.2f}'),
+      ('median train step, model.dtype=bfloat16 (ms)',
+       f'{1e3 * v["bf16_step_seconds"]:.2f}',
+       f'{1e3 * e["bf16_step_seconds"]:.2f}'),
+      ('bfloat16 / float32 step time', f'{v["bf16_over_f32_step_time"]:.2f}',
+       f'{e["bf16_over_f32_step_time"]:.2f}'),
       ('examples/s (isolated steps)', f'{v["examples_per_sec"]:,.0f}',
        f'{e["examples_per_sec"]:,.0f}'),
       ('analytic matmul FLOPs / step', f'{v["flops_per_step"] / 1e6:.1f} M',
