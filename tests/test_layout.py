@@ -121,9 +121,7 @@ def test_no_library_module_is_over_the_size_limit():
 # Modules still over 450 lines, with their size today: they may shrink, not
 # grow; each is due to be split along the jobs its docstring lists.
 LIMIT = {
-    'models/__init__.py': 580,
     'train/loop.py': 610,
-    'data/__init__.py': 570,
     'storage/workdirs.py': 520,
     'storage/checkpoints.py': 510,
     'metrics/__init__.py': 475,
