@@ -32,7 +32,7 @@ _EXPORTS = {
     'gaussian_log_prob': 'likelihoods',
     'iw_log_marginal_likelihood': 'marginal',
     'log_marginal_from_per_epitome': 'marginal',
-    'load': 'api', 'TrainedModel': 'api',
+    'load': 'api', 'TrainedModel': 'api', 'export': 'pretrained',
 }
 # Old names: still served, with a DeprecationWarning on every access (they
 # are never cached in the module's globals, so each use warns).

@@ -8,21 +8,19 @@
 
 `load` reads the workdir's ``config.json`` (checked against the config
 recorded with the checkpoints) and newest checkpoint, as ``--mode=evaluate``
-does, and returns a `TrainedModel`; the data are read when ``m.splits`` is
-first used. Its methods are thin wrappers of `evae_jax.models`,
-`evae_jax.sampling` and `evae_jax.evaluate`, jitted with the model static.
+does, or a model file (`evae_jax.pretrained`), and returns a `TrainedModel`;
+the data are read when ``m.splits`` is first used. Its methods are thin
+wrappers of `evae_jax.models`, `evae_jax.sampling` and `evae_jax.evaluate`,
+jitted with the model static.
 
-Inputs: a batch of images x of shape (B, H, W), (B, H, W, 1) or flattened
-(B, H * W), with H x W the dataset's image shape (``m.image_shape``), either
-uint8 in [0, 255] (as ``m.splits`` holds them; scaled by 1/255) or floats in
-[0, 1] (used as they are; numpy inputs are checked to lie there). No
-binarisation is applied: a Bernoulli decoder scores grey levels as a
-cross-entropy. To score images exactly as
+Inputs: images x of shape (B, H, W), (B, H, W, 1) or (B, H * W), H x W the
+dataset's (``m.image_shape``), uint8 in [0, 255] (scaled by 1/255) or
+floats in [0, 1]. No binarisation is applied (a Bernoulli decoder scores
+grey levels as a cross-entropy); to score images exactly as
 ``--mode=evaluate`` does (one fixed binarisation of the test images for
-``data.binarization=dynamic``), pass ``m.eval_inputs(images)``.
-
-Random keys: every stochastic method takes ``rng``, a ``jax.random`` key or
-an int seed; the same key gives the same result.
+``data.binarization=dynamic``), pass ``m.eval_inputs(images)``. Random
+keys ``rng``: a ``jax.random`` key or an int seed (the same key, the same
+result).
 """
 
 import functools
@@ -39,7 +37,6 @@ from evae_jax import errors
 from evae_jax import metrics as metrics_lib
 from evae_jax.storage import files
 from evae_jax import data as input_pipeline
-from evae_jax import models
 from evae_jax import sampling
 from evae_jax import state as state_lib
 from evae_jax.storage import workdirs
@@ -91,10 +88,10 @@ def _generate(model, params, rng, n):
 class TrainedModel:
   """A trained eVAE / VAE / mVAE: its config, parameters and epitome masks.
 
-  Made by `load`; the constructor is not meant to be called directly.
+  Made by `load`, not meant to be constructed directly.
 
   Attributes:
-    workdir: where it was loaded from.
+    workdir: where it was loaded from (a workdir or a model file).
     config: the ``ml_collections.ConfigDict`` it was trained with.
     params: the parameters of the newest checkpoint.
     model: the `evae_jax.models.Model` (pure functions of ``params``).
@@ -102,10 +99,8 @@ class TrainedModel:
     step: training steps of the checkpoint.
 
   Args:
-    workdir: where it was loaded from.
-    config: the config it was trained with.
-    state: the restored `evae_jax.state.TrainState` (its model, params and
-      step are kept).
+    workdir, config: as the attributes.
+    state: anything with the restored ``model``, ``params`` and ``step``.
     image_shape: (H, W) of the images.
     splits: the dataset as training saw it (None: read when first used).
   """
@@ -398,18 +393,22 @@ class TrainedModel:
 
 
 def load(workdir: str, member: Optional[str] = None,
-         overrides: Optional[dict] = None) -> TrainedModel:
-  """Loads the newest checkpoint of a training run.
+         overrides: Optional[dict] = None,
+         sha256: Optional[str] = None) -> TrainedModel:
+  """Loads the newest checkpoint of a training run, or a model file.
 
   Args:
     workdir: the run's --workdir (local path or ``gs://bucket/run``), or
       one member subdirectory of a run that trained several models
       (``train.num_seeds`` / ``train.kl_weights``), e.g. ``runs/x/seed=1``.
+      Or a model file (`evae_jax.pretrained`): `evae_jax.export`'s file,
+      ``'pretrained:NAME'`` or an ``https://`` URL (with ``sha256``).
     member: for such a run, the member subdirectory's name instead
       (``load('runs/x', member='seed=1')``).
     overrides: config fields to change before loading, flattened, e.g.
       ``{'data.path': '/new/place/data.npz'}`` when the data moved. Fields
       that define the model must stay as trained.
+    sha256: a model file's expected SHA-256 (required for a URL).
 
   Returns:
     A `TrainedModel`, which reads the data only when ``.splits`` is used.
@@ -421,9 +420,10 @@ def load(workdir: str, member: Optional[str] = None,
     evae_jax.errors.DataError: checkpoints of an earlier version (which do
       not record the image size), and the data cannot be loaded.
   """
-  workdir = str(workdir)
-  if member:
-    workdir = files.join(workdir, member)
+  from evae_jax import pretrained  # pylint: disable=g-import-not-at-top
+  if not member and pretrained.is_model_source(str(workdir)):
+    return pretrained.load(str(workdir), sha256, overrides)
+  workdir = files.join(str(workdir), member) if member else str(workdir)
   config = workdirs.saved_config(workdir)
   team = state_lib.members(config)
   if len(team) > 1:

@@ -27,6 +27,7 @@ from evae_jax import errors
 from evae_jax.runtime import sharding
 from evae_jax.runtime import signals
 from evae_jax import train
+from evae_jax.storage import files
 from evae_jax.storage import workdirs
 
 FLAGS = flags.FLAGS
@@ -67,16 +68,17 @@ def use_compilation_cache(folder: str) -> None:
 
 
 def run(config_flag, workdir: str, mode: str, num_samples: int,
-        compilation_cache: str) -> None:
+        compilation_cache: str, export_path: str = '') -> None:
   """Runs one mode of the command line and exits with its status.
 
   Args:
     config_flag: the ``--config`` flag (``FLAGS['config']``): its value, and
       whether it was given.
     workdir: ``--workdir``.
-    mode: 'train', 'evaluate' or 'sample'.
+    mode: 'train', 'evaluate', 'sample' or 'export'.
     num_samples: images to write in sample mode.
     compilation_cache: folder of the persistent XLA cache ('' = off).
+    export_path: the model file of export mode ('' = WORKDIR/model.npz).
 
   Exit status: returns normally (0) when done; exits 2 on a user error
   (`errors.USER_ERRORS`, one paragraph), 3 when the loss became NaN/inf,
@@ -101,6 +103,12 @@ def run(config_flag, workdir: str, mode: str, num_samples: int,
                  jax.process_count(), jax.devices())
     if mode == 'train':
       train.train_and_evaluate(config, workdir)
+    elif mode == 'export':
+      from evae_jax import pretrained  # pylint: disable=g-import-not-at-top
+      path = export_path or files.join(workdir, 'model.npz')
+      digest = pretrained.export(workdir, path)
+      print(f'wrote {path} (sha256 {digest}); load it anywhere with '
+            f'evae_jax.load({path!r}), no data or workdir needed.')
     else:
       # pylint: disable-next=g-import-not-at-top
       from evae_jax.evaluate import report
@@ -153,8 +161,8 @@ def _config(config_flag, workdir: str, mode: str):
   if mode == 'train':
     raise errors.ConfigError(
         'training needs --config=FILE (a file with get_config(), e.g. '
-        'configs/digits.py); only --mode=evaluate and --mode=sample read the '
-        'config from the workdir.')
+        'configs/digits.py); only --mode=evaluate, sample and export read '
+        'the config from the workdir.')
   return workdirs.run_config(workdir,
                              config_flags.get_override_values(config_flag))
 

@@ -1,8 +1,9 @@
-"""Command line: train, evaluate or sample an eVAE.
+"""Command line: train, evaluate, sample or export an eVAE.
 
     python -m evae_jax.main --config=configs/tfd.py --workdir=DIR
     python -m evae_jax.main --workdir=DIR --mode=evaluate
     python -m evae_jax.main --workdir=DIR --mode=sample --num_samples=64
+    python -m evae_jax.main --workdir=DIR --mode=export --export_path=m.npz
 
 Exit status: 0 done; 2 a configuration, data, workdir or checkpoint problem
 (one paragraph, no traceback); 3 the loss became NaN/inf; 75 interrupted by
@@ -40,9 +41,13 @@ from evae_jax import command_line
 FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', None,
                     'Directory for checkpoints, metrics, figures.')
-flags.DEFINE_enum('mode', 'train', ['train', 'evaluate', 'sample'],
-                  'train (resumes automatically), evaluate, or sample.')
+flags.DEFINE_enum('mode', 'train', ['train', 'evaluate', 'sample', 'export'],
+                  'train (resumes automatically), evaluate, sample, or export '
+                  '(the trained model as one file, see --export_path).')
 flags.DEFINE_integer('num_samples', 100, 'Images to write in --mode=sample.')
+flags.DEFINE_string('export_path', '', 'The model file --mode=export writes '
+                    '(default WORKDIR/model.npz); evae_jax.load(path) reads '
+                    'it without the data or the workdir.')
 try:
   # Without --config, the default file loads here, with the command line's
   # --config.FIELD overrides applied to it: their mistakes surface now.
@@ -75,7 +80,8 @@ def main(argv):
   """
   del argv
   command_line.run(FLAGS['config'], FLAGS.workdir, FLAGS.mode,
-                   FLAGS.num_samples, FLAGS.compilation_cache)
+                   FLAGS.num_samples, FLAGS.compilation_cache,
+                   FLAGS.export_path)
 
 
 if __name__ == '__main__':

@@ -26,7 +26,7 @@ LAYERS = (
     ('metrics',),                                     # the paper's measures
     ('figures',),                                     # PNGs
     ('train', 'evaluate'),                            # the two modes
-    ('api', 'command_line', 'main'),                  # the surface
+    ('api', 'command_line', 'main', 'pretrained'),    # the surface
 )
 MATHS = {'errors', *LAYERS[1]}
 # Pairs of rooms in one layer that must not import each other.

@@ -304,3 +304,29 @@ def config_as_dict(config: ml_collections.ConfigDict) -> Dict[str, Any]:
     compares equal to the one read back from config.json.
   """
   return json.loads(config.to_json())
+
+
+def config_from_dict(saved: Dict[str, Any]) -> ml_collections.ConfigDict:
+  """A stored config (nested JSON values) typed as `defaults.get_config`.
+
+  Fields added to the library after it was stored take their defaults (as
+  on resume); JSON lists go back to tuples where the default is one; fields
+  the library no longer has are dropped.
+
+  Args:
+    saved: nested {section: {field: value}}, as config.json holds it.
+
+  Returns:
+    The config.
+  """
+  flat = flatten(saved)
+  config = defaults.get_config()
+  for field, default in flatten(config_as_dict(config)).items():
+    if field in flat:
+      section, _, name = field.rpartition('.')
+      target = config[section] if section else config
+      value = flat[field]
+      if isinstance(default, tuple) and isinstance(value, list):
+        value = tuple(value)
+      target[name] = value
+  return config

@@ -283,18 +283,7 @@ def saved_config(workdir: str) -> ml_collections.ConfigDict:
         'missing): train it first (--mode=train with --config=FILE), or '
         'check --workdir.')
   check_against_checkpoints(saved, workdir)
-  flat = configuration.flatten(saved)
-  config = defaults.get_config()
-  for field, default in configuration.flatten(
-      configuration.config_as_dict(config)).items():
-    if field in flat:
-      section, _, name = field.rpartition('.')
-      target = config[section] if section else config
-      value = flat[field]
-      if isinstance(default, tuple) and isinstance(value, list):
-        value = tuple(value)
-      target[name] = value
-  return config
+  return configuration.config_from_dict(saved)
 
 
 def run_config(workdir: str,
