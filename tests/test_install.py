@@ -78,6 +78,18 @@ def test_non_editable_install_runs_the_documented_commands(tmp_path):
                  cwd=elsewhere)
   assert absolute.returncode == 0, absolute.stderr[-3000:]
 
+  # The shipped pretrained models load from the installed wheel alone: no
+  # data, no checkout, no workdir (run from an empty folder).
+  from evae_jax import pretrained  # pylint: disable=g-import-not-at-top
+  shipped = set(os.listdir(site / 'evae_jax' / 'pretrained'))
+  for name in pretrained.available():
+    assert {f'{name}.npz', f'{name}.md'} <= shipped, shipped
+    one_line = run('-c', 'import evae_jax; m = evae_jax.load('
+                   f'"pretrained:{name}"); print(m); print(m.sample(0, 2).shape)',
+                   cwd=elsewhere)
+    assert one_line.returncode == 0, one_line.stderr[-3000:]
+    assert 'TrainedModel' in one_line.stdout
+
 
 def test_release_metadata_agrees():
   """One version in setup.cfg, the package, CITATION.cff and CHANGELOG.md;
