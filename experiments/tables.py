@@ -487,7 +487,7 @@ def _budget(runs) -> str:
   budgets = sorted({(r['config']['data']['name'],
                      folder(r['config']['data']['path']),
                      epochs(r['config']['train']), r['step']) for r in runs})
-  return '; '.join(f'data `{n}` {p or ""}, {e}, {st} steps'
+  return '; '.join(f'data `{n}`{" " + p if p else ""}, {e}, {st} steps'
                    for n, p, e, st in budgets)
 
 
