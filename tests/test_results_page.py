@@ -131,3 +131,11 @@ def test_gap_change_against_numpy(tmp_path):
   assert f'{per_seed.mean():+.2f} (3 seeds' in text.split(
       'gap change over seeds')[1]
   assert 'at 40 of 3,280 epochs (1.2%)' in text
+
+
+def test_the_runs_line_has_no_stray_space_for_a_dataset_without_a_path():
+  from experiments import tables  # pylint: disable=g-import-not-at-top
+  run = {'config': {'data': {'name': 'digits', 'path': ''},
+                    'train': {'schedule': 'constant', 'num_epochs': 10}},
+         'step': 50}
+  assert tables._budget([run]) == 'data `digits`, 10 epochs (constant), 50 steps'
