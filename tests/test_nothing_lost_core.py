@@ -245,6 +245,15 @@ def test_an_unknown_override_without_config_is_one_paragraph(finished):
     assert 'Traceback' not in result.stderr
 
 
+def test_evaluating_under_another_seed_is_refused(finished):
+  """eval.json records the config's seed, and the tables pair points by it:
+  a --config.seed that is not the trained one would file the model under
+  another seed."""
+  result = cli(finished, '--config.seed=7', mode='evaluate')
+  assert result.returncode == 2, result.stderr[-3000:]
+  assert 'seed' in result.stderr and 'Traceback' not in result.stderr
+
+
 def test_processes_of_one_launch_with_different_configs_are_refused(tmp_path):
   from tests.conftest import free_port  # pylint: disable=g-import-not-at-top
   port = free_port()

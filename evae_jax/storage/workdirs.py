@@ -46,8 +46,10 @@ RESUMABLE_CHANGES = ('train.num_epochs', 'train.burda_stages',
                      'data.download_timeout', 'model.dtype', 'eval.')
 # Fields that decide which model a checkpoint holds and what it is scored on:
 # evaluating or sampling with another value would score a different model.
+# 'seed': eval.json records it and the tables pair points by it.
 EVALUATION_PINNED = ('model.', 'data.name', 'data.binarization',
-                     'data.valid_from', 'train.num_seeds', 'train.kl_weights')
+                     'data.valid_from', 'train.num_seeds', 'train.kl_weights',
+                     'seed')
 
 
 def _resumable(key: str) -> bool:
