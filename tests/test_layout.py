@@ -122,7 +122,6 @@ def test_no_library_module_is_over_the_size_limit():
 # grow; each is due to be split along the jobs its docstring lists.
 LIMIT = {
     'train/loop.py': 610,
-    'storage/workdirs.py': 520,
     'storage/checkpoints.py': 510,
     'metrics/__init__.py': 475,
 }
