@@ -13,13 +13,13 @@ from typing import Any, Dict, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm import tqdm
 
 from evae_jax import elbo
 from evae_jax import epitomes
 from evae_jax import data as input_pipeline
 from evae_jax import likelihoods
 from evae_jax import models
+from evae_jax.metrics import progress as progress_lib
 
 EVAL_BINARIZATION_SEED_OFFSET = 1000
 # A_u thresholds of an active unit: the paper's (§3) and Burda et al.'s.
@@ -187,7 +187,8 @@ def iw_estimates(params, model, x, rng, num_samples: int,
     batch_size: examples per batch.
     assignments: (n,) y* per example for the y*-only estimate; by default the
       argmax of the per-epitome estimates.
-    progress: show a progress bar over batches.
+    progress: show the progress over batches (`progress.progress_steps`: a
+      bar on a terminal, a plain line every ~10 % elsewhere).
 
   Returns:
     dict of (n,) arrays: 'marginal' = log (1/E) sum_y p(x | y) (the headline
@@ -196,8 +197,8 @@ def iw_estimates(params, model, x, rng, num_samples: int,
   """
   batches, n = _batches(x, batch_size)
   out = []
-  for i in tqdm(range(batches.shape[0]), disable=not progress,
-                desc=f'IW log-likelihood (k={num_samples})'):
+  for i in progress_lib.progress_steps(
+      batches.shape[0], f'IW log-likelihood (k={num_samples})', progress):
     out.append(np.asarray(_iw_batch(params, model, batches[i],
                                     jax.random.fold_in(rng, i), num_samples,
                                     chunk_size)))
