@@ -121,4 +121,11 @@ def get_config():
   config.eval.parzen_sigma_max_log10 = 0.0
   config.eval.parzen_num_sigmas = 10
   config.eval.num_image_samples = 100  # images in the PNG grids
+  config.eval.quick = False  # True: a first look in seconds, NOT the paper's
+  #   protocol: IW with k <= 100 on <= 500 examples, Parzen with <= 1,000
+  #   samples, <= 200 validation images and <= 4 sigmas
+  #   (evaluate.quick.QUICK; the bounds and active units stay on every
+  #   example), written to
+  #   eval_quick.json, eval_examples_quick.npz and report_quick.md so that a
+  #   full evaluation's eval.json is never replaced
   return config

@@ -25,8 +25,10 @@ def report_markdown(results: Dict[str, Any],
   r = results
   nats = lambda d: f'{d["mean"]:.2f} ± {d["stderr"]:.2f}'
   shape = r['epitome_shape']
+  quick = ([f'**{r["quick_note"]}**', ''] if r.get('quick') else [])
   lines = [
-      f'# Evaluation of `{workdir}`', '',
+      f'# {"Quick evaluation" if quick else "Evaluation"} of `{workdir}`', '',
+  ] + quick + [
       f'Model: {config.model.kind}, L={config.model.num_layers}, '
       f'H={config.model.hidden_dim}, D={shape["latent_dim"]}, '
       f'K={shape["epitome_size"]}, s={shape["stride"]} '

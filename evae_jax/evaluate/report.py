@@ -3,7 +3,10 @@
 Evaluate writes ``eval.json`` (every figure, machine-readable),
 ``eval_examples.npz`` (per-example values, for paired comparisons),
 ``report.md`` (the same for people, with the settings used) and the PNG
-figures; sample writes ``samples.npz`` and a PNG grid.
+figures; sample writes ``samples.npz`` and a PNG grid. With
+``eval.quick=True`` (`evae_jax.evaluate.quick`) the three files are ``eval_quick.json``,
+``eval_examples_quick.npz`` and ``report_quick.md``, beside a full
+evaluation's, never over them.
 """
 
 import contextlib
@@ -27,6 +30,7 @@ from evae_jax import errors
 from evae_jax import metrics as metrics_lib
 from evae_jax import figures
 from evae_jax.evaluate import markdown
+from evae_jax.evaluate import quick as quick_lib
 from evae_jax.storage import files
 from evae_jax import data as input_pipeline
 from evae_jax import models
@@ -43,8 +47,6 @@ EVAL_JSON = 'eval.json'
 EVAL_EXAMPLES_NPZ = 'eval_examples.npz'
 REPORT_MD = 'report.md'
 SAMPLES_NPZ = 'samples.npz'
-
-
 def load_trained(config: ml_collections.ConfigDict, workdir: str
                  ) -> Tuple[state_lib.TrainState, input_pipeline.Splits]:
   """(state, splits) of the newest checkpoint in ``workdir``.
@@ -136,7 +138,7 @@ def compute_metrics(state: state_lib.TrainState,
   iw = metrics_lib.iw_estimates(
       params, model, x[:iw_n], jax.random.fold_in(rng, seeds.EVAL_IW),
       ec.iw_samples, ec.iw_chunk, ec.batch_size, assignments[:iw_n],
-      progress=config.train.progress_bar)
+      progress=config.train.progress_bar and sharding.is_lead())
   iw_seconds = time.perf_counter() - start
 
   sigmas = np.logspace(ec.parzen_sigma_min_log10, ec.parzen_sigma_max_log10,
@@ -281,7 +283,10 @@ def evaluate_workdir(config: ml_collections.ConfigDict,
                      workdir: str) -> Dict[str, Any]:
   """Measures the newest checkpoint of ``workdir``; writes eval.json,
   eval_examples.npz, report.md and the figures (process 0 only), holding
-  the workdir's lock.
+  the workdir's lock. With ``eval.quick`` it measures with `quick.QUICK`'s caps
+  and writes eval_quick.json, eval_examples_quick.npz and report_quick.md
+  instead (`quick.output_name`), each saying that it is no full
+  evaluation.
 
   Args:
     config: the config the workdir was trained with.
@@ -329,8 +334,24 @@ def sample_workdir(config: ml_collections.ConfigDict, workdir: str,
 
 
 def _evaluate_one(config, workdir: str) -> Dict[str, Any]:
+  start = time.perf_counter()
+  quick = config.eval.quick
+  config = quick_lib.quick_config(config)
   state, splits = load_trained(config, workdir)
+  note = ''
+  if quick:
+    ec = config.eval
+    examples = len(_limit(splits.split(ec.split), ec.num_examples))
+    note = quick_lib.quick_summary(ec, min(ec.iw_num_examples, examples))
+    if sharding.is_lead():
+      print(note, flush=True)
   results = compute_metrics(state, splits, config)
+  # eval_quick.json says what it is on its own, for whoever reads it later.
+  results['quick'] = quick
+  if quick:
+    results['quick_settings'] = {
+        field: config.eval[field] for field in quick_lib.QUICK}
+    results['quick_note'] = note
   # Which checkpoint was measured ('step' is its step): a run stopped early
   # (SIGTERM, a time limit) is evaluated where it stopped, not at the budget.
   results['checkpoint_epochs'] = int(state.step) / (
@@ -350,13 +371,15 @@ def _evaluate_one(config, workdir: str) -> Dict[str, Any]:
   # bytes, and eval.json is written last, so an evaluation killed half way
   # leaves a pair that `check_examples` refuses, never a silent mix.
   examples = _npz_bytes(step=np.int64(results['step']), **per_example)
-  files.write_bytes(files.join(workdir, EVAL_EXAMPLES_NPZ), examples)
+  path = lambda name: files.join(workdir, quick_lib.output_name(name, quick))
+  files.write_bytes(path(EVAL_EXAMPLES_NPZ), examples)
   results['examples_sha256'] = hashlib.sha256(examples).hexdigest()
-  files.write_text(files.join(workdir, EVAL_JSON),
-                   json.dumps(results, indent=1))
-  files.write_text(files.join(workdir, REPORT_MD),
+  files.write_text(path(EVAL_JSON), json.dumps(results, indent=1))
+  files.write_text(path(REPORT_MD),
                    markdown.report_markdown(results, config, workdir))
-  print(f'Wrote {files.join(workdir, REPORT_MD)}', flush=True)
+  print(f'Wrote {path(REPORT_MD)} ({time.perf_counter() - start:.1f} s'
+        + (f'; quick: drop {quick_lib.QUICK_FLAG} for the full evaluation'
+           if quick else '') + ').', flush=True)
   return results
 
 
@@ -369,7 +392,8 @@ def _sample_one(config, workdir: str, num_samples: int) -> np.ndarray:
     return x
   path = files.join(workdir, SAMPLES_NPZ)
   _write_npz(path, x=x)
-  figures.write_sample_mode_figure(x, workdir)
+  figures.write_sample_mode_figure(x, config, int(state.model.masks.shape[0]),
+                                   int(state.step), workdir)
   print(f'Wrote {path} and its grid '
         f'{files.join(workdir, figures.SAMPLE_MODE_PNG)}', flush=True)
   return x

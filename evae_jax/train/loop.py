@@ -7,6 +7,7 @@ validation, metrics, checkpoints, signals) and finish (figures).
 
 import contextlib
 import dataclasses
+import importlib.util
 import logging
 import signal
 import sys
@@ -572,14 +573,19 @@ def _print_summary(member: '_Member', step: int) -> None:
   """Where a finished run's results are, and the next command."""
   w = member.workdir
   bound = member.valid_metrics.get('valid_bound', float('nan'))
+  events = files.join(w, 'tensorboard')
+  # No dependency installs TensorBoard itself (tensorboardX writes events).
+  viewer = (f'tensorboard --logdir {events}'
+            if importlib.util.find_spec('tensorboard') is not None else
+            f'events in {events}: pip install tensorboard to view them')
   print(f'Finished {w} at step {step}: validation bound {bound:.3f} nats. '
         f'Checkpoints: {files.join(w, "checkpoints")}; metrics: '
-        f'{files.join(w, "metrics.jsonl")} (tensorboard --logdir '
-        f'{files.join(w, "tensorboard")}); figures: '
+        f'{files.join(w, "metrics.jsonl")} ({viewer}); figures: '
         f'{files.join(w, figures.SAMPLES_PNG)}, '
         f'{files.join(w, figures.RECONSTRUCTIONS_PNG)}. Next: the same '
         'command with --mode=evaluate (IW log-likelihood, active units, '
-        'Parzen; --config.eval.iw_samples=100 for a quick look).', flush=True)
+        'Parzen; add --config.eval.quick=True for a first look in seconds).',
+        flush=True)
 
 
 def _result(team: List[_Member]):
