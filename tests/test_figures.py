@@ -73,7 +73,8 @@ def test_activity_and_sample_mode_figures(tmp_path):
   figures.write_activity_figure(
       {'activity': [0.3, 0.0, 0.1], 'per_unit_kl': [1.0, 0.0, 0.2]}, config,
       str(tmp_path))
-  figures.write_sample_mode_figure(np.zeros((4, 8, 8)), str(tmp_path))
+  figures.write_sample_mode_figure(np.zeros((4, 8, 8)), config, 3, 26,
+                                   str(tmp_path))
   assert sorted(os.listdir(tmp_path)) == [figures.ACTIVITY_PNG,
                                           figures.SAMPLE_MODE_PNG]
   for name in os.listdir(tmp_path):
@@ -100,6 +101,9 @@ def test_figures_name_the_model_and_each_manifold_its_epitome(tmp_path,
   model = f'D={config.model.latent_dim} K={config.model.epitome_size}'
   assert model in calls['save_grid'][1]['title']
   assert model in calls['save_reconstructions'][1]['title']
+  # configs/test.py binarises dynamically: the originals are binary draws.
+  assert (calls['save_reconstructions'][1]['originals_label']
+          == 'originals, binarised as scored')
   args, kwargs = calls['save_manifolds']
   masks = np.asarray(state.model.masks)
   shown = [int(t.split()[1]) for t in kwargs['titles']]
@@ -117,3 +121,22 @@ def test_figures_name_the_model_and_each_manifold_its_epitome(tmp_path,
   np.testing.assert_allclose(
       kwargs['axis_values'],
       scipy.stats.norm.ppf(np.linspace(0.05, 0.95, args[2])), rtol=1e-5)
+
+
+def test_sample_mode_grid_names_the_model_and_its_step(tmp_path, monkeypatch):
+  config, _, _ = _model()
+  titles = []
+  real = figures.visualize.save_grid
+  monkeypatch.setattr(figures.visualize, 'save_grid', lambda *a, **k: (
+      titles.append(k['title']), real(*a, **k)))
+  figures.write_sample_mode_figure(np.zeros((4, 8, 8)), config, 5, 26,
+                                   str(tmp_path))
+  assert titles == [f'evae D={config.model.latent_dim} '
+                    f'K={config.model.epitome_size} E=5, step 26: 4 samples '
+                    '(decoder means)']
+
+
+def test_only_binarised_originals_are_labelled_so():
+  assert figures.originals_label('none') == 'originals'
+  for binarization in ('dynamic', 'fixed'):
+    assert 'binarised' in figures.originals_label(binarization)

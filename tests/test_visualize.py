@@ -82,6 +82,11 @@ def test_reconstructions_figure_labels_both_blocks_and_has_a_title():
   assert {'model X', 'originals', 'reconstructions'} <= texts
   top, bottom = fig.axes
   np.testing.assert_array_equal(top.images[0].get_array()[1:6, 1:6], 0)
+  labelled = visualize.reconstructions_figure(
+      np.zeros((2, 5, 5)), np.ones((2, 5, 5)),
+      originals_label='originals, binarised as scored')
+  assert labelled.axes[0].get_title(loc='left') == (
+      'originals, binarised as scored')
   np.testing.assert_array_equal(bottom.images[0].get_array()[1:6, 1:6], 255)
 
 

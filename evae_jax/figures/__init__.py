@@ -82,7 +82,8 @@ def write_sample_figures(params, model, splits, config,
   visualize.save_reconstructions(
       files.join(workdir, RECONSTRUCTIONS_PNG), originals,
       np.asarray(recon).reshape((-1,) + shape),
-      title=f'{name}: test images and their reconstructions')
+      title=f'{name}: test images and their reconstructions',
+      originals_label=originals_label(config.data.binarization))
   if int(np.asarray(model.masks).sum(axis=1)[0]) == 2:
     _write_manifolds(params, model, config, shape, workdir)
   return {'samples': visualize.image_grid(generated),
@@ -102,7 +103,19 @@ def write_activity_figure(active_units, config, workdir: str) -> None:
       title=_model_name(config))
 
 
-def write_sample_mode_figure(x: np.ndarray, workdir: str) -> None:
-  """Writes ``sample_mode.png``, the grid of ``--mode=sample``'s images."""
+def originals_label(binarization: str) -> str:
+  """The label of the reconstructions figure's originals: with dynamic or
+  fixed binarisation they are the binary draws the model is scored on
+  (`evae_jax.metrics.eval_inputs`), not the grey-level images."""
+  if binarization == 'none':
+    return 'originals'
+  return 'originals, binarised as scored'
+
+
+def write_sample_mode_figure(x: np.ndarray, config, num_epitomes: int,
+                             step: int, workdir: str) -> None:
+  """Writes ``sample_mode.png``, the grid of ``--mode=sample``'s images,
+  titled with the model (kind, D, K, E) and the checkpoint's step."""
   visualize.save_grid(files.join(workdir, SAMPLE_MODE_PNG), x,
-                      title=f'{len(x)} samples (decoder means)')
+                      title=f'{_model_name(config)} E={num_epitomes}, step '
+                      f'{step}: {len(x)} samples (decoder means)')

@@ -159,7 +159,8 @@ def save_grid(path: str, images: np.ndarray, num_cols: Optional[int] = None,
 
 def reconstructions_figure(originals: np.ndarray,
                            reconstructions: np.ndarray, num_cols: int = 10,
-                           min_size: int = 400, title: str = ''):
+                           min_size: int = 400, title: str = '',
+                           originals_label: str = 'originals'):
   """Originals above a red divider, their reconstructions below, each block
   labelled (paper Fig. 9/10).
 
@@ -169,6 +170,8 @@ def reconstructions_figure(originals: np.ndarray,
     num_cols: images per row; n is cut to a multiple of it when n > num_cols.
     min_size: the figure's longer image side, at least, in px.
     title: the figure's title.
+    originals_label: the label above the originals (e.g. that they are the
+      binarised images the model was scored on).
 
   Returns:
     A matplotlib Figure.
@@ -187,7 +190,7 @@ def reconstructions_figure(originals: np.ndarray,
   lower = _image_axes(fig, bottom, left,
                       _TITLE_PX + block + _DIVIDER_PX + _LABEL_PX, scale)
   _figure_title(fig, title)
-  upper.set_title('originals', fontsize=9, loc='left')
+  upper.set_title(originals_label, fontsize=9, loc='left')
   lower.set_title('reconstructions', fontsize=9, loc='left')
   height = fig.get_size_inches()[1] * DPI
   y = 1 - (_TITLE_PX + block + _DIVIDER_PX / 2) / height
@@ -200,10 +203,12 @@ def reconstructions_figure(originals: np.ndarray,
 
 def save_reconstructions(path: str, originals: np.ndarray,
                          reconstructions: np.ndarray, num_cols: int = 10,
-                         title: str = '') -> None:
+                         title: str = '',
+                         originals_label: str = 'originals') -> None:
   """Writes `reconstructions_figure` as a PNG."""
-  save_figure(path, reconstructions_figure(originals, reconstructions,
-                                           num_cols, title=title))
+  save_figure(path, reconstructions_figure(
+      originals, reconstructions, num_cols, title=title,
+      originals_label=originals_label))
 
 
 def activity_figure(activity: np.ndarray, unit_kl: np.ndarray,
