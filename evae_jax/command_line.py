@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging as std_logging
 import os
+import re
 import signal
 import sys
 import traceback
@@ -23,6 +24,7 @@ import jax
 from ml_collections import config_flags
 
 from evae_jax import configuration
+from evae_jax.configuration import defaults
 from evae_jax import errors
 from evae_jax.runtime import sharding
 from evae_jax.runtime import signals
@@ -255,6 +257,9 @@ def _bad_command_line(argv, error: BaseException) -> str:
   if path and not os.path.isfile(path):
     return (f'the config file {path} does not exist. Pass --config=PATH to '
             'an existing file with get_config() (e.g. configs/default.py).')
+  hint = _config_field_hint(argv, message)
+  if hint:
+    return f'{_sentence(message)} {hint}'
   fields = [a[2:].split('=', 1)[0] for a in argv[1:]
             if a.startswith('--config.')]
   named = [f for f in fields if f.rsplit('.', 1)[-1] in message]
@@ -263,6 +268,31 @@ def _bad_command_line(argv, error: BaseException) -> str:
           'Fields and their types are listed in '
           'evae_jax/configuration/defaults.py; check '
           'the spelling of --config.SECTION.FIELD=VALUE.')
+
+
+# Flags people type from other trainers, and the config field they mean.
+_FLAG_ALIASES = {'epochs': 'train.num_epochs', 'lr': 'train.learning_rate'}
+
+
+def _config_field_hint(argv, message: str) -> str:
+  """'did you mean --config.train.num_epochs=5?' for an unknown flag such
+  as --epochs=5 that names config fields (by their own name or an alias of
+  `_FLAG_ALIASES`); '' otherwise."""
+  match = re.search(r"Unknown command line flag '([\w-]+)'", message)
+  if not match:
+    return ''
+  name = match.group(1).replace('-', '_')
+  fields = [f for f in configuration.flatten(configuration.config_as_dict(
+      defaults.get_config())) if f.rsplit('.', 1)[-1] == name]
+  if name in _FLAG_ALIASES:
+    fields = [_FLAG_ALIASES[name]]
+  if not fields:
+    return ''
+  given = next((a for a in argv[1:] if a.lstrip('-').split('=', 1)[0]
+                .replace('-', '_') == name), '')
+  value = f'={given.split("=", 1)[1]}' if '=' in given else ''
+  return ('Config fields are set as --config.SECTION.FIELD=VALUE: did you '
+          'mean ' + ' or '.join(f'--config.{f}{value}' for f in fields) + '?')
 
 
 # What a command line that does not parse raises: in absl, in ml_collections

@@ -235,3 +235,36 @@ def test_two_overwrites_in_the_same_second_keep_both_earlier_runs(
   assert len(backups) == 2
   assert sorted(open(os.path.join(workdir, b, 'marker')).read()
                 for b in backups) == ['6', '8']
+
+
+@pytest.mark.parametrize('flag,meant', [
+    ('--epochs=5', '--config.train.num_epochs=5'),
+    ('--hidden_dim=64', '--config.model.hidden_dim=64')])
+def test_a_config_field_given_as_a_flag_gets_its_spelling(tmp_path, flag,
+                                                          meant):
+  result = _cli('--config=configs/test.py', f'--workdir={tmp_path}/w', flag)
+  assert result.returncode == 2
+  line = _one_paragraph(result.stderr)
+  assert f'did you mean {meant}?' in line
+  assert not os.path.exists(tmp_path / 'w')
+
+
+class _Finished:
+  workdir = '/runs/w'
+  valid_metrics = {'valid_bound': -90.0}
+
+
+@pytest.mark.parametrize('installed', [True, False])
+def test_the_end_of_run_line_suggests_tensorboard_only_where_installed(
+    capsys, monkeypatch, installed):
+  """No dependency installs TensorBoard (tensorboardX writes the events)."""
+  import importlib.util
+  real = importlib.util.find_spec
+  monkeypatch.setattr(importlib.util, 'find_spec', lambda name, *a: (
+      (object() if installed else None) if name == 'tensorboard'
+      else real(name, *a)))
+  train._print_summary(_Finished(), 10)
+  line = capsys.readouterr().out
+  assert ('tensorboard --logdir /runs/w/tensorboard' in line) == installed
+  assert ('pip install tensorboard' in line) != installed
+  assert '--config.eval.quick=True' in line and 'iw_samples' not in line
