@@ -64,14 +64,17 @@ def test_export_carries_the_evaluation_of_the_same_step(one_epoch_workdir,
   shutil.copytree(one_epoch_workdir, workdir)
   step = evae_jax.load(str(workdir)).step
   numbers = {'iw_log_likelihood': {'marginal': {'mean': -91.5}},
-             'active_units': {'count': 7, 'activity': [0.1] * 8}}
+             'active_units': {'count': 7, 'activity': [0.1] * 8,
+                              'sorted_activity': [0.1] * 8}}
   for at, expected in ((step - 1, {}), (step, numbers)):
     (workdir / 'eval.json').write_text(json.dumps(dict(numbers, step=at)))
     evae_jax.export(str(workdir), str(tmp_path / 'm.npz'))
     evaluation = evae_jax.load(str(tmp_path / 'm.npz')).meta['evaluation']
     if expected:
       assert evaluation['iw_log_likelihood'] == numbers['iw_log_likelihood']
-      assert evaluation['active_units'] == {'count': 7}  # no long arrays
+      # The per-unit activity, not its sorted copy (the notebook plots it).
+      assert evaluation['active_units'] == {'count': 7,
+                                            'activity': [0.1] * 8}
     else:
       assert evaluation == {}  # another step's numbers are not this model's
 

@@ -160,11 +160,13 @@ def export(workdir: str, path: str, member: Optional[str] = None) -> str:
       if full.get('step') == m.step:
         evaluation = {k: full[k] for k in (
             'split', 'num_examples', 'bound', 'logsumexp_bound',
-            'iw_log_likelihood', 'parzen', 'examples_sha256')
+            'iw_log_likelihood', 'parzen', 'mutual_information',
+            'epitome_usage', 'examples_sha256')
                       if k in full}
         evaluation['active_units'] = {
             k: v for k, v in full.get('active_units', {}).items()
-            if k in ('count', 'threshold', 'count_at_0.01', 'count_at_0.02')}
+            if k in ('count', 'threshold', 'count_at_0.01', 'count_at_0.02',
+                     'activity', 'per_unit_kl')}
     except ValueError:
       evaluation = {}
   meta = {'config': configuration.config_as_dict(m.config),
@@ -206,10 +208,7 @@ def load(source: str, sha256: Optional[str] = None,
           'existing data.* and eval.* fields can).')
     config[section][name] = value
   shape = tuple(int(n) for n in meta['image_shape'])
-  num_pixels = 1
-  for n in shape:
-    num_pixels *= n
-  model = models.evaluation_model(config, num_pixels)
+  model = models.evaluation_model(config, shape)
   params = jax.tree_util.tree_map(jax.numpy.asarray, params)
   state = types.SimpleNamespace(params=params, model=model, step=meta['step'])
   trained = api.TrainedModel(str(source), config, state, shape)
