@@ -167,3 +167,29 @@ def test_every_shipped_model_loads_offline_with_its_card(name, tmp_path):
 def test_an_unknown_pretrained_name_lists_the_shipped_ones():
   with pytest.raises(errors.ConfigError, match='shipped'):
     evae_jax.load('pretrained:no-such-model')
+
+
+def test_the_model_card_is_written_from_the_file_it_describes(
+    one_epoch_workdir, tmp_path):
+  import json  # pylint: disable=g-import-not-at-top
+  from experiments import pretrained as ship  # pylint: disable=g-import-not-at-top
+  workdir = tmp_path / 'run'
+  shutil.copytree(one_epoch_workdir, workdir)
+  step = evae_jax.load(str(workdir)).step
+  numbers = {
+      'step': step, 'num_examples': 297,
+      'iw_log_likelihood': {'marginal': {'mean': -41.234, 'stderr': 0.5},
+                            'num_samples': 8, 'num_examples': 40},
+      'bound': {'mean': -45.678, 'stderr': 0.4},
+      'parzen': {'mean': -12.34, 'stderr': 1.0},
+      'active_units': {'count': 5, 'threshold': 0.02}}
+  (workdir / 'eval.json').write_text(json.dumps(numbers))
+  digest = evae_jax.export(str(workdir), str(tmp_path / 'm.npz'))
+  meta = evae_jax.load(str(tmp_path / 'm.npz')).meta
+  text = ship.card('tiny', meta, digest, 'CMD', note='Context.')
+  config = meta['config']
+  for expected in ('41.23', '-45.68', '-12.3 nats', '5 active units',
+                   f'step {step}', digest, '`CMD`', '- Context.',
+                   f'seed {config["seed"]}', "evae_jax.load('pretrained:tiny')",
+                   f'D = {config["model"]["latent_dim"]}'):
+    assert expected in text, (expected, text)
