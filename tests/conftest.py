@@ -110,3 +110,25 @@ def one_epoch_workdir(tmp_path_factory):
   config.train.num_epochs = 1
   train.train_and_evaluate(config, workdir)
   return workdir
+
+
+# The smoke tier (`python -m pytest -m smoke`, a minute or two): the maths
+# against its independent computations, the config checks and the layout,
+# and one command line run end to end (train, resume). The default suite
+# runs these too; `slow` (reproduction runs) is opt-in.
+SMOKE_FILES = frozenset((
+    'test_bounds.py', 'test_elbo.py', 'test_epitomes.py',
+    'test_likelihoods.py', 'test_marginal.py', 'test_objectives.py',
+    'test_mutual_information.py', 'test_verdicts.py', 'test_defaults.py',
+    'test_configuration.py', 'test_errors.py', 'test_layout.py',
+    'test_schedules.py', 'test_seeds.py', 'test_provenance.py'))
+SMOKE_TESTS = frozenset(('test_train.py::test_cli_end_to_end_and_resume',))
+
+
+def pytest_collection_modifyitems(config, items):
+  del config
+  for item in items:
+    name = os.path.basename(str(item.fspath))
+    if (name in SMOKE_FILES
+        or f'{name}::{item.originalname}' in SMOKE_TESTS):
+      item.add_marker(pytest.mark.smoke)
