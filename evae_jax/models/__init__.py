@@ -1,12 +1,16 @@
 """The model kinds built from the networks of `evae_jax.models.networks`
-(Flax MLP encoder and decoder, paper §5), and the factory `make_model`.
+(Flax MLP encoder and decoder, paper §5) or `evae_jax.models.conv`
+(convolutional, for colour images; ``model.network``), and the factory
+`make_model`.
 
 `SharedModel` (`models.shared`) is the eVAE; a plain VAE is the same class
 with one epitome covering all D units (D = K = s), so there is no separate
 code path that can drift. `MixtureModel` (`models.mixture`) is the paper's
 mVAE ablation. Both expose the methods of `Model`, which the training loop
 and the evaluation call; `models.sizing` gives the latent layout and the
-parameter counts from a config.
+parameter counts from a config. The model kinds see only the network's
+encode / log_prob / mean on flat (B, N) images, so every kind runs on every
+network.
 """
 
 from typing import Any, Protocol, Tuple
@@ -15,6 +19,10 @@ import jax
 import ml_collections
 
 from evae_jax import epitomes
+from evae_jax.models.conv import (  # noqa: F401 (the public API)
+    ConvVAENetwork,
+    KERNEL_SIZES,
+)
 from evae_jax.models.mixture import MixtureModel
 from evae_jax.models.networks import (  # noqa: F401 (the public API)
     LIKELIHOODS,
@@ -35,8 +43,13 @@ from evae_jax.models.networks import (  # noqa: F401 (the public API)
 from evae_jax.models.shared import SharedModel
 from evae_jax.models.sizing import (  # noqa: F401 (the public API)
     MODEL_KINDS,
+    NETWORKS,
+    ImageShape,
     epitome_shape,
     mixture_hidden_dim,
+    module_param_count,
+    network,
+    network_param_count,
     param_count,
 )
 
@@ -54,7 +67,12 @@ class Model(Protocol):
 
   @property
   def output_dim(self) -> int:
-    """N, pixels per example."""
+    """N, pixel values per example (H * W * C)."""
+
+  @property
+  def image_shape(self) -> Tuple[int, ...]:
+    """The shape the network was built for: (H, W, C) for 'conv', (N,) for
+    'mlp' (which sees flat images only)."""
 
   @property
   def masks(self) -> jax.Array:
@@ -167,40 +185,42 @@ def evaluation_dtype(config: ml_collections.ConfigDict) -> str:
 
 
 def evaluation_model(config: ml_collections.ConfigDict,
-                     output_dim: int) -> 'Model':
+                     image_shape: ImageShape) -> 'Model':
   """The model of ``config`` computed in `evaluation_dtype`: the same
   parameters apply (they are float32 in every dtype).
 
   Args:
     config: the full config.
-    output_dim: N, pixels per example.
+    image_shape: N, (H, W) or (H, W, C) (see `make_model`).
 
   Returns:
     `make_model` of ``config.model`` with its dtype replaced.
   """
   model_config = ml_collections.ConfigDict(config.model.to_dict())
   model_config.dtype = evaluation_dtype(config)
-  return make_model(model_config, output_dim)
+  return make_model(model_config, image_shape)
 
 
 def make_model(model_config: ml_collections.ConfigDict,
-               output_dim: int) -> Model:
-  """The model of ``config.model`` for data with ``output_dim`` pixels.
+               image_shape: ImageShape) -> Model:
+  """The model of ``config.model`` for images of ``image_shape``.
 
   Args:
     model_config: the ``model`` section.
-    output_dim: N, pixels per example.
+    image_shape: (H, W) or (H, W, C), or N alone (pixel values per example)
+      for ``model.network='mlp'``, which sees flat images only.
 
   Returns:
     A `MixtureModel` for kind 'mvae' (H' from ``mvae_hidden_dim`` or
-    `mixture_hidden_dim`), else a `SharedModel`.
+    `mixture_hidden_dim`), else a `SharedModel`, of the network `network`
+    builds.
   """
   if model_config.kind == 'mvae':
     hidden = model_config.mvae_hidden_dim or mixture_hidden_dim(model_config,
-                                                                output_dim)
+                                                                image_shape)
     d, k, s = epitome_shape(model_config)
-    return MixtureModel(_module(model_config, output_dim, k, hidden),
+    return MixtureModel(network(model_config, image_shape, k, hidden),
                         epitomes.num_epitomes(d, k, s))
-  return SharedModel(_module(model_config, output_dim, model_config.latent_dim,
-                             model_config.hidden_dim),
+  return SharedModel(network(model_config, image_shape,
+                             model_config.latent_dim, model_config.hidden_dim),
                      epitome_shape(model_config))

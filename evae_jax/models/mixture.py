@@ -37,6 +37,11 @@ class MixtureModel:
     return self.component.output_dim
 
   @property
+  def image_shape(self) -> Tuple[int, ...]:
+    """(H, W, C) for a convolutional network, (N,) for the MLP."""
+    return getattr(self.component, 'image_shape', (self.output_dim,))
+
+  @property
   def masks(self) -> jax.Array:
     """(E, E K) float32: component e's block of units in the flat layout."""
     k = self.component.latent_dim

@@ -239,15 +239,22 @@ def init_output_bias(params: Any, pixel_mean: Any) -> Any:
   already predicts each pixel's training-set mean. Works for the eVAE/VAE
   parameters and for the mVAE's stacked ones (every component).
 
+  A convolutional head (`models.conv.PixelHead`) has one bias per channel:
+  it gets the logit of the channel's mean over the pixels.
+
   Args:
-    params: parameters with ``out_head/bias`` of shape (..., N).
-    pixel_mean: (N,) mean of the training pixels in [0, 1].
+    params: parameters with ``out_head/bias`` of shape (..., N), or (..., C)
+      for a convolutional head.
+    pixel_mean: (N,) mean of the training pixels in [0, 1], channel-last.
 
   Returns:
     ``params`` with ``out_head/bias`` replaced (the same shape).
   """
-  p = jnp.clip(jnp.asarray(pixel_mean, jnp.float32).reshape(-1), 1e-3, 1 - 1e-3)
+  p = jnp.asarray(pixel_mean, jnp.float32).reshape(-1)
   bias = params['out_head']['bias']
+  if p.size != bias.shape[-1]:
+    p = p.reshape(-1, bias.shape[-1]).mean(0)
+  p = jnp.clip(p, 1e-3, 1 - 1e-3)
   logit = jnp.broadcast_to(jnp.log(p) - jnp.log1p(-p), bias.shape)
   return {**params, 'out_head': {**params['out_head'], 'bias': logit}}
 

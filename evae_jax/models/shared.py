@@ -35,6 +35,11 @@ class SharedModel:
     return self.module.output_dim
 
   @property
+  def image_shape(self) -> Tuple[int, ...]:
+    """(H, W, C) for a convolutional network, (N,) for the MLP."""
+    return getattr(self.module, 'image_shape', (self.output_dim,))
+
+  @property
   def masks(self) -> jax.Array:
     """(E, D) float32 epitome masks (`evae_jax.epitomes.make_masks`)."""
     return jnp.asarray(epitomes.make_masks(*self.layout))
