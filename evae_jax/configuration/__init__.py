@@ -138,6 +138,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   m, t, d, e = config.model, config.train, config.data, config.eval
   _choice(m.kind, models.MODEL_KINDS, 'model.kind')
   _choice(m.likelihood, models.LIKELIHOODS, 'model.likelihood')
+  _choice(m.network, models.NETWORKS, 'model.network')
+  _check_conv(m)
   _choice(m.activation, tuple(models.ACTIVATIONS), 'model.activation')
   _choice(m.kernel_init, tuple(models.KERNEL_INITS), 'model.kernel_init')
   _choice(m.dtype, tuple(models.DTYPES), 'model.dtype')
@@ -207,6 +209,19 @@ def validate(config: ml_collections.ConfigDict) -> None:
         "model.likelihood='bernoulli' for binarised data).")
 
 
+def _check_conv(model: ml_collections.ConfigDict) -> None:
+  """model.conv_channels and model.conv_kernel_size (read by
+  network=conv only)."""
+  channels = tuple(model.conv_channels)
+  if not channels or any(isinstance(c, bool) or not isinstance(c, int)
+                         or c < 1 for c in channels):
+    raise errors.ConfigError(
+        f'model.conv_channels={channels!r} must be a non-empty tuple of '
+        "positive integers, e.g. --config.model.conv_channels='(32, 64)'.")
+  _choice(model.conv_kernel_size, models.KERNEL_SIZES,
+          'model.conv_kernel_size')
+
+
 # The data fields each dataset reads; any other set away from its default
 # would be ignored silently (a run "on MNIST" training on the digits).
 _DATA_FIELDS = {'path': ('idx', 'npz', 'tfd'),
@@ -234,21 +249,23 @@ def _check_ignored_data_fields(data: ml_collections.ConfigDict) -> None:
           f'MNIST IDX files, npz for your own .npz), or drop data.{field}.')
 
 
-def check_memory(config: ml_collections.ConfigDict, num_pixels: int) -> None:
+def check_memory(config: ml_collections.ConfigDict,
+                 image_shape: models.ImageShape) -> None:
   """Refuses a model whose parameters and Adam state alone would not fit in
   this machine's memory, before anything is allocated.
 
   Args:
     config: the full config (model size, batch size, models trained side
       by side).
-    num_pixels: the pixels of one image (the input and output width).
+    image_shape: (H, W) or (H, W, C) of one image (N alone for
+      model.network=mlp).
 
   Raises:
     errors.ConfigError: naming the size and the fields to lower.
   """
   m = config.model
-  count = models.param_count(num_pixels, m.latent_dim, m.hidden_dim,
-                             m.num_layers, m.likelihood)
+  count = models.network_param_count(m, image_shape, m.latent_dim,
+                                     m.hidden_dim)
   team = config.train.num_seeds * max(1, len(config.train.kl_weights))
   state = 4 * 4 * count * team  # params, gradients, two Adam moments; f32
   # The (E, D) masks, and the selection pass's latents: every epitome of
@@ -271,7 +288,8 @@ def check_memory(config: ml_collections.ConfigDict, num_pixels: int) -> None:
         f'{working / 2 ** 30:,.1f} GiB, more than this machine\'s '
         f'{available / 2 ** 30:,.1f} GiB. Lower model.latent_dim or raise '
         'model.epitome_size / model.stride (fewer epitomes), or lower '
-        'model.hidden_dim, model.num_layers or train.batch_size.')
+        'model.hidden_dim, model.num_layers, model.conv_channels or '
+        'train.batch_size.')
 
 
 def flatten(d: Dict[str, Any], prefix: str = '') -> Dict[str, Any]:

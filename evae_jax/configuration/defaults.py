@@ -36,7 +36,14 @@ def get_config():
   config.model.latent_dim = 16  # D
   config.model.epitome_size = 4  # K
   config.model.stride = 0  # s; 0 = K (non-overlapping)
-  config.model.num_layers = 1  # L
+  config.model.network = 'mlp'  # mlp (the paper: Dense layers on flat
+  #   images) | conv (strided convolutions, then the Dense layers; for
+  #   colour (H, W, 3) or grey-scale images; evae_jax/models/conv.py)
+  config.model.conv_channels = (32, 64)  # network=conv: channels of each
+  #   stride-2 convolution (the decoder mirrors them with transposed ones)
+  config.model.conv_kernel_size = 4  # network=conv: 3 | 4, k x k kernels
+  config.model.num_layers = 1  # L (network=conv: Dense layers after the
+  #   convolutions)
   config.model.hidden_dim = 200  # H
   config.model.likelihood = 'bernoulli'  # bernoulli | gaussian
   config.model.min_logvar = -7.0  # Gaussian decoder log-variance bounds

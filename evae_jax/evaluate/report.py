@@ -70,8 +70,8 @@ def load_trained(config: ml_collections.ConfigDict, workdir: str
         f'{workdir} has no checkpoints/: train first with the same --config '
         f'and --workdir={workdir} (without --mode).')
   splits = input_pipeline.load(config.data)
-  configuration.check_memory(config, splits.num_pixels)
-  state = state_lib.create_train_state(config, splits.num_pixels,
+  configuration.check_memory(config, splits.image_shape)
+  state = state_lib.create_train_state(config, splits.image_shape,
                                        jax.random.PRNGKey(0))
   ckpts = checkpoints.Checkpoints(workdir, config.train.keep_checkpoints)
   try:
@@ -82,7 +82,7 @@ def load_trained(config: ml_collections.ConfigDict, workdir: str
     raise errors.ConfigError(
         f'{workdir}/checkpoints holds no checkpoint: train first.')
   state = state.replace(model=models.evaluation_model(config,
-                                                      splits.num_pixels))
+                                                      splits.image_shape))
   return state, splits
 
 
@@ -148,7 +148,8 @@ def compute_metrics(state: state_lib.TrainState,
   # Parzen scores the pixels as loaded: real-valued grey levels (the
   # protocol of Table 3's baselines), or binary with binarization='fixed',
   # which binarises at load time.
-  gray = lambda a: input_pipeline.preprocess(jnp.asarray(a), None, 'none')
+  gray = lambda a: input_pipeline.preprocess(
+      jnp.asarray(a).reshape(len(a), -1), None, 'none')
   parzen_valid = gray(splits.valid[:ec.parzen_valid])
   sigma, sigma_scores = metrics_lib.select_parzen_sigma(parzen_valid, samples,
                                                      sigmas)

@@ -73,14 +73,16 @@ class TrainState(struct.PyTreeNode):
                         opt_state=opt_state)
 
 
-def create_train_state(config: ml_collections.ConfigDict, num_pixels: int,
-                       rng: jax.Array, steps_per_epoch: int = 1) -> TrainState:
+def create_train_state(config: ml_collections.ConfigDict,
+                       image_shape: models.ImageShape, rng: jax.Array,
+                       steps_per_epoch: int = 1) -> TrainState:
   """Initial parameters and optimizer state for ``config.model`` /
   ``config.train``.
 
   Args:
     config: the full config.
-    num_pixels: N, pixels per example (the model's input and output width).
+    image_shape: (H, W) or (H, W, C) of the images (N alone for
+      model.network=mlp; see `evae_jax.models.make_model`).
     rng: PRNG key of the initial parameters.
     steps_per_epoch: for the learning-rate schedule (epochs to steps).
 
@@ -88,7 +90,7 @@ def create_train_state(config: ml_collections.ConfigDict, num_pixels: int,
     The state at step 0, with the model of `evae_jax.models.make_model`
     and the optimizer of `evae_jax.state.optimizers.make_optimizer`.
   """
-  model = models.make_model(config.model, num_pixels)
+  model = models.make_model(config.model, image_shape)
   tx = optimizers.make_optimizer(
       config.train, schedules.learning_rate(config.train, steps_per_epoch))
   return TrainState.create(model=model, params=model.init(rng), tx=tx)

@@ -337,7 +337,7 @@ def _set_up(config, workdir) -> _Run:
   # Algorithm 1's assignment) is computed on the device over all of it, and
   # each step gathers its batch there, split over the devices of the mesh.
   splits = input_pipeline.load(config.data)
-  configuration.check_memory(config, splits.num_pixels)
+  configuration.check_memory(config, splits.image_shape)
   num_train = len(splits.train)
   steps_per_epoch = num_train // tc.batch_size
   if steps_per_epoch == 0:
@@ -365,7 +365,7 @@ def _set_up(config, workdir) -> _Run:
   keep = tc.keep_checkpoints + (len(team) > 1)
   ckpts = [checkpoints.Checkpoints(d, keep) for d in dirs]
   try:
-    template = state_lib.create_train_state(config, splits.num_pixels,
+    template = state_lib.create_train_state(config, splits.image_shape,
                                             jax.random.PRNGKey(0),
                                             steps_per_epoch)
     states, assignments, last_saved = _initial_states(
@@ -598,6 +598,6 @@ def _valid_metrics(state, valid, rng, config) -> Dict[str, float]:
   # In eval.dtype (float32 by default) like --mode=evaluate, whatever dtype
   model = state.model  # the steps train in.
   if models.evaluation_dtype(config) != config.model.dtype:
-    model = models.evaluation_model(config, model.output_dim)
+    model = models.evaluation_model(config, model.image_shape)
   return {f'valid_{k}': v for k, v in metrics_lib.mean_bounds(
       state.params, model, valid, rng, config.eval.batch_size).items()}

@@ -8,7 +8,6 @@ from typing import Optional, Tuple
 
 import jax
 import ml_collections
-import numpy as np
 
 from evae_jax import configuration
 from evae_jax import data as input_pipeline
@@ -24,7 +23,7 @@ _OVERRIDE_FLAG = re.compile(r'--config\.([A-Za-z_][\w.]*\w)(?:=(\S*[^\s.,;:)]))?
 
 
 def restore(config: ml_collections.ConfigDict, workdir: str
-            ) -> Tuple[state_lib.TrainState, Tuple[int, int],
+            ) -> Tuple[state_lib.TrainState, Tuple[int, ...],
                        Optional[input_pipeline.Splits]]:
   """The newest checkpoint's state, its model computing in ``eval.dtype``
   (as ``--mode=evaluate`` restores it), sized from the checkpoint's record.
@@ -35,8 +34,8 @@ def restore(config: ml_collections.ConfigDict, workdir: str
 
   Returns:
     (state, image_shape, splits): the restored `evae_jax.state.TrainState`,
-    (H, W), and the dataset, read only for checkpoints of an earlier version
-    (whose records lack the image size; else None).
+    (H, W) or (H, W, C), and the dataset, read only for checkpoints of an
+    earlier version (whose records lack the image size; else None).
 
   Raises:
     errors.ConfigError: the config is invalid, or the workdir has no
@@ -57,9 +56,8 @@ def restore(config: ml_collections.ConfigDict, workdir: str
   else:
     shape = tuple(int(n) for n in images['shape'])
     num_train = int(images['num_train'])
-  num_pixels = int(np.prod(shape))
-  configuration.check_memory(config, num_pixels)
-  state = state_lib.create_train_state(config, num_pixels,
+  configuration.check_memory(config, shape)
+  state = state_lib.create_train_state(config, shape,
                                        jax.random.PRNGKey(0))
   ckpts = checkpoints.Checkpoints(workdir, config.train.keep_checkpoints)
   try:
@@ -69,7 +67,7 @@ def restore(config: ml_collections.ConfigDict, workdir: str
   if step is None:
     raise errors.ConfigError(
         f'{workdir}/checkpoints holds no checkpoint: train first.')
-  state = state.replace(model=models.evaluation_model(config, num_pixels))
+  state = state.replace(model=models.evaluation_model(config, shape))
   return state, shape, splits
 
 
