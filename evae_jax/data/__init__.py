@@ -4,7 +4,8 @@ digits, and the user's own images in an .npz file.
 One module per source (`idx`, `npz`, `tfd`, `digits`, `tfds_source`), each
 reading its files into uint8 arrays; `SOURCES` maps ``data.name`` to the
 source, and `load` turns any of them into `Splits`: train / valid / test
-arrays of shape (n, H, W), dtype uint8 in [0, 255]. Validation always comes
+arrays of shape (n, H, W) (or (n, H, W, C) for colour images), dtype
+uint8 in [0, 255]. Validation always comes
 out of the training split (or the dataset's own validation split), never
 out of the test split. Turning pixels into model inputs (scaling and
 binarisation) is `preprocess`, which runs on the device inside the jitted
@@ -74,26 +75,27 @@ DATASET_NAMES = tuple(SOURCES)
 
 @dataclasses.dataclass(frozen=True)
 class Splits:
-  """Images of one dataset, uint8 (n, height, width) per split.
+  """Images of one dataset, uint8 (n, height, width) per split, or (n,
+  height, width, channels) for colour images (an RGB .npz).
 
   Attributes:
-    train: (n_train, H, W) uint8 training images.
-    valid: (n_valid, H, W) uint8 validation images (carved out of the
+    train: (n_train, H, W[, C]) uint8 training images.
+    valid: (n_valid, H, W[, C]) uint8 validation images (carved out of the
       training split unless the dataset has its own).
-    test: (n_test, H, W) uint8 test images.
+    test: (n_test, H, W[, C]) uint8 test images.
   """
   train: np.ndarray
   valid: np.ndarray
   test: np.ndarray
 
   @property
-  def image_shape(self) -> Tuple[int, int]:
-    """(H, W) of every image."""
+  def image_shape(self) -> Tuple[int, ...]:
+    """(H, W) of every grey-scale image, (H, W, C) of a colour one."""
     return tuple(self.train.shape[1:])
 
   @property
   def num_pixels(self) -> int:
-    """N = H * W, the length of a flattened image."""
+    """N = H * W (* C), the length of a flattened image."""
     return int(np.prod(self.image_shape))
 
   def split(self, name: str) -> np.ndarray:
@@ -179,10 +181,10 @@ def pixel_mean(train: np.ndarray) -> np.ndarray:
   pixel is on (for 'fixed', the mean of the binarised images).
 
   Args:
-    train: (n, H, W) uint8 training images.
+    train: (n, H, W) or (n, H, W, C) uint8 training images.
 
   Returns:
-    (N,) float64 means in [0, 1], N = H * W.
+    (N,) float64 means in [0, 1], N = H * W (* C), channel-last.
   """
 
   return (train.reshape(len(train), -1).astype(np.float64).mean(0) / 255.0)

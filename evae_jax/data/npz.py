@@ -1,4 +1,4 @@
-"""The user's own grey-scale images in an ``.npz`` file (local or
+"""The user's own grey-scale or RGB images in an ``.npz`` file (local or
 ``gs://``), checked so that every malformed file gets a message naming the
 fix; nothing is ever unpickled."""
 
@@ -12,17 +12,19 @@ from evae_jax import errors
 from evae_jax.storage import files
 
 NPZ_SPLITS = ('train', 'valid', 'test')  # valid is optional
+NPZ_CHANNELS = (1, 3)  # grey-scale, RGB
 
 
 _NPZ_HOW = ('An images file for data.name=npz is written with '
             'numpy.savez(path, train=..., test=...) (optionally valid=...), '
-            'each a grey-scale image array of shape (n, H, W) or (n, H, W, 1) '
-            'with the same H x W, uint8 in [0, 255] or floats in [0, 1].')
+            'each an image array of shape (n, H, W) or (n, H, W, 1) (grey-'
+            'scale) or (n, H, W, 3) (RGB) with the same H x W (and channels), '
+            'uint8 in [0, 255] or floats in [0, 1].')
 
 
 def _npz_images(path: str, key: str, images) -> np.ndarray:
-  """One split of an .npz as uint8 (n, H, W), or a errors.DataError saying
-  why not."""
+  """One split of an .npz as uint8 (n, H, W) (grey-scale) or (n, H, W, 3)
+  (RGB), or a errors.DataError saying why not."""
   if images.dtype == object:
     raise errors.DataError(
         f'{path}: {key!r} is an array of Python objects, as numpy '
@@ -31,16 +33,16 @@ def _npz_images(path: str, key: str, images) -> np.ndarray:
   shape = images.shape
   if images.ndim == 4 and shape[-1] == 1:
     images = images[..., 0]
-  elif images.ndim == 4:
+  elif images.ndim == 4 and shape[-1] not in NPZ_CHANNELS:
     raise errors.DataError(
         f'{path}: {key!r} has shape {shape}, images with '
-        f'{shape[-1]} channels; evae_jax models grey-scale '
-        'images: convert them (e.g. average the channels) to (n, '
-        f'H, W). {_NPZ_HOW}')
-  if images.ndim != 3:
+        f'{shape[-1]} channels; evae_jax models grey-scale or RGB '
+        'images: convert them to (n, H, W) or (n, H, W, 3) (e.g. drop '
+        f'an alpha channel). {_NPZ_HOW}')
+  if images.ndim not in (3, 4):
     raise errors.DataError(
         f'{path}: {key!r} has shape {shape}; expected a batch of '
-        f'images (n, H, W) or (n, H, W, 1). {_NPZ_HOW}')
+        f'images (n, H, W), (n, H, W, 1) or (n, H, W, 3). {_NPZ_HOW}')
   if 0 in images.shape:
     raise errors.DataError(
         f'{path}: {key!r} is empty (shape {shape}); every split '
@@ -76,10 +78,11 @@ def load_npz(path: str) -> Dict[str, np.ndarray]:
   """The user's own images from an .npz file (local or ``gs://``).
 
   The file holds ``train`` and ``test`` (and optionally ``valid``): grey-
-  scale images of shape (n, H, W) or (n, H, W, 1), any H x W but the same
-  in every split, each uint8 in [0, 255] or floating in [0, 1] (bool is
-  taken as {0, 1}). Floats are stored as the pipeline stores every dataset,
-  uint8: rounded to the nearest of 256 grey levels. Other keys (labels,
+  scale images of shape (n, H, W) or (n, H, W, 1), or RGB images (n, H, W,
+  3), any H x W but the same shape in every split, each uint8 in [0, 255]
+  or floating in [0, 1] (bool is taken as {0, 1}). Floats are stored as the
+  pipeline stores every dataset, uint8: rounded to the nearest of 256
+  levels per channel value. Other keys (labels,
   say) are ignored. Written e.g. by
   ``np.savez('mine.npz', train=train_images, test=test_images)``.
 
@@ -87,7 +90,8 @@ def load_npz(path: str) -> Dict[str, np.ndarray]:
     path: the file.
 
   Returns:
-    dict with 'train', 'test' and, if present, 'valid': uint8 (n, H, W).
+    dict with 'train', 'test' and, if present, 'valid': uint8 (n, H, W)
+    or (n, H, W, 3).
 
   Raises:
     errors.DataError: the file is missing, unreadable or malformed (missing
@@ -138,8 +142,9 @@ def load_npz(path: str) -> Dict[str, np.ndarray]:
   if len(set(sizes.values())) > 1:
     raise errors.DataError(
         f'{path}: the splits hold images of different sizes (' +
-        ', '.join(f'{k} {h}x{w}' for k, (h, w) in sizes.items()) +
-        f'); every split needs the same H x W. {_NPZ_HOW}')
+        ', '.join(f'{k} ' + 'x'.join(map(str, size))
+                  for k, size in sizes.items()) +
+        f'); every split needs the same H x W (and channels). {_NPZ_HOW}')
   if len(parts['train']) < 2:
     raise errors.DataError(f'{path}: train holds {len(parts["train"])} image; '
                            f'training needs at least 2. {_NPZ_HOW}')

@@ -22,8 +22,8 @@ SAMPLE_MODE_PNG = 'sample_mode.png'
 
 def samples(params, model, num_samples: int, image_shape,
             seed: int = seeds.FIGURE_SEED) -> np.ndarray:
-  """(num_samples, H, W) decoder means of fresh samples (y uniform,
-  z ~ N(0, I))."""
+  """(num_samples, H, W) (or (num_samples, H, W, C) for colour images)
+  decoder means of fresh samples (y uniform, z ~ N(0, I))."""
   x = sampling.generate(model, params, jax.random.PRNGKey(seed), num_samples)
   return np.asarray(x).reshape((num_samples,) + tuple(image_shape))
 

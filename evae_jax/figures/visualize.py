@@ -3,7 +3,8 @@
 Each figure has a builder that returns a matplotlib ``Figure`` (to show in a
 notebook or inspect) and a ``save_*`` function that writes it as a PNG.
 Image grids are drawn at an integer upscale with nearest-neighbour
-interpolation, so every image pixel is a crisp square.
+interpolation, so every image pixel is a crisp square. Images are grey-
+scale (n, H, W) or colour (n, H, W, 3); a grid of colour images is RGB.
 """
 
 import io
@@ -46,19 +47,23 @@ def image_grid(images: np.ndarray, num_cols: Optional[int] = None,
   """Tiles images in [0, 1] into one uint8 image, white between tiles.
 
   Args:
-    images: (n, H, W) images in [0, 1] (clipped).
+    images: (n, H, W) grey-scale or (n, H, W, 3) RGB images in [0, 1]
+      (clipped); (n, H, W, 1) counts as grey-scale.
     num_cols: tiles per row; default ceil(sqrt(n)).
     pad: white pixels between tiles and around the grid.
 
   Returns:
-    (rows * (H + pad) + pad, cols * (W + pad) + pad) uint8; empty cells white.
+    (rows * (H + pad) + pad, cols * (W + pad) + pad) uint8, with a trailing
+    axis of 3 for RGB images; empty cells white.
   """
   images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
-  n, h, w = images.shape
+  if images.ndim == 4 and images.shape[-1] == 1:
+    images = images[..., 0]
+  n, h, w = images.shape[:3]
   num_cols = num_cols or int(math.ceil(math.sqrt(n)))
   num_rows = int(math.ceil(n / num_cols))
-  grid = np.ones((num_rows * (h + pad) + pad, num_cols * (w + pad) + pad),
-                 np.float32)
+  grid = np.ones((num_rows * (h + pad) + pad, num_cols * (w + pad) + pad)
+                 + images.shape[3:], np.float32)
   for i, image in enumerate(images):
     r, c = divmod(i, num_cols)
     grid[pad + r * (h + pad):pad + r * (h + pad) + h,
@@ -74,21 +79,21 @@ def stacked_grids(top: np.ndarray, bottom: np.ndarray,
                   num_cols: Optional[int] = None) -> np.ndarray:
   """Two `image_grid`s one above the other with a gray band between them
   (originals over their reconstructions, for image loggers that take one
-  grayscale array, where the PNG figure draws a red line).
+  array, where the PNG figure draws a red line).
 
   Args:
-    top: (n, H, W) images in [0, 1].
-    bottom: (m, H, W) images in [0, 1].
+    top: (n, H, W) or (n, H, W, 3) images in [0, 1].
+    bottom: (m, H, W) or (m, H, W, 3) images in [0, 1].
     num_cols: tiles per row of both grids; default ceil(sqrt(n)).
 
   Returns:
     uint8 (rows_top * (H + 1) + 1 + BAND_PX + rows_bottom * (H + 1) + 1,
-    cols * (W + 1) + 1), the band BAND_GRAY.
+    cols * (W + 1) + 1) (and 3 for RGB), the band BAND_GRAY.
   """
   num_cols = num_cols or int(math.ceil(math.sqrt(len(top))))
   upper = image_grid(top, num_cols)
   lower = image_grid(bottom, num_cols)
-  band = np.full((BAND_PX, upper.shape[1]), BAND_GRAY, np.uint8)
+  band = np.full((BAND_PX,) + upper.shape[1:], BAND_GRAY, np.uint8)
   return np.concatenate([upper, band, lower])
 
 
@@ -115,14 +120,15 @@ def _figure_title(fig, title: str) -> None:
 
 def _image_axes(fig, grid: np.ndarray, left_px: int, top_px: int,
                 scale: int):
-  """Axes showing ``grid`` at ``scale`` output pixels per image pixel, its
-  top-left corner ``left_px``, ``top_px`` from the figure's top-left."""
+  """Axes showing ``grid`` (grey-scale, or RGB with a trailing axis of 3)
+  at ``scale`` output pixels per image pixel, its top-left corner
+  ``left_px``, ``top_px`` from the figure's top-left."""
   width, height = fig.get_size_inches() * DPI
   h, w = grid.shape[0] * scale, grid.shape[1] * scale
   ax = fig.add_axes((left_px / width, 1 - (top_px + h) / height,
                      w / width, h / height))
-  ax.imshow(grid, cmap='gray', vmin=0, vmax=255, interpolation='nearest',
-            aspect='auto')
+  grey = dict(cmap='gray', vmin=0, vmax=255) if grid.ndim == 2 else {}
+  ax.imshow(grid, interpolation='nearest', aspect='auto', **grey)
   ax.set_xticks([])
   ax.set_yticks([])
   return ax
@@ -133,7 +139,7 @@ def grid_figure(images: np.ndarray, num_cols: Optional[int] = None,
   """A titled image grid (samples).
 
   Args:
-    images: (n, H, W) in [0, 1].
+    images: (n, H, W) or (n, H, W, 3) in [0, 1].
     num_cols: tiles per row; default ceil(sqrt(n)).
     min_size: the grid's longer side is upscaled to at least this many px.
     title: the figure's title.
@@ -165,8 +171,8 @@ def reconstructions_figure(originals: np.ndarray,
   labelled (paper Fig. 9/10).
 
   Args:
-    originals: (n, H, W) in [0, 1].
-    reconstructions: (n, H, W) in [0, 1], in the same order.
+    originals: (n, H, W) or (n, H, W, 3) in [0, 1].
+    reconstructions: the same shape, in the same order.
     num_cols: images per row; n is cut to a multiple of it when n > num_cols.
     min_size: the figure's longer image side, at least, in px.
     title: the figure's title.
@@ -262,8 +268,9 @@ def manifolds_figure(manifolds: Sequence[np.ndarray], grid_size: int,
   """Epitome manifolds side by side (paper Fig. 5), tiles padded apart.
 
   Args:
-    manifolds: per panel, (grid_size**2, H, W) images in [0, 1], row-major
-      over the grid (rows sweep the first unit, columns the second).
+    manifolds: per panel, (grid_size**2, H, W[, 3]) images in [0, 1],
+      row-major over the grid (rows sweep the first unit, columns the
+      second).
     grid_size: tiles per side.
     titles: per panel, its title (which epitome and units).
     axis_labels: per panel, (row unit, column unit) axis labels.
@@ -276,7 +283,7 @@ def manifolds_figure(manifolds: Sequence[np.ndarray], grid_size: int,
     A matplotlib Figure.
   """
   tiles = [image_grid(m, grid_size) for m in manifolds]
-  th, tw = tiles[0].shape
+  th, tw = tiles[0].shape[:2]
   scale = _scale((th, tw), min_size)
   h, w = th * scale, tw * scale
   num = len(tiles)

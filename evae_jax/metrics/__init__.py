@@ -27,21 +27,22 @@ ACTIVE_THRESHOLDS = (0.02, 0.01)
 
 
 def eval_inputs(images: np.ndarray, data_config) -> jax.Array:
-  """uint8 (n, H, W) -> float32 (n, N) evaluation inputs on the device.
+  """uint8 (n, H, W[, C]) -> float32 (n, N) evaluation inputs on the device.
 
   With dynamic binarisation, evaluation uses one fixed stochastic
   binarisation (seeded from ``data.split_seed``) so that figures are
   reproducible and comparable across models.
 
   Args:
-    images: uint8 (n, H, W) in [0, 255].
+    images: uint8 (n, H, W) or (n, H, W, C) in [0, 255].
     data_config: the config's ``data`` section (``binarization``,
       ``split_seed``).
 
   Returns:
-    (n, N) float32, N = H * W: x / 255, or its fixed binarisation for
-    ``binarization == 'dynamic'``.
+    (n, N) float32, N = H * W (* C): x / 255, or its fixed binarisation
+    for ``binarization == 'dynamic'``.
   """
+  images = np.asarray(images).reshape(len(images), -1)  # the same draws
   if data_config.binarization == 'dynamic':
     images = input_pipeline.binarize_once(
         images, data_config.split_seed + EVAL_BINARIZATION_SEED_OFFSET)

@@ -80,14 +80,15 @@ class MetricWriter:
     self._tb.flush()
 
   def write_images(self, step: int, images: Dict[str, np.ndarray]) -> None:
-    """Logs grayscale images to TensorBoard.
+    """Logs images (grey-scale or RGB) to TensorBoard.
 
     Args:
       step: the training step.
-      images: {tag: (H, W) uint8 image}.
+      images: {tag: (H, W) grey-scale or (H, W, 3) RGB uint8 image}.
     """
     for key, image in images.items():
-      self._tb.add_image(key, image, int(step), dataformats='HW')
+      self._tb.add_image(key, image, int(step),
+                         dataformats='HW' if image.ndim == 2 else 'HWC')
     self._tb.flush()
 
   def close(self) -> None:
