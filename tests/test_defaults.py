@@ -29,6 +29,7 @@ CHOICES = {
     'data.binarization': input_pipeline.BINARIZATIONS,
     'data.valid_from': input_pipeline.VALID_FROM,
     'model.kind': models.MODEL_KINDS,
+    'model.network': models.NETWORKS,
     'model.likelihood': models.LIKELIHOODS,
     'model.activation': tuple(models.ACTIVATIONS),
     'model.kernel_init': tuple(models.KERNEL_INITS),

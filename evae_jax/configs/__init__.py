@@ -13,7 +13,8 @@ any directory and a user's own config file can build on them:
 
 Each module has ``get_config()``: `default` / `digits` (the embedded 8x8
 digits), `mnist`, `binarized_mnist`, `fashion_mnist` (local IDX files),
-`tfd` (the paper's TFD setting) and `test` (tiny, for tests). The checkout's
+`tfd` (the paper's TFD setting), `conv_rgb` (a convolutional eVAE for your
+own RGB .npz) and `test` (tiny, for tests). The checkout's
 ``configs/*.py`` are thin files that re-export these. Every field, its
 default and its meaning: `evae_jax.configuration.defaults`.
 """

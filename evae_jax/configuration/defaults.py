@@ -41,7 +41,7 @@ def get_config():
   #   colour (H, W, 3) or grey-scale images; evae_jax/models/conv.py)
   config.model.conv_channels = (32, 64)  # network=conv: channels of each
   #   stride-2 convolution (the decoder mirrors them with transposed ones)
-  config.model.conv_kernel_size = 4  # network=conv: 3 | 4, k x k kernels
+  config.model.conv_kernel_size = 4  # network=conv: k x k kernels, k = 3 or 4
   config.model.num_layers = 1  # L (network=conv: Dense layers after the
   #   convolutions)
   config.model.hidden_dim = 200  # H
