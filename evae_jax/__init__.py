@@ -92,7 +92,14 @@ if not any(isinstance(f, _MovedModules) for f in sys.meta_path):
   sys.meta_path.append(_MovedModules())
 
 
+# Subpackages reached as attributes without their own import
+# (`evae_jax.pretrained.available()`).
+_SUBPACKAGES = ('pretrained',)
+
+
 def __getattr__(name):
+  if name in _SUBPACKAGES:
+    return importlib.import_module(f'evae_jax.{name}')
   if name in _DEPRECATED:
     module, target, message = _DEPRECATED[name]
     warnings.warn(message, DeprecationWarning, stacklevel=2)
@@ -106,7 +113,8 @@ def __getattr__(name):
 
 
 def __dir__():
-  return sorted(set(globals()) | set(_EXPORTS) | set(_DEPRECATED))
+  return sorted(set(globals()) | set(_EXPORTS) | set(_DEPRECATED)
+                | set(_SUBPACKAGES))
 
 
 __version__ = '0.1.0'

@@ -193,3 +193,16 @@ def test_the_model_card_is_written_from_the_file_it_describes(
                    f'seed {config["seed"]}', "evae_jax.load('pretrained:tiny')",
                    f'D = {config["model"]["latent_dim"]}'):
     assert expected in text, (expected, text)
+
+
+def test_the_pretrained_module_is_reached_from_the_package_alone():
+  """`import evae_jax; evae_jax.pretrained.available()`, as the README and
+  the quickstart write it, in a fresh interpreter."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  result = subprocess.run(
+      [sys.executable, '-c', 'import evae_jax; '
+       'print(evae_jax.pretrained.available())'],
+      capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert 'mnist-evae' in result.stdout
