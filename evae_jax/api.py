@@ -13,10 +13,10 @@ the data are read when ``m.splits`` is first used. Its methods are thin
 wrappers of `evae_jax.models`, `evae_jax.sampling` and `evae_jax.evaluate`,
 jitted with the model static.
 
-Inputs: images x of shape (B, H, W), (B, H, W, 1) or (B, H * W), H x W the
-dataset's (``m.image_shape``), uint8 in [0, 255] (scaled by 1/255) or
-floats in [0, 1]. No binarisation is applied (a Bernoulli decoder scores
-grey levels as a cross-entropy); to score images exactly as
+Inputs: images x of shape (B,) + the dataset's ``m.image_shape`` ((H, W),
+or (H, W, 3) for RGB), (B, H, W, 1) or (B, N) flat; uint8 in [0, 255]
+(scaled by 1/255) or floats in [0, 1]. No binarisation: a Bernoulli decoder
+scores grey levels as a cross-entropy; to score images exactly as
 ``--mode=evaluate`` does (one fixed binarisation of the test images for
 ``data.binarization=dynamic``), pass ``m.eval_inputs(images)``. Random
 keys ``rng``: a ``jax.random`` key or an int seed (the same key, the same
@@ -101,7 +101,7 @@ class TrainedModel:
   Args:
     workdir, config: as the attributes.
     state: anything with the restored ``model``, ``params`` and ``step``.
-    image_shape: (H, W) of the images.
+    image_shape: (H, W) or (H, W, C) of the images.
     splits: the dataset as training saw it (None: read when first used).
   """
 
@@ -133,7 +133,7 @@ class TrainedModel:
 
   @property
   def image_shape(self) -> Tuple[int, int]:
-    """(H, W) of the images the model was trained on."""
+    """(H, W) (or (H, W, C)) of the images the model was trained on."""
     return self._image_shape
 
   @property
@@ -150,11 +150,11 @@ class TrainedModel:
     """Images -> the float32 (B, N) inputs of the network (module docstring).
 
     Args:
-      x: (B, H, W), (B, H, W, 1) or (B, H * W); uint8 in [0, 255] or
+      x: (B,) + image_shape, (B, H, W, 1) or (B, N); uint8 in [0, 255] or
         floats in [0, 1].
 
     Returns:
-      (B, N) float32 in [0, 1], N = H * W.
+      (B, N) float32 in [0, 1], N = H * W (* C).
 
     Raises:
       ValueError: the shape or the values do not fit the model.
@@ -166,9 +166,9 @@ class TrainedModel:
     if len(shape) < 2 or int(np.prod(shape[1:])) != n:
       raise ValueError(
           f'x has shape {np.shape(x)}; this model takes a batch of '
-          f'{self.image_shape[0]}x{self.image_shape[1]} images: (B, '
-          f'{self.image_shape[0]}, {self.image_shape[1]}), (B, '
-          f'{self.image_shape[0]}, {self.image_shape[1]}, 1) or (B, {n}). '
+          f'{"x".join(map(str, self.image_shape))} images: (B,) + '
+          f'{self.image_shape}, (B, {n}) flat, or (B, H, W, 1) for '
+          'grey-scale. '
           'For one image, add a leading axis (x[None]).')
     dtype = np.dtype(x.dtype) if hasattr(x, 'dtype') else np.asarray(x).dtype
     if dtype == np.uint8:
@@ -190,10 +190,10 @@ class TrainedModel:
     binarisation (`evae_jax.evaluate.eval_inputs`); else x / 255.
 
     Args:
-      images: uint8 (B, H, W) (or (B, H * W)) in [0, 255], as in `splits`.
+      images: uint8 (B,) + image_shape (or (B, N)) in [0, 255], as `splits`.
 
     Returns:
-      (B, N) float32 in [0, 1], N = H * W: binary for dynamic binarisation.
+      (B, N) float32 in [0, 1], N = H * W (* C): binary if dynamic.
 
     Raises:
       ValueError: the images are not uint8.
@@ -282,7 +282,7 @@ class TrainedModel:
       rng: key (or int seed) of the noise that chooses y*.
 
     Returns:
-      (B, H, W) float32 in [0, 1].
+      (B,) + image_shape float32 in [0, 1].
 
     Raises:
       ValueError: x does not fit the model (see `inputs`).
@@ -300,7 +300,7 @@ class TrainedModel:
       n: how many images.
 
     Returns:
-      (n, H, W) float32 in [0, 1].
+      (n,) + image_shape float32 in [0, 1].
 
     Raises:
       ValueError: n < 1.
