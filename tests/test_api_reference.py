@@ -5,16 +5,18 @@ The library's own modules (`INTERNAL_MODULES`: training, checkpoints, data,
 workdirs) are held to the same check, though not in the reference.
 
 
-Build the reference by hand with the README's command (``pdoc --docformat
-google -o build/api evae_jax evae_jax.api ...``); a test below keeps its
-module list equal to `PUBLIC_MODULES`.
+The reference is built with the pages by ``python docs/build.py``, whose
+`PUBLIC_MODULES` these tests check.
 """
 
 import ast
 import importlib
+import importlib.util
 import inspect
 import os
 import re
+import subprocess
+import sys
 import textwrap
 import types
 import warnings
@@ -23,16 +25,18 @@ import pytest
 
 from tests.conftest import ROOT
 
+def _build_module():
+  spec = importlib.util.spec_from_file_location(
+      'docs_build', os.path.join(ROOT, 'docs', 'build.py'))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+BUILD = _build_module()
 # The library API: what `evae_jax` exports, and the modules people import
-# directly. The reference documents exactly these.
-PUBLIC_MODULES = ('evae_jax', 'evae_jax.api', 'evae_jax.elbo',
-                  'evae_jax.objectives', 'evae_jax.objectives.registry',
-                  'evae_jax.objectives.latents', 'evae_jax.objectives.point',
-                  'evae_jax.objectives.iwae', 'evae_jax.objectives.free_bits',
-                  'evae_jax.objectives.callables', 'evae_jax.epitomes',
-                  'evae_jax.likelihoods', 'evae_jax.marginal',
-                  'evae_jax.evaluate', 'evae_jax.metrics',
-                  'evae_jax.sampling')
+# directly; the reference documents exactly these.
+PUBLIC_MODULES = BUILD.PUBLIC_MODULES
 
 # The library's own modules beyond the API (training, checkpoints, data,
 # workdirs): not in the reference, but held to the same docstrings. `main`
@@ -359,9 +363,28 @@ def test_the_reference_builds_without_warnings(tmp_path):
   assert 'Arguments:' in pages['evae_jax.elbo'].read_text()
 
 
-def test_readme_command_documents_the_public_modules():
-  readme = open(os.path.join(ROOT, 'README.md')).read()
-  command, = re.findall(r'^pdoc --.*$', readme, re.M)
-  assert '--docformat google' in command
-  modules = tuple(w for w in command.split() if w.startswith('evae_jax'))
-  assert modules == PUBLIC_MODULES
+def test_one_command_builds_the_pages_and_the_reference(tmp_path):
+  """python docs/build.py: README and docs/*.md as HTML with their links
+  between pages kept, and the reference of `PUBLIC_MODULES`."""
+  result = subprocess.run(
+      [sys.executable, os.path.join(ROOT, 'docs', 'build.py'),
+       f'--out={tmp_path}'], capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert (tmp_path / 'index.html').is_file()
+  assert (tmp_path / 'api' / 'evae_jax' / 'api.html').is_file()
+  pages = sorted(p.name for p in tmp_path.glob('*.html'))
+  expected = ['index.html'] + sorted(
+      n[:-3] + '.html' for n in os.listdir(os.path.join(ROOT, 'docs'))
+      if n.endswith('.md'))
+  assert pages == sorted(expected)
+  index = (tmp_path / 'index.html').read_text()
+  assert 'docs/build.py' in index and '.md"' not in index
+  assert '<table>' in index  # markdown tables rendered
+
+
+def test_a_link_to_no_page_fails_the_build(tmp_path):
+  source = os.path.join(ROOT, 'docs', 'x.md')
+  with pytest.raises(SystemExit, match='no page of the site'):
+    BUILD._links('see [it](nowhere.md)', source,  # pylint: disable=protected-access
+                 {os.path.join(ROOT, 'README.md'): 'index.html'})
+
