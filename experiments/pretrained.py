@@ -82,13 +82,17 @@ def main(argv):
   del argv
   f = flags.FLAGS
   path = os.path.join(FOLDER, f'{f.name}.npz')
-  digest = evae_jax.export(f.workdir, path)
-  meta = evae_jax.load(path).meta
+  # Written aside and moved into place only once it has its evaluation, so
+  # a refused export never touches a shipped model or its card.
+  staged = f'{path}.staged'
+  digest = evae_jax.export(f.workdir, staged)
+  meta = evae_jax.load(staged).meta
   if not meta['evaluation']:
-    os.remove(path)
+    os.remove(staged)
     print(f'error: {f.workdir} has no eval.json of its newest step: run '
           '--mode=evaluate on it first.', file=sys.stderr)
     sys.exit(2)
+  os.replace(staged, path)
   with open(os.path.join(FOLDER, f'{f.name}.md'), 'w') as fh:
     fh.write(card(f.name, meta, digest, f.command, f.note))
   print(json.dumps({'path': path, 'sha256': digest,

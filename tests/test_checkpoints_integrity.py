@@ -129,7 +129,11 @@ def test_bit_flips_are_caught_without_checksums_json(workdir, caplog):
   with caplog.at_level(logging.WARNING):
     _, step = _restore(workdir)
   assert step == STEPS  # the flipped step did not restore silently
-  assert 'checksum' in caplog.text
+  # Usually only the checksum can tell; where the chunk order puts the flip
+  # in a compressed block, orbax's reader refuses the step first. Either
+  # way the step is named as damaged and moved aside.
+  assert ('checksum' in caplog.text
+          or 'is unreadable or damaged' in caplog.text), caplog.text
 
 
 def test_a_save_after_losing_checksums_json_keeps_earlier_steps_verified(

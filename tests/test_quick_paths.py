@@ -75,6 +75,13 @@ def quick_evaluated(one_epoch_workdir):
   report.evaluate_workdir(config, one_epoch_workdir)
   with open(os.path.join(one_epoch_workdir, report.EVAL_JSON), 'rb') as f:
     full = f.read()
+  # Stand-ins for figures of an earlier checkpoint, which report.md shows
+  # (training may have gone on since the full evaluation).
+  for name in os.listdir(one_epoch_workdir):
+    if name.endswith('.png'):
+      with open(os.path.join(one_epoch_workdir, name), 'ab') as f:
+        f.write(b'earlier checkpoint')
+  before = _snapshot(one_epoch_workdir)
   out = os.path.join(one_epoch_workdir, 'quick.stdout')
   err = os.path.join(one_epoch_workdir, 'quick.stderr')
   with open(out, 'w') as stdout, open(err, 'w') as stderr:
@@ -86,7 +93,19 @@ def quick_evaluated(one_epoch_workdir):
   read = lambda path: open(path, 'rb').read().decode()  # keeps any '\r'
   logged = read(out) + read(err)
   assert run.returncode == 0, logged[-3000:]
+  after = _snapshot(one_epoch_workdir)
+  changed = sorted(n for n in before if after.get(n) != before[n])
+  assert not changed, f'the quick evaluation rewrote {changed}'
   return one_epoch_workdir, full, read(out), logged
+
+
+def _snapshot(workdir):
+  """{name: bytes} of the full evaluation's files (eval.json, the
+  per-example values, report.md and every figure) in ``workdir``."""
+  return {n: open(os.path.join(workdir, n), 'rb').read()
+          for n in os.listdir(workdir)
+          if n.endswith(('.png', '.md', '.npz', '.json'))
+          and '_quick' not in n}
 
 
 def test_quick_evaluation_leaves_the_full_one_alone(quick_evaluated):

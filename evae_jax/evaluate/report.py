@@ -47,6 +47,8 @@ EVAL_JSON = 'eval.json'
 EVAL_EXAMPLES_NPZ = 'eval_examples.npz'
 REPORT_MD = 'report.md'
 SAMPLES_NPZ = 'samples.npz'
+
+
 def load_trained(config: ml_collections.ConfigDict, workdir: str
                  ) -> Tuple[state_lib.TrainState, input_pipeline.Splits]:
   """(state, splits) of the newest checkpoint in ``workdir``.
@@ -364,9 +366,10 @@ def _evaluate_one(config, workdir: str) -> Dict[str, Any]:
   per_example = results.pop('per_example')
   if not sharding.is_lead():
     return results
-  figures.write_sample_figures(state.params, state.model, splits,
-                               config, workdir)
-  figures.write_activity_figure(results['active_units'], config, workdir)
+  if not quick:  # the figures report.md shows stay the full evaluation's
+    figures.write_sample_figures(state.params, state.model, splits,
+                                 config, workdir)
+    figures.write_activity_figure(results['active_units'], config, workdir)
   # One evaluation's files name their checkpoint and each other: the
   # per-example values carry the step, eval.json the digest of those exact
   # bytes, and eval.json is written last, so an evaluation killed half way
