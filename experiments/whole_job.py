@@ -42,6 +42,7 @@ import functools
 import importlib.metadata
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -182,6 +183,30 @@ def cpu_bfloat16_flags() -> List[str]:
   return [flag for flag in ('avx512_bf16', 'amx_bf16') if flag in words]
 
 
+def machine() -> Dict[str, object]:
+  """What a reader on another machine needs to tell why their times differ.
+
+  Returns:
+    {'cpu_model': the CPU's model name ('' where /proc/cpuinfo is not
+    readable), 'cores': the cores this process may use, 'bfloat16_flags':
+    `cpu_bfloat16_flags`, 'platform': the OS and architecture}.
+  """
+  model = ''
+  try:
+    with open('/proc/cpuinfo') as f:
+      for line in f:
+        if line.lower().startswith('model name'):
+          model = line.split(':', 1)[1].strip()
+          break
+  except OSError:
+    pass
+  cores = (len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
+           else os.cpu_count())
+  return {'cpu_model': model or platform.processor(), 'cores': cores,
+          'bfloat16_flags': cpu_bfloat16_flags(),
+          'platform': platform.platform()}
+
+
 def versions() -> Dict[str, str]:
   """The installed versions of the libraries the jobs time."""
   found = {}
@@ -209,7 +234,7 @@ def main(argv):
   got = summary(times)
   result = {'epochs': f.epochs, 'pairs': f.pairs, 'warmup': f.warmup,
             'jobs': list(jobs), 'cpu_bfloat16_flags': cpu_bfloat16_flags(),
-            'versions': versions(),
+            'machine': machine(), 'versions': versions(),
             'commands': {n: c('WORKDIR') for n, c in jobs.items()},
             'times_s': times, **got}
   out = f.out or os.path.join(tempfile.gettempdir(), 'whole_job.json')
@@ -217,7 +242,11 @@ def main(argv):
     json.dump(result, fh, indent=1)
   print()
   print(format_summary(times, got))
-  print(f'\nevery time: {out}')
+  m = result['machine']
+  print(f"\nmachine: {m['cpu_model']}, {m['cores']} cores, bfloat16 flags: "
+        f"{', '.join(m['bfloat16_flags']) or 'none'}; "
+        + ', '.join(f'{k} {v}' for k, v in result['versions'].items()))
+  print(f'every time: {out}')
 
 
 if __name__ == '__main__':
