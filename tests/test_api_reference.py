@@ -372,14 +372,25 @@ def test_one_command_builds_the_pages_and_the_reference(tmp_path):
   assert result.returncode == 0, result.stderr[-3000:]
   assert (tmp_path / 'index.html').is_file()
   assert (tmp_path / 'api' / 'evae_jax' / 'api.html').is_file()
-  pages = sorted(p.name for p in tmp_path.glob('*.html'))
-  expected = ['index.html'] + sorted(
-      n[:-3] + '.html' for n in os.listdir(os.path.join(ROOT, 'docs'))
-      if n.endswith('.md'))
+  pages = sorted(str(p.relative_to(tmp_path))
+                 for p in tmp_path.rglob('*.html')
+                 if 'api' not in p.relative_to(tmp_path).parts)
+  expected = ['index.html'] + [
+      f'docs/{n[:-3]}.html' for n in os.listdir(os.path.join(ROOT, 'docs'))
+      if n.endswith('.md')] + ['results/RESULTS.html',
+                               'experiments/README.html']
   assert pages == sorted(expected)
   index = (tmp_path / 'index.html').read_text()
   assert 'docs/build.py' in index and '.md"' not in index
-  assert '<table>' in index  # markdown tables rendered
+  assert 'href="docs/guide.html"' in index
+  guide = (tmp_path / 'docs' / 'guide.html').read_text()
+  assert '<table>' in guide  # markdown tables rendered
+  assert 'href="config.html"' in guide and 'href="../index.html"' in guide
+  # The results page shows its figures: they are copied beside it.
+  results = (tmp_path / 'results' / 'RESULTS.html').read_text()
+  shown = re.findall(r'<img src="([^"]+)"', results)
+  assert shown and all((tmp_path / 'results' / src).is_file()
+                       for src in shown)
 
 
 def test_a_link_to_no_page_fails_the_build(tmp_path):
@@ -387,4 +398,63 @@ def test_a_link_to_no_page_fails_the_build(tmp_path):
   with pytest.raises(SystemExit, match='no page of the site'):
     BUILD._links('see [it](nowhere.md)', source,  # pylint: disable=protected-access
                  {os.path.join(ROOT, 'README.md'): 'index.html'})
+
+
+def test_a_link_to_a_missing_file_fails_the_build_and_a_file_is_kept():
+  source = os.path.join(ROOT, 'docs', 'x.md')
+  with pytest.raises(SystemExit, match='does not exist'):
+    BUILD._links('![a](no_such.png)', source, {})  # pylint: disable=protected-access
+  text, files = BUILD._links(  # pylint: disable=protected-access
+      'see [build](build.py), [web](https://x.org/a.md), [here](#top)',
+      source, {})
+  assert files == ['docs/build.py']
+  assert text == ('see [build](build.py), [web](https://x.org/a.md), '
+                  '[here](#top)')
+
+
+def test_the_config_reference_is_generated_and_current():
+  """docs/config.md is the output of docs/config_reference.py on today's
+  defaults: every field once, with its default and the comment beside it."""
+  result = subprocess.run(
+      [sys.executable, os.path.join(ROOT, 'docs', 'config_reference.py'),
+       '--check'], capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr
+  from evae_jax.configuration import defaults
+  from evae_jax import configuration
+  with open(os.path.join(ROOT, 'docs', 'config.md')) as f:
+    page = f.read()
+  rows = re.findall(r'^\| `([a-z_.0-9]+)` \| `(.*?)` \| (.*?) \| (.*?) \|$',
+                    page, re.M)
+  names = [r[0] for r in rows]
+  flat = configuration.flatten(configuration.config_as_dict(
+      defaults.get_config()))
+  assert sorted(names) == sorted(flat) and len(set(names)) == len(names)
+  row = dict((r[0], r[1:]) for r in rows)
+  assert row['model.latent_dim'] == ('16', 'D', 'fixed: defines the run '
+                                     'and what evaluation scores')
+  assert row['train.num_epochs'][2] == 'may change on resume'
+  assert row['data.split_seed'][2] == 'fixed: defines the run'
+  assert 'linearly over this many (global) steps; 0 = off' in row[
+      'train.kl_warmup_steps'][1]
+
+
+def test_the_config_reference_parser_joins_continuations_and_notes():
+  spec = importlib.util.spec_from_file_location(
+      'config_reference', os.path.join(ROOT, 'docs', 'config_reference.py'))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  source = textwrap.dedent("""\
+      def get_config():
+        config.seed = 0
+        config.a = ml_collections.ConfigDict()
+        config.a.x = 1  # the first
+        #   and its second line
+        # A note on what follows.
+        config.a.y = 'z'
+        config.a.w = 2.0  # w; '#' in a comment
+      """)
+  assert module.fields(source) == [
+      ('seed', '', ''), ('a.x', 'the first and its second line', ''),
+      ('a.y', '', 'A note on what follows.'),
+      ('a.w', "w; '#' in a comment", '')]
 
