@@ -3,12 +3,13 @@
     python docs/build.py            # writes site/; open site/index.html
     python docs/build.py --out=DIR
 
-The pages are README.md (the site's index) and every ``docs/*.md``,
-rendered to HTML with their links between pages kept; the API reference is
-rendered from the docstrings of `PUBLIC_MODULES` by pdoc (Google style)
-into ``site/api/``. Both come with the ``test`` extra (pdoc, and markdown2,
-which pdoc depends on). The build fails on a link to a page that does not
-exist.
+The pages are README.md (the site's index), every ``docs/*.md`` and the
+results (`EXTRA_PAGES`), rendered to HTML at their repository paths with
+their links between pages kept and the images they show copied; the API
+reference is rendered from the docstrings of `PUBLIC_MODULES` by pdoc
+(Google style) into ``site/api/``. Both come with the ``test`` extra
+(pdoc, and markdown2, which pdoc depends on). The build fails on a link
+to a page that does not exist or to a local file that is missing.
 """
 
 import argparse
@@ -16,8 +17,9 @@ import html
 import os
 import pathlib
 import re
+import shutil
 import sys
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -41,18 +43,26 @@ td,th{border:1px solid #ccc;padding:.2rem .5rem}nav{margin-bottom:1.5rem}
 nav a{margin-right:1rem}"""
 
 
+# Pages beyond README.md and docs/*.md: the results and how to rerun them.
+EXTRA_PAGES = ('results/RESULTS.md', 'experiments/README.md')
+
+
 def pages() -> Dict[str, str]:
   """The site's pages: {output name: markdown source path}.
 
   Returns:
-    'index.html' for README.md, 'NAME.html' for each docs/NAME.md, in the
-    order of the navigation bar.
+    'index.html' for README.md, then 'docs/NAME.html' for each docs/NAME.md
+    and the `EXTRA_PAGES` at their paths with .html for .md, in the order
+    of the navigation bar: the site mirrors the repository, so a page's
+    relative links (to another page or to an image) keep working.
   """
   found = {'index.html': os.path.join(ROOT, 'README.md')}
   folder = os.path.join(ROOT, 'docs')
   for name in sorted(os.listdir(folder)):
     if name.endswith('.md'):
-      found[name[:-3] + '.html'] = os.path.join(folder, name)
+      found[f'docs/{name[:-3]}.html'] = os.path.join(folder, name)
+  for relative in EXTRA_PAGES:
+    found[relative[:-3] + '.html'] = os.path.join(ROOT, relative)
   return found
 
 
@@ -61,29 +71,46 @@ def _title(markdown: str, fallback: str) -> str:
   return match.group(1).strip() if match else fallback
 
 
-def _links(markdown: str, source: str, names: Dict[str, str]) -> str:
+def _links(markdown: str, source: str, names: Dict[str, str],
+           page: str = 'index.html') -> Tuple[str, List[str]]:
   """Rewrites links to the pages' .md files into links to their .html.
 
   Args:
     markdown: a page's text.
     source: its path (links are relative to its folder).
     names: {markdown path: output name}, from `pages`.
+    page: the page's output name (links are made relative to it).
 
   Returns:
     The text with every ``](PATH.md)`` or ``](PATH.md#anchor)`` of a page
-    pointing at its HTML.
+    pointing at its HTML, and the other local files it links to (images,
+    scripts; repository paths, for the site to copy).
 
   Raises:
-    SystemExit: a link to a .md file that is no page of the site.
+    SystemExit: a link to a .md file that is no page of the site, or to a
+      local file that does not exist.
   """
+  files = []
+
   def swap(match):
     target, anchor = match.group(1), match.group(2) or ''
+    if re.match(r'[a-z]+:', target) or not target:
+      return match.group(0)
     path = os.path.normpath(os.path.join(os.path.dirname(source), target))
-    if path not in names:
+    if target.endswith('.md'):
+      if path not in names:
+        sys.exit(f'error: {os.path.relpath(source, ROOT)} links to {target}, '
+                 'which is no page of the site (README.md, docs/*.md, '
+                 f'{", ".join(EXTRA_PAGES)}).')
+      return ']({}{})'.format(
+          os.path.relpath(names[path], os.path.dirname(page) or '.'), anchor)
+    if not os.path.exists(path):
       sys.exit(f'error: {os.path.relpath(source, ROOT)} links to {target}, '
-               'which is no page of the site (README.md or docs/*.md).')
-    return f']({names[path]}{anchor})'
-  return re.sub(r'\]\(([^)\s#]+\.md)(#[^)\s]*)?\)', swap, markdown)
+               'which does not exist.')
+    files.append(os.path.relpath(path, ROOT))
+    return match.group(0)
+  text = re.sub(r'\]\(([^)\s#]*)(#[^)\s]*)?\)', swap, markdown)
+  return text, files
 
 
 def render_pages(out: str) -> List[str]:
@@ -101,16 +128,26 @@ def render_pages(out: str) -> List[str]:
   names = {path: name for name, path in site.items()}
   texts = {name: open(path, encoding='utf-8').read()
            for name, path in site.items()}
-  nav = ' '.join(
-      f'<a href="{name}">{html.escape(_title(texts[name], name))}</a>'
-      for name in site) + ' <a href="api/index.html">API reference</a>'
   written = []
   for name, path in site.items():
+    here = os.path.dirname(name) or '.'
+    nav = ' '.join(
+        f'<a href="{os.path.relpath(other, here)}">'
+        f'{html.escape(_title(texts[other], other))}</a>'
+        for other in site) + (
+            f' <a href="{os.path.relpath("api/index.html", here)}">'
+            'API reference</a>')
+    text, files = _links(texts[name], path, names, name)
+    for relative in files:
+      os.makedirs(os.path.join(out, os.path.dirname(relative)),
+                  exist_ok=True)
+      shutil.copyfile(os.path.join(ROOT, relative),
+                      os.path.join(out, relative))
     body = markdown2.markdown(
-        _links(texts[name], path, names),
-        extras=['tables', 'fenced-code-blocks', 'header-ids', 'strike'])
+        text, extras=['tables', 'fenced-code-blocks', 'header-ids', 'strike'])
     title = html.escape(_title(texts[name], name))
     target = os.path.join(out, name)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
     with open(target, 'w', encoding='utf-8') as f:
       f.write(f'<!doctype html><meta charset="utf-8"><title>{title}</title>'
               f'<style>{_STYLE}</style><nav>{nav}</nav>\n{body}')

@@ -203,3 +203,20 @@ def test_torch_autocast_puts_the_networks_in_bfloat16_and_the_loss_in_float32():
   # validation is float32 whatever the steps ran in
   bound, seen = _linear_output_dtypes(model, lambda: model.bound(x, masks))
   assert seen == {torch.float32} and bound.dtype == torch.float32
+
+
+def test_the_machine_record_names_cpu_cores_and_bf16_flags(monkeypatch,
+                                                           tmp_path):
+  from experiments import whole_job
+  cpuinfo = tmp_path / 'cpuinfo'
+  cpuinfo.write_text('processor\t: 0\nmodel name\t: Test CPU 9000\n'
+                     'flags\t\t: fpu avx512_bf16 sse\n')
+  real_open = open
+  monkeypatch.setattr(
+      'builtins.open', lambda path, *a, **k: real_open(
+          cpuinfo if path == '/proc/cpuinfo' else path, *a, **k))
+  got = whole_job.machine()
+  assert got['cpu_model'] == 'Test CPU 9000'
+  assert got['bfloat16_flags'] == ['avx512_bf16']
+  assert got['cores'] == len(os.sched_getaffinity(0)) >= 1
+  assert got['platform']
