@@ -42,6 +42,7 @@ PUBLIC_MODULES = BUILD.PUBLIC_MODULES
 # workdirs): not in the reference, but held to the same docstrings. `main`
 # (flags only) and `steps` are left out.
 INTERNAL_MODULES = ('evae_jax.storage.workdirs', 'evae_jax.train.loop',
+                    'evae_jax.train.setup',
                     'evae_jax.configuration', 'evae_jax.storage.checkpoints',
                     'evae_jax.runtime.sharding', 'evae_jax.evaluate.report',
                     'evae_jax.models', 'evae_jax.data',
