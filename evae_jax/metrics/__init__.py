@@ -3,12 +3,14 @@ log-likelihood, active units, per-unit KL, epitome usage and Parzen windows;
 and beyond the paper the mutual information I_q(x; z) (He et al., 2019).
 
 Functions take a trained model as (params, model) and float inputs (n, N)
-and are batched so that memory stays bounded for any dataset size.
+and are batched so that memory stays bounded for any dataset size. The
+mutual information (`evae_jax.metrics.information`) and the Parzen
+windows (`evae_jax.metrics.parzen`) have modules of their own, their
+functions served from here too.
 """
 
 import functools
-import math
-from typing import Any, Dict, NamedTuple, Optional
+from typing import Dict, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -19,7 +21,18 @@ from evae_jax import epitomes
 from evae_jax import data as input_pipeline
 from evae_jax import likelihoods
 from evae_jax import models
+from evae_jax.metrics import batching
 from evae_jax.metrics import progress as progress_lib
+from evae_jax.metrics.information import epitome_mutual_information
+from evae_jax.metrics.information import mutual_information
+from evae_jax.metrics.parzen import parzen_log_density
+from evae_jax.metrics.parzen import select_parzen_sigma
+
+__all__ = ['ACTIVE_THRESHOLDS', 'EVAL_BINARIZATION_SEED_OFFSET', 'Encodings',
+           'active_unit_counts', 'active_units', 'dataset_bounds',
+           'encode_dataset', 'epitome_mutual_information', 'epitome_usage',
+           'eval_inputs', 'iw_estimates', 'mean_bounds', 'mutual_information',
+           'parzen_log_density', 'per_unit_kl', 'select_parzen_sigma']
 
 EVAL_BINARIZATION_SEED_OFFSET = 1000
 # A_u thresholds of an active unit: the paper's (§3) and Burda et al.'s.
@@ -47,21 +60,6 @@ def eval_inputs(images: np.ndarray, data_config) -> jax.Array:
     images = input_pipeline.binarize_once(
         images, data_config.split_seed + EVAL_BINARIZATION_SEED_OFFSET)
   return input_pipeline.preprocess(jnp.asarray(images), None, 'none')
-
-
-def _batches(x: jax.Array, batch_size: int):
-  """(n, ...) -> (num_batches, batch_size, ...) zero-padded, and n."""
-  n = x.shape[0]
-  batch_size = min(batch_size, n)
-  num_batches = -(-n // batch_size)
-  pad = num_batches * batch_size - n
-  x = jnp.concatenate([x, jnp.zeros((pad,) + x.shape[1:], x.dtype)])
-  return x.reshape((num_batches, batch_size) + x.shape[1:]), n
-
-
-def _unbatch(tree, n):
-  return jax.tree_util.tree_map(
-      lambda a: a.reshape((-1,) + a.shape[2:])[:n], tree)
 
 
 class Encodings(NamedTuple):
@@ -111,8 +109,8 @@ def encode_dataset(params, model: models.Model, x: jax.Array,
   Returns:
     `Encodings` with leading axis n.
   """
-  batches, n = _batches(x, batch_size)
-  return _unbatch(_encode_batches(params, model, batches, rng), n)
+  batches, n = batching.pad_batches(x, batch_size)
+  return batching.unbatch(_encode_batches(params, model, batches, rng), n)
 
 
 def dataset_bounds(enc: Encodings) -> Dict[str, jax.Array]:
@@ -196,7 +194,7 @@ def iw_estimates(params, model, x, rng, num_samples: int,
     figure), 'assigned' = log p(x | y*) - log E (a lower bound on it), and
     (n, E) 'per_epitome' = log p(x | y).
   """
-  batches, n = _batches(x, batch_size)
+  batches, n = batching.pad_batches(x, batch_size)
   out = []
   for i in progress_lib.progress_steps(
       batches.shape[0], f'IW log-likelihood (k={num_samples})', progress):
@@ -251,128 +249,6 @@ def active_unit_counts(activity: jax.Array,
   return {float(t): int(np.sum(activity > t)) for t in thresholds}
 
 
-def _log_mixture_density(z, mu, logvar, log_weights):
-  """(n,) log sum_j w_j N(z_i; mu_j, exp(logvar_j)) (weights in log space,
-  unnormalised), computed over chunks of the rows of z so that memory stays
-  at ~2^24 floats (never the (n, n) matrix)."""
-  n, d = mu.shape
-  chunk = max(1, min(n, 2 ** 24 // max(1, n * d)))
-  pad = (-z.shape[0]) % chunk
-  zp = jnp.concatenate([z, jnp.zeros((pad, d), z.dtype)])
-
-  def rows(zc):  # (chunk, D) -> (chunk,)
-    log_density = jnp.sum(likelihoods.diag_normal_log_prob_elementwise(
-        zc[:, None, :], mu[None], logvar[None]), axis=-1)
-    return jax.nn.logsumexp(log_density + log_weights[None, :], axis=-1)
-  return jax.lax.map(rows, zp.reshape(-1, chunk, d)).reshape(-1)[:z.shape[0]]
-
-
-@jax.jit
-def _mutual_information_batch(mu, logvar, eps, weights):
-  """sum_i w_i [E_q(z|x_i) log q(z|x_i) - log q(z_i)] over one batch, with
-  q(z) the mixture of the posteriors of weight 1 (w = 0 rows: padding)."""
-  z = mu + jnp.exp(0.5 * logvar) * eps
-  # E_q(z|x_i) log q(z|x_i) = -H(q(z|x_i)), in closed form.
-  neg_entropy = -0.5 * jnp.sum(likelihoods.LOG_2PI + 1.0 + logvar, axis=-1)
-  log_qz = (_log_mixture_density(z, mu, logvar, jnp.log(weights))
-            - jnp.log(jnp.sum(weights)))
-  return jnp.sum(jnp.where(weights > 0, neg_entropy - log_qz, 0.0))
-
-
-def mutual_information(mu: jax.Array, logvar: jax.Array, rng: jax.Array, *,
-                       dim_mask: Optional[jax.Array] = None,
-                       example_weights: Optional[jax.Array] = None,
-                       batch_size: int = 0) -> float:
-  """I_q(x; z) under the aggregate posterior (Hoffman & Johnson, 2016), by
-  He et al.'s (2019) estimator (calc_mi of jxhe/vae-lagging-encoder):
-
-      I = E_x[E_q(z|x) log q(z|x)] - E_{x, z ~ q(z|x)}[log q(z)],
-      q(z) ~= (1/n) sum_j q(z | x_j)   over the n posteriors of a batch,
-
-  with E_q(z|x) log q(z|x) = -1/2 sum_d (log 2 pi + 1 + logvar_d) in closed
-  form and one z_i ~ q(z | x_i) per example. q(z|x) = N(mu, exp(logvar)).
-  The batch mixture makes the estimate at most log n (He et al. average
-  over batches of their test set; ``batch_size=0`` uses every example as one
-  batch, the closest to the true aggregate posterior). Cost O(n^2 D) per
-  batch of n, in bounded memory.
-
-  Args:
-    mu, logvar: (n, D) posterior parameters.
-    rng: key of the z draws (eps of shape (n, D), whatever the masks).
-    dim_mask: optional (D,) 0/1: only the units of 1 count (the others are
-      left out of every density); default all.
-    example_weights: optional (n,) 0/1: only the examples of 1 enter the
-      mixture q(z) and the average (e.g. one epitome's examples).
-    batch_size: examples per mixture (consecutive batches of the n, before
-      the weights select); 0 = all n.
-
-  Returns:
-    The estimate in nats (the mean over the selected examples); NaN when no
-    example is selected.
-  """
-  mu, logvar = np.asarray(mu, np.float32), np.asarray(logvar, np.float32)
-  n, d = mu.shape
-  eps = np.asarray(jax.random.normal(rng, (n, d), jnp.float32))
-  rows = (np.arange(n) if example_weights is None
-          else np.flatnonzero(np.asarray(example_weights)))
-  cols = (np.arange(d) if dim_mask is None
-          else np.flatnonzero(np.asarray(dim_mask)))
-  batch_size = batch_size or n
-  total = 0.0
-  for start in range(0, n, batch_size):
-    members = rows[(rows >= start) & (rows < start + batch_size)]
-    if not len(members):
-      continue
-    # Padded to a power of two with weight-0 rows: few shapes to compile.
-    pad = (1 << (len(members) - 1).bit_length()) - len(members)
-    take = lambda a: np.pad(a[members][:, cols], ((0, pad), (0, 0)))
-    weights = np.pad(np.ones(len(members), np.float32), (0, pad))
-    total += float(_mutual_information_batch(take(mu), take(logvar),
-                                             take(eps), weights))
-  return total / len(rows) if len(rows) else float('nan')
-
-
-def epitome_mutual_information(mu: jax.Array, logvar: jax.Array,
-                               assignments: jax.Array, masks: jax.Array,
-                               rng: jax.Array,
-                               batch_size: int = 0) -> Dict[str, Any]:
-  """`mutual_information` of an eVAE (a VAE or the mVAE in its flat layout
-  too), with every example's posterior under its assigned epitome y*(x):
-
-      q(z | x) = q(z | x, y*) = N(M[y*] mu, exp(M[y*] logvar)),
-
-  i.e. the units of y* at (mu, exp(logvar)) and the other units at the prior
-  N(0, 1), as in eq. 6.
-
-  - 'marginal': I_q(x; z) over all D units with q(z) the mixture of these
-    posteriors over all examples (for a VAE, E = 1, He et al.'s number).
-  - 'per_epitome': (E,) for each y, I_q(x; z_y | y* = y): the examples
-    assigned to y only, the K units of y only (mixture over those
-    examples); NaN for an epitome no example is assigned to.
-
-  Args:
-    mu, logvar: (n, D) posterior parameters (shared layout).
-    assignments: (n,) y* per example.
-    masks: (E, D) epitome masks.
-    rng: key of the z draws (the same draws for every entry).
-    batch_size: see `mutual_information`.
-
-  Returns:
-    {'marginal': float, 'per_epitome': list of E floats}.
-  """
-  masks, assignments = np.asarray(masks, np.float32), np.asarray(assignments)
-  mu, logvar = np.asarray(mu, np.float32), np.asarray(logvar, np.float32)
-  chosen = masks[assignments]
-  marginal = mutual_information(chosen * mu, chosen * logvar, rng,
-                                batch_size=batch_size)
-  per_epitome = [
-      mutual_information(mu, logvar, rng, dim_mask=masks[y],
-                         example_weights=assignments == y,
-                         batch_size=batch_size)
-      for y in range(masks.shape[0])]
-  return {'marginal': marginal, 'per_epitome': per_epitome}
-
-
 def per_unit_kl(mu: jax.Array, logvar: jax.Array, assignments: jax.Array,
                 masks: jax.Array) -> jax.Array:
   """Mean over examples of KL(q(z_d | x, y*) || N(0, 1)) per unit (Fig. 1).
@@ -405,68 +281,3 @@ def epitome_usage(assignments: jax.Array, num_epitomes: int) -> np.ndarray:
     (E,) int counts, summing to n.
   """
   return np.bincount(np.asarray(assignments), minlength=num_epitomes)
-
-
-@functools.partial(jax.jit, static_argnums=(4,))
-def _parzen_batch(x, samples, is_real, sigma, chunk):
-  sample_chunks = samples.reshape((-1, chunk) + samples.shape[1:])
-  real_chunks = is_real.reshape(-1, chunk)
-  x_sq = jnp.sum(jnp.square(x), -1)
-
-  def body(carry, inputs):
-    s, real = inputs
-    sq = x_sq[:, None] + jnp.sum(jnp.square(s), -1)[None, :] - 2.0 * x @ s.T
-    log_kernel = jnp.where(real[None, :],
-                           -jnp.maximum(sq, 0.0) / (2.0 * sigma ** 2), -jnp.inf)
-    return jnp.logaddexp(carry, jax.nn.logsumexp(log_kernel, axis=-1)), None
-  init = jnp.full(x.shape[:1], -jnp.inf, x.dtype)
-  total, _ = jax.lax.scan(body, init, (sample_chunks, real_chunks))
-  return (total - jnp.log(jnp.sum(is_real))
-          - 0.5 * x.shape[-1] * jnp.log(2.0 * math.pi * sigma ** 2))
-
-
-def parzen_log_density(x: jax.Array, samples: jax.Array, sigma: float,
-                       batch_size: int = 100, chunk: int = 1000) -> np.ndarray:
-  """Gaussian-kernel (Parzen window) log-density of x under the samples.
-
-      log p(x) = logsumexp_i [-||x - s_i||^2 / (2 sigma^2)] - log m
-                 - N/2 log(2 pi sigma^2)
-
-  Args:
-    x: (n, N) points to score.
-    samples: (m, N) generated samples (the kernel centres).
-    sigma: kernel width.
-    batch_size: points scored at once.
-    chunk: kernel centres processed at once.
-
-  Returns:
-    (n,) log-densities in nats.
-  """
-  m = samples.shape[0]
-  chunk = min(chunk, m)
-  pad = (-m) % chunk
-  samples = jnp.concatenate([samples, jnp.zeros((pad, samples.shape[1]),
-                                                samples.dtype)])
-  is_real = jnp.arange(m + pad) < m
-  batches, n = _batches(x, batch_size)
-  out = [np.asarray(_parzen_batch(b, samples, is_real, jnp.float32(sigma),
-                                  chunk)) for b in batches]
-  return np.concatenate(out)[:n]
-
-
-def select_parzen_sigma(valid: jax.Array, samples: jax.Array,
-                        sigmas) -> tuple[float, np.ndarray]:
-  """The sigma of the grid with the highest mean validation log-density
-  (`parzen_log_density`).
-
-  Args:
-    valid: (n, N) validation points.
-    samples: (m, N) generated samples (the kernel centres).
-    sigmas: the candidate kernel widths (the paper: logspace(-1, 0, 10)).
-
-  Returns:
-    (best sigma, mean validation log-density for every sigma).
-  """
-  scores = np.array([np.mean(parzen_log_density(valid, samples, s))
-                     for s in sigmas])
-  return float(sigmas[int(np.argmax(scores))]), scores
