@@ -211,10 +211,13 @@ def report(root: str, base: str, other: str, other_root: Optional[str],
            keys: Sequence[str], margin: Optional[float] = None,
            strict: bool = False,
            paper_epochs: int = kept.BURDA_FULL_EPOCHS,
-           then_root: Optional[str] = None) -> str:
+           then_root: Optional[str] = None,
+           assignments: bool = False) -> str:
   """The markdown `main` prints: every pair, then the verdicts over seeds,
   whose header gives the runs' epochs as a share of ``paper_epochs``; with
-  ``then_root``, how each gap moves to the same points there (`gap_change`).
+  ``then_root``, how each gap moves to the same points there (`gap_change`);
+  with ``assignments``, how often the two choose different y*
+  (`assignment_disagreement`).
 
   Raises:
     kept.DamagedResult: a damaged point.
@@ -258,9 +261,43 @@ def report(root: str, base: str, other: str, other_root: Optional[str],
         if key in by_key:
           lines.append(f'| {group} | {key} | '
                        f'{verdicts.describe(by_key[key])} |')
+  if assignments:
+    lines += ['', f'How often {other} and {base} choose a different epitome '
+              'y* for the same test image (epitomes are the same units in '
+              'both; a VAE has one):', '',
+              '| pair | y* differs on | test images |', '| --- | --- | --- |']
+    for name, other_dir, _ in found:
+      got = assignment_disagreement(os.path.join(root, name), other_dir)
+      lines.append(f'| {name} | ' + (
+          'one epitome: never' if got is None else f'{100 * got[0]:.2f}%')
+                   + f' | {got[1] if got else ""} |')
   if notes.notes:
     lines += ['', notes.footnotes()]
   return '\n'.join(lines)
+
+
+def assignment_disagreement(base_dir: str, other_dir: str
+                            ) -> Optional[Tuple[float, int]]:
+  """The share of test images on which two points choose different y*.
+
+  Args:
+    base_dir: a kept point whose eval_examples.npz holds 'assignments',
+      (n,) the epitome each test image is assigned.
+    other_dir: the point it is compared with (same test images).
+
+  Returns:
+    (fraction in [0, 1], number of images compared, the common prefix), or
+    None where the models have one epitome (y* is always the same) or a
+    point lacks the assignments.
+  """
+  a, b = load(base_dir), load(other_dir)
+  if 'assignments' not in a or 'assignments' not in b:
+    return None
+  if max(kept.load_point(base_dir).get('num_epitomes', 1),
+         kept.load_point(other_dir).get('num_epitomes', 1)) < 2:
+    return None
+  n = min(len(a['assignments']), len(b['assignments']))
+  return float(np.mean(a['assignments'][:n] != b['assignments'][:n])), n
 
 
 def main(argv):
@@ -268,7 +305,7 @@ def main(argv):
   try:
     print(report(FLAGS.root, FLAGS.base, FLAGS.other, FLAGS.other_root,
                  FLAGS.keys, FLAGS.margin, FLAGS.strict,
-                 FLAGS.paper_epochs, FLAGS.then_root))
+                 FLAGS.paper_epochs, FLAGS.then_root, FLAGS.assignments))
   except ValueError as e:  # damaged results, --strict: say which, exit 2
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
@@ -294,6 +331,8 @@ if __name__ == '__main__':
                        "(3,280 for Table 2's protocol, 200 for Figs. 2-7 and "
                        'Tables 1, 3, 4): the verdict header gives the runs\' '
                        'epochs as a share of it.')
+  flags.DEFINE_bool('assignments', False, 'Also say how often the paired '
+                    'models choose a different epitome y* per test image.')
   flags.DEFINE_bool('strict', False, 'Refuse (exit 2) a comparison of runs '
                     'trained by different code instead of marking it.')
   flags.mark_flags_as_required(['root', 'base', 'other'])

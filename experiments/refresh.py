@@ -20,6 +20,7 @@ is never changed: a sentence that quotes a number must be checked against
 its block by whoever writes it (``--check`` says which block moved).
 """
 
+import json
 import os
 import re
 import shlex
@@ -30,7 +31,8 @@ from absl import app
 from absl import flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ALLOWED = ('experiments.tables', 'experiments.paired')
+ALLOWED = ('experiments.tables', 'experiments.paired',
+           'experiments.dtype_selection')
 BLOCK = re.compile(r'(<!-- begin: (?P<command>[^\n]*?) -->\n)(?P<body>.*?)'
                    r'(<!-- end -->)', re.S)
 
@@ -47,7 +49,7 @@ def parse(command: str) -> Tuple[str, Dict[str, str]]:
       ``.paired``); every argument a ``--flag=value``.
 
   Returns:
-    ('tables' or 'paired', {flag: value}).
+    ('tables', 'paired' or 'dtype_selection', {flag: value}).
 
   Raises:
     RefreshError: any other command, or an argument not of that form.
@@ -77,12 +79,15 @@ def run(command: str) -> str:
       its results are damaged (the message of the command's exit 2).
   """
   from experiments import kept  # pylint: disable=g-import-not-at-top
-  from experiments import paired
-  from experiments import tables
+  from experiments import dtype_selection  # pylint: disable=g-import-not-at-top
+  from experiments import paired  # pylint: disable=g-import-not-at-top
+  from experiments import tables  # pylint: disable=g-import-not-at-top
   module, args = parse(command)
-  known = ({'root', 'table', 'margin', 'strict'} if module == 'tables' else
-           {'root', 'base', 'other', 'other_root', 'keys', 'margin', 'strict',
-            'paper_epochs', 'then_root'})
+  known = {'tables': {'root', 'table', 'margin', 'strict'},
+           'dtype_selection': {'table'}}.get(
+               module, {'root', 'base', 'other', 'other_root', 'keys',
+                        'margin', 'strict', 'paper_epochs', 'then_root',
+                        'assignments'})
   unknown = sorted(set(args) - known)
   if unknown:
     raise RefreshError(f'{command!r}: unknown flag --{unknown[0]}')
@@ -94,14 +99,18 @@ def run(command: str) -> str:
     if module == 'tables':
       text = tables.render(args['root'], args.get('table', 'summary'),
                            margin, strict)
+    elif module == 'dtype_selection':  # a saved result (no workdirs needed)
+      with open(args['table']) as f:
+        text = dtype_selection.table(json.load(f))
     else:
       keys = args['keys'].split(',') if 'keys' in args else paired.KEYS
       text = paired.report(
           args['root'], args['base'], args['other'], args.get('other_root'),
           keys, margin, strict,
           int(args.get('paper_epochs', kept.BURDA_FULL_EPOCHS)),
-          args.get('then_root'))
-  except (KeyError, ValueError) as e:  # a required flag, damaged results
+          args.get('then_root'),
+          args.get('assignments', 'false').lower() in ('1', 'true'))
+  except (KeyError, ValueError, OSError) as e:  # a required flag, damaged results
     raise RefreshError(f'{command!r}: {e}') from e
   finally:
     os.chdir(cwd)

@@ -671,3 +671,31 @@ def test_a_sweep_reports_only_its_own_points(tmp_path, monkeypatch):
   points = sweeps.run_sweep(str(sweep), str(root), where={'model.kind': 'vae'},
                             keep=str(keep))
   assert points == {'kind=vae': {'status': 'done', 'kept': True}}
+
+
+def test_assignment_disagreement_counts_images_whose_epitome_differs(
+    tmp_path):
+  from experiments import paired
+  a = np.array([0, 1, 2, 2, 1, 0, 0, 1])
+  b = np.array([0, 2, 2, 2, 1, 1, 0, 1, 2, 2])  # longer: the prefix counts
+  for name, y in (('kind=evae,dtype=f32', a), ('kind=evae,dtype=bf16', b)):
+    _examples(tmp_path / name, assignments=y, iw_marginal=np.zeros(len(y)))
+    record = json.loads((tmp_path / name / 'eval.json').read_text())
+    (tmp_path / name / 'eval.json').write_text(
+        json.dumps({**record, 'num_epitomes': 3}))
+  got = paired.assignment_disagreement(
+      str(tmp_path / 'kind=evae,dtype=f32'),
+      str(tmp_path / 'kind=evae,dtype=bf16'))
+  assert got == (2 / 8, 8)
+  text = paired.report(str(tmp_path), 'dtype=f32', 'dtype=bf16', None,
+                       ('iw_marginal',), assignments=True)
+  assert '| kind=evae,dtype=f32 | 25.00% | 8 |' in text
+  # One epitome: y* cannot differ, and the table says so.
+  _examples(tmp_path / 'vae' / 'kind=vae,dtype=f32',
+            assignments=np.zeros(4, int))
+  _examples(tmp_path / 'vae' / 'kind=vae,dtype=bf16',
+            assignments=np.zeros(4, int))
+  assert paired.assignment_disagreement(
+      str(tmp_path / 'vae' / 'kind=vae,dtype=f32'),
+      str(tmp_path / 'vae' / 'kind=vae,dtype=bf16')) is None
+

@@ -124,3 +124,27 @@ def test_a_bfloat16_run_trains_resumes_in_float32_and_evaluates_in_float32(
   results = json.load(open(workdir / 'eval.json'))
   assert results['dtype'] == {'train': 'float32', 'eval': 'float32'}
   assert 'evaluated in float32' in open(workdir / 'report.md').read()
+
+
+def test_dtype_selection_holds_the_model_and_changes_only_its_networks(
+    one_epoch_workdir):
+  """experiments.dtype_selection: the same parameters with float32 and
+  bfloat16 networks. Its float32 side is the loaded model itself; bfloat16
+  changes the bound by a little, never the parameters."""
+  import evae_jax
+  from experiments import dtype_selection
+  m = evae_jax.load(one_epoch_workdir)
+  x = np.asarray(m.eval_inputs(m.splits.test[:60]))
+  got = dtype_selection.compare(m, x, seed=3, batch_size=25)
+  keys = [jax.random.fold_in(jax.random.PRNGKey(3), i) for i in range(3)]
+  bounds = np.concatenate([np.asarray(m.bound(x[25 * i:25 * i + 25], k),
+                                      np.float64)
+                           for i, k in enumerate(keys)])
+  assert got['images'] == 60
+  np.testing.assert_allclose(got['bound_float32'], bounds.mean(), rtol=1e-6)
+  low = dtype_selection.in_dtype(m, 'bfloat16')
+  assert low.params is m.params and low.model is not m.model
+  assert 0.0 <= got['y_differs'] <= 1.0
+  assert 0 < abs(got['bound_difference']) < 0.5
+  np.testing.assert_allclose(got['bound_bfloat16'] - got['bound_float32'],
+                             got['bound_difference'], atol=1e-9)
