@@ -131,3 +131,28 @@ def test_adding_an_objective_is_one_registered_function(monkeypatch):
     np.testing.assert_allclose(half, 0.5 * full, rtol=1e-6)
   with pytest.raises(ValueError, match='registered twice'):
     objectives.register('half_point')(half_point)
+
+
+@pytest.mark.parametrize('name,value', [
+    ('kl_weight', 0.5), ('kl_weights', (1.0, 0.5)), ('z_dropout_rate', 0.1),
+    ('free_bits', 0.5), ('kl_warmup_steps', 10)])
+def test_one_kl_term_rule_for_the_config_the_objective_and_the_step(name,
+                                                                   value):
+  """Every setting of KL_TERM_SETTINGS, set for an objective without a KL
+  term, is refused by the config check naming it; the same table says
+  which (and nothing for an objective with a KL term)."""
+  from evae_jax import configuration
+  from evae_jax import errors
+  from evae_jax.configuration import defaults
+  assert dict(objectives.KL_TERM_SETTINGS)[name] != value
+  iwae = objectives.get('iwae')
+  assert iwae.kl_settings_given({name: value}) == [name]
+  assert objectives.get('point').kl_settings_given({name: value}) == []
+  off = dict(objectives.KL_TERM_SETTINGS)[name]
+  assert iwae.kl_settings_given({name: off}) == []
+  config = defaults.get_config()
+  config.model.kind = 'vae'
+  config.train.objective, config.train.num_samples = 'iwae', 5
+  config.train[name] = value
+  with pytest.raises(errors.ConfigError, match=rf'train\.{name}='):
+    configuration.validate(config)

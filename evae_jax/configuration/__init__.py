@@ -101,18 +101,15 @@ def _check_objective(config: ml_collections.ConfigDict) -> None:
     raise errors.ConfigError(
         f'train.kl_warmup_start={t.kl_warmup_start} must be in '
         '[0, 1] (a fraction of train.kl_weight).')
-  if not spec.weights_kl:
-    changed = [f'train.{name}={t[name]!r}' for name, off in (
-        ('kl_weight', 1.0), ('kl_weights', ()), ('z_dropout_rate', 0.0),
-        ('free_bits', 0.0), ('kl_warmup_steps', 0))
-               if (tuple(t[name]) if name == 'kl_weights' else t[name]) != off]
-    if changed:
-      raise errors.ConfigError(
-          f'train.objective={t.objective!r} is a bound on log p(x) without a '
-          f'separate KL term: it takes no KL weight, z dropout, free bits or '
-          f'KL warm-up ({", ".join(changed)}); set train.kl_weight=1.0, '
-          'train.kl_weights=(), train.z_dropout_rate=0.0, train.free_bits=0.0 '
-          'and train.kl_warmup_steps=0.')
+  changed = [f'train.{name}={t[name]!r}' for name in spec.kl_settings_given(
+      {name: t[name] for name, _ in objectives.KL_TERM_SETTINGS})]
+  if changed:
+    raise errors.ConfigError(
+        f'train.objective={t.objective!r} is a bound on log p(x) without a '
+        f'separate KL term: it takes no KL weight, z dropout, free bits or '
+        f'KL warm-up ({", ".join(changed)}); set '
+        + ', '.join(f'train.{name}={off!r}'
+                    for name, off in objectives.KL_TERM_SETTINGS) + '.')
   units = epitome_shape(m)[0]
   if t.free_bits and units % t.free_bits_group:
     raise errors.ConfigError(

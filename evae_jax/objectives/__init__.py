@@ -31,6 +31,7 @@ module imported before the run starts), decorate it with
 
 # pylint: disable=unused-import
 from evae_jax.objectives.registry import ALL_MODEL_KINDS
+from evae_jax.objectives.registry import KL_TERM_SETTINGS
 from evae_jax.objectives.registry import LossFn
 from evae_jax.objectives.registry import LossOptions
 from evae_jax.objectives.registry import Objective
@@ -44,5 +45,5 @@ from evae_jax.objectives import point
 from evae_jax.objectives import iwae
 from evae_jax.objectives import callables
 
-__all__ = ['ALL_MODEL_KINDS', 'LossFn', 'LossOptions', 'Objective',
-           'REGISTRY', 'get', 'loss', 'names', 'register']
+__all__ = ['ALL_MODEL_KINDS', 'KL_TERM_SETTINGS', 'LossFn', 'LossOptions',
+           'Objective', 'REGISTRY', 'get', 'loss', 'names', 'register']

@@ -4,7 +4,7 @@ See `evae_jax.objectives` for the contract an objective meets.
 """
 
 import dataclasses
-from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from evae_jax import errors
 
@@ -83,17 +83,52 @@ class Objective:
           f'The objective {self.name!r} does not use num_samples '
           f'(got {options.num_samples}); objectives that do: '
           f'{names(uses_num_samples=True)}.')
-    if not self.weights_kl:
-      given = [name for name, value, off in (
-          ('kl_weight', options.kl_weight, 1.0),
-          ('z_dropout_rate', options.z_dropout_rate, 0.0),
-          ('free_bits', options.free_bits, 0.0))
-               if _is_number(value) and value != off]
-      if given:
-        raise errors.ObjectiveError(
-            f'The objective {self.name!r} is a bound on log p(x) without a '
-            f'separate KL term: it takes no {given[0]} (got '
-            f'{getattr(options, given[0])!r}).')
+    given = self.kl_settings_given({'kl_weight': options.kl_weight,
+                                    'z_dropout_rate': options.z_dropout_rate,
+                                    'free_bits': options.free_bits})
+    if given:
+      raise errors.ObjectiveError(
+          f'The objective {self.name!r} is a bound on log p(x) without a '
+          f'separate KL term: it takes no {given[0]} (got '
+          f'{getattr(options, given[0])!r}).')
+
+  def kl_settings_given(self, values: Dict[str, Any]) -> List[str]:
+    """The settings of `KL_TERM_SETTINGS` that ``values`` set away from
+    off, where this objective has no KL term for them to act on.
+
+    The one rule behind the config check (`evae_jax.configuration`), this
+    objective's own `check` and the compiled step's KL warm-up check.
+
+    Args:
+      values: {setting name: value}, any subset of `KL_TERM_SETTINGS`
+        (values that are not concrete numbers, e.g. traced, are skipped).
+
+    Returns:
+      Their names in `KL_TERM_SETTINGS` order; [] for an objective with a
+      KL term (``weights_kl``).
+    """
+    if self.weights_kl:
+      return []
+    given = []
+    for name, off in KL_TERM_SETTINGS:
+      if name not in values:
+        continue
+      value = values[name]
+      if isinstance(off, tuple):
+        value = tuple(value)
+      elif not _is_number(value):
+        continue
+      if value != off:
+        given.append(name)
+    return given
+
+
+# The settings that act on an objective's KL term, each with the value that
+# turns it off. An objective without a KL term (``weights_kl=False``, an
+# importance-weighted bound) takes each only at that value.
+KL_TERM_SETTINGS = (('kl_weight', 1.0), ('kl_weights', ()),
+                    ('z_dropout_rate', 0.0), ('free_bits', 0.0),
+                    ('kl_warmup_steps', 0))
 
 
 def _is_number(value) -> bool:

@@ -154,8 +154,8 @@ def train_step(state: TrainState, batch: jax.Array, rng: jax.Array,
     errors.ObjectiveError: KL warm-up for an objective without a KL term, or
       options the objective does not support.
   """
-  if (options.kl_warmup_steps
-      and not objectives.get(options.objective).weights_kl):
+  if objectives.get(options.objective).kl_settings_given(
+      {'kl_warmup_steps': options.kl_warmup_steps}):
     raise errors.ObjectiveError(
         f'The objective {options.objective!r} has no KL term to warm up; set '
         'kl_warmup_steps=0.')
