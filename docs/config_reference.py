@@ -85,8 +85,10 @@ def render() -> str:
     meaning, and what a change does to an existing workdir.
   """
   sys.path.insert(0, ROOT)
-  from evae_jax.configuration import defaults  # pylint: disable=import-outside-toplevel
-  from evae_jax.storage import pinning  # pylint: disable=import-outside-toplevel
+  # pylint: disable=import-outside-toplevel
+  from evae_jax.configuration import defaults
+  from evae_jax.storage import pinning
+  # pylint: enable=import-outside-toplevel
   with open(DEFAULTS, encoding='utf-8') as f:
     source = f.read()
   config = defaults.get_config()
@@ -97,6 +99,8 @@ def render() -> str:
 
   def workdir(name):
     if in_list(name, pinning.RESUMABLE_CHANGES):
+      if in_list(name, pinning.EVALUATION_PINNED):
+        return 'may change on resume; fixed for evaluation and sampling'
       return 'may change on resume'
     if in_list(name, pinning.EVALUATION_PINNED):
       return 'fixed: defines the run and what evaluation scores'
@@ -129,6 +133,14 @@ def render() -> str:
 
 
 def main(argv=None) -> int:
+  """Writes (or with --check compares) the page.
+
+  Args:
+    argv: the command line's arguments (default: sys.argv[1:]).
+
+  Returns:
+    The exit status: 0, or 1 when --check finds the page out of date.
+  """
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--check', action='store_true',
                       help='exit 1 if docs/config.md is not current')

@@ -13,7 +13,7 @@ import ml_collections
 def get_config():
   """Returns the default configuration."""
   config = ml_collections.ConfigDict()
-  config.seed = 0
+  config.seed = 0  # the training seed (initialisation, noise, shuffles)
 
   config.data = ml_collections.ConfigDict()
   config.data.name = 'digits'  # digits | idx | npz | tfd | mnist |
@@ -26,9 +26,10 @@ def get_config():
   config.data.split_seed = 0  # fixed, so seeds of one sweep share splits
   config.data.valid_from = 'random'  # random (seeded by split_seed) | end (the
   #   last num_valid training images, unshuffled: Burda et al.'s split)
-  config.data.tfd_fold = 0
-  config.data.tfd_include_unlabeled = True
-  config.data.download_timeout = 5.0
+  config.data.tfd_fold = 0  # name=tfd: which of the standard folds
+  config.data.tfd_include_unlabeled = True  # name=tfd: train on the
+  #   unlabeled images too
+  config.data.download_timeout = 5.0  # seconds to wait for tfds' network
 
   config.model = ml_collections.ConfigDict()
   config.model.kind = 'evae'  # evae | vae (D = K = s) |
@@ -47,7 +48,7 @@ def get_config():
   config.model.hidden_dim = 200  # H
   config.model.likelihood = 'bernoulli'  # bernoulli | gaussian
   config.model.min_logvar = -7.0  # Gaussian decoder log-variance bounds
-  config.model.max_logvar = 2.0
+  config.model.max_logvar = 2.0  # (min_logvar and max_logvar clip it)
   config.model.mvae_hidden_dim = 0  # 0 = match the eVAE's parameter count
   config.model.activation = 'relu'  # relu (the paper) | tanh (Burda et al.)
   config.model.kernel_init = 'lecun_normal'  # lecun_normal (Flax) |
@@ -59,22 +60,22 @@ def get_config():
   #   per-pixel training mean, clipped to [0.001, 0.999] (Burda et al.)
 
   config.train = ml_collections.ConfigDict()
-  config.train.num_epochs = 100
-  config.train.batch_size = 100
-  config.train.learning_rate = 1e-3
+  config.train.num_epochs = 100  # schedule=constant: the budget
+  config.train.batch_size = 100  # B, split over the devices
+  config.train.learning_rate = 1e-3  # schedule=constant (burda sets its own)
   config.train.optimizer = 'adam'  # adam (optax) | burda_adam (Burda et al.:
   #   second moments start at 1, eps added to sqrt(v); see
-  #   evae_jax/optimizers.py)
-  config.train.adam_b1 = 0.9
-  config.train.adam_b2 = 0.999
-  config.train.adam_eps = 1e-8
+  #   evae_jax/state/optimizers.py)
+  config.train.adam_b1 = 0.9  # Adam's beta_1
+  config.train.adam_b2 = 0.999  # Adam's beta_2
+  config.train.adam_eps = 1e-8  # Adam's epsilon
   config.train.kl_weight = 1.0  # lambda of paper §3.1
   config.train.num_seeds = 1  # >1: that many models at once under jax.vmap
   config.train.kl_weights = ()  # non-empty: one model per lambda, vmapped
   config.train.z_dropout_rate = 0.0  # dropout VAE of paper §3.2
   config.train.objective = 'point'  # point (eq. 7) | logsumexp | iwae |
   #   iwae_marginal (importance-weighted, k = train.num_samples); the
-  #   registry is evae_jax/objectives.py
+  #   registry is evae_jax/objectives/registry.py
   config.train.num_samples = 1  # k of the iwae objectives
   # Over-pruning remedies: they change only what is optimised; every bound,
   # IW estimate and metric reported stays the true ELBO / log-likelihood.
@@ -103,30 +104,32 @@ def get_config():
   # JAX_PROCESS_ID environment variables, or else JAX's detection (TPU pod,
   # SLURM). See experiments/README.md, "Several processes".
   config.train.coordinator_address = ''  # host:port of process 0
-  config.train.num_processes = 0
-  config.train.process_id = -1
+  config.train.num_processes = 0  # how many processes in all
+  config.train.process_id = -1  # this process's id, 0 .. num_processes-1
   config.train.initialization_timeout = 120  # seconds to wait for every
   #   process to connect before a clear error (a wrong count or id)
-  config.train.keep_checkpoints = 3
-  config.train.eval_every_epochs = 1
-  config.train.progress_bar = True
+  config.train.keep_checkpoints = 3  # the newest N steps kept
+  config.train.eval_every_epochs = 1  # validation bound every N epochs
+  config.train.progress_bar = True  # tqdm, on a terminal only
   config.train.overwrite = False  # allow a different config in a used workdir
 
   config.eval = ml_collections.ConfigDict()
-  config.eval.split = 'test'
+  config.eval.split = 'test'  # test | valid | train: what --mode=evaluate
+  #   scores
   config.eval.dtype = 'float32'  # float32 | bfloat16 | train (model.dtype):
   #   the networks' dtype in --mode=evaluate/sample and per-epoch validation
-  config.eval.batch_size = 100
+  config.eval.batch_size = 100  # images per evaluation batch
   config.eval.num_examples = 0  # 0 = the whole split
   config.eval.iw_samples = 5000  # k of L_k (paper Table 2)
-  config.eval.iw_chunk = 100
+  config.eval.iw_chunk = 100  # importance samples per pass (memory)
   config.eval.iw_num_examples = 0  # 0 = the whole split
   config.eval.active_threshold = 0.02  # A_u > threshold (paper §3)
-  config.eval.parzen_samples = 10000
-  config.eval.parzen_valid = 1000
-  config.eval.parzen_sigma_min_log10 = -1.0
-  config.eval.parzen_sigma_max_log10 = 0.0
-  config.eval.parzen_num_sigmas = 10
+  config.eval.parzen_samples = 10000  # model samples in the Parzen window
+  config.eval.parzen_valid = 1000  # validation images that choose sigma
+  config.eval.parzen_sigma_min_log10 = -1.0  # Parzen sigma candidates:
+  #   logspace(min, max, num_sigmas)
+  config.eval.parzen_sigma_max_log10 = 0.0  # (see parzen_sigma_min_log10)
+  config.eval.parzen_num_sigmas = 10  # (paper: logspace(-1, 0, 10))
   config.eval.num_image_samples = 100  # images in the PNG grids
   config.eval.quick = False  # True: a first look in seconds, NOT the paper's
   #   protocol: IW with k <= 100 on <= 500 examples, Parzen with <= 1,000
