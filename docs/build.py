@@ -33,6 +33,7 @@ PUBLIC_MODULES = ('evae_jax', 'evae_jax.api', 'evae_jax.elbo',
                   'evae_jax.objectives.callables', 'evae_jax.epitomes',
                   'evae_jax.likelihoods', 'evae_jax.marginal',
                   'evae_jax.evaluate', 'evae_jax.metrics',
+                  'evae_jax.metrics.information', 'evae_jax.metrics.parzen',
                   'evae_jax.sampling')
 
 _STYLE = """body{max-width:52rem;margin:2rem auto;padding:0 1rem;
@@ -107,7 +108,8 @@ def _links(markdown: str, source: str, names: Dict[str, str],
     if not os.path.exists(path):
       sys.exit(f'error: {os.path.relpath(source, ROOT)} links to {target}, '
                'which does not exist.')
-    files.append(os.path.relpath(path, ROOT))
+    if os.path.isfile(path):  # a folder is linked, not copied
+      files.append(os.path.relpath(path, ROOT))
     return match.group(0)
   text = re.sub(r'\]\(([^)\s#]*)(#[^)\s]*)?\)', swap, markdown)
   return text, files

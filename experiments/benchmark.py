@@ -2,9 +2,9 @@
 
     python -m experiments.benchmark [--out=FILE]    # a few minutes on a 2-core CPU
 
-writes every number to --out (a temporary file by default; the numbers the
-README quotes are kept in experiments/benchmark*.json: pass that path to
-replace them on purpose) and prints the tables.
+writes every number to --out (a temporary file by default; the numbers
+docs/performance.md quotes are kept in results/benchmarks/benchmark*.json:
+pass that path to replace them on purpose) and prints the tables.
 
 For one architecture (default L = 2, H = 500, D = 50, K = 5, batch 100,
 784 binary pixels, synthetic data) it measures the median train-step time of

@@ -27,6 +27,7 @@ from absl import flags
 
 import evae_jax
 from evae_jax import models
+from evae_jax.storage import provenance
 
 FLAGS = flags.FLAGS
 
@@ -85,11 +86,13 @@ def table(found: Dict[str, Dict[str, float]]) -> str:
   """The markdown table of `compare`'s results, one row per workdir.
 
   Args:
-    found: {workdir name: `compare`'s dict}.
+    found: {workdir name: `compare`'s dict}, or a saved --out file's
+      {'models': that, 'code': ..., ...}.
 
   Returns:
     The table, with a line saying what the columns are.
   """
+  found = found.get('models', found)
   lines = ['The same parameters with float32 and with bfloat16 networks, on '
            'the same noise, on every test image (bound: eq. 7, nats; '
            'bf16 - f32: mean ± SE over the images).', '',
@@ -124,7 +127,8 @@ def main(argv):
   print(table(found))
   if FLAGS.out:  # keyed by the workdirs' folder names
     with open(FLAGS.out, 'w') as f:
-      json.dump(found, f, indent=1)
+      json.dump({'code': provenance.code_version(), 'seed': 0,
+                 'batch_size': 500, 'models': found}, f, indent=1)
 
 
 if __name__ == '__main__':

@@ -107,7 +107,8 @@ case "$EXP" in
     for kind in vae evae; do
       "$PY" -m experiments.paired --root="$KEPT/budget/stages=4" \
         --other_root="$KEPT/$EXP/bfloat16" --base=kind=$kind \
-        --other=kind=$kind --keys=iw_marginal,bound,parzen --margin=0.5 || true
+        --other=kind=$kind --keys=iw_marginal,bound,parzen --margin=0.5 \
+        --assignments || true
     done ;;
   table4)  # the H = 500 columns with one and three hidden layers (L=1 | L=3
     # alone with LAYERS=1 or LAYERS=3)

@@ -268,16 +268,22 @@ def report(root: str, base: str, other: str, other_root: Optional[str],
               '| pair | y* differs on | test images |', '| --- | --- | --- |']
     for name, other_dir, _ in found:
       got = assignment_disagreement(os.path.join(root, name), other_dir)
-      lines.append(f'| {name} | ' + (
-          'one epitome: never' if got is None else f'{100 * got[0]:.2f}%')
-                   + f' | {got[1] if got else ""} |')
+      if got == ONE_EPITOME:
+        cells = 'one epitome: never | '
+      elif got is None:
+        cells = 'not recorded (no assignments in eval_examples.npz) | '
+      else:
+        cells = f'{100 * got[0]:.2f}% | {got[1]}'
+      lines.append(f'| {name} | {cells} |')
   if notes.notes:
     lines += ['', notes.footnotes()]
   return '\n'.join(lines)
 
 
-def assignment_disagreement(base_dir: str, other_dir: str
-                            ) -> Optional[Tuple[float, int]]:
+ONE_EPITOME = 'one epitome'
+
+
+def assignment_disagreement(base_dir: str, other_dir: str):
   """The share of test images on which two points choose different y*.
 
   Args:
@@ -286,16 +292,19 @@ def assignment_disagreement(base_dir: str, other_dir: str
     other_dir: the point it is compared with (same test images).
 
   Returns:
-    (fraction in [0, 1], number of images compared, the common prefix), or
-    None where the models have one epitome (y* is always the same) or a
-    point lacks the assignments.
+    (fraction in [0, 1], number of images compared: their common prefix);
+    `ONE_EPITOME` where both eval.json say one epitome (y* is always the
+    same); None where a point lacks the assignments or its epitome count.
   """
   a, b = load(base_dir), load(other_dir)
   if 'assignments' not in a or 'assignments' not in b:
     return None
-  if max(kept.load_point(base_dir).get('num_epitomes', 1),
-         kept.load_point(other_dir).get('num_epitomes', 1)) < 2:
+  counts = [kept.load_point(d).get('num_epitomes')
+            for d in (base_dir, other_dir)]
+  if None in counts:
     return None
+  if max(counts) < 2:
+    return ONE_EPITOME
   n = min(len(a['assignments']), len(b['assignments']))
   return float(np.mean(a['assignments'][:n] != b['assignments'][:n])), n
 

@@ -10,15 +10,16 @@ that prints it::
     python -m experiments.refresh results/RESULTS.md           # rewrite the blocks
     python -m experiments.refresh --check results/RESULTS.md   # exit 1 if one is stale
 
-Each command is one of ``python -m experiments.tables`` or ``python -m
-experiments.paired`` with their flags, run in this process from the
-repository root (the same functions their ``main`` prints: `tables.render`,
-`paired.report`), so a page cannot run anything else and a page of twenty
-tables refreshes in seconds. A command that fails leaves the page untouched
-and exits 2 with its message. Prose between the blocks
-is never changed: a sentence that quotes a number must be checked against
-its block by whoever writes it (``--check`` says which block moved).
-"""
+Each command is one of ``python -m experiments.tables``, ``python -m
+experiments.paired`` (on kept results) or ``python -m
+experiments.dtype_selection --table=FILE`` (a saved result printed again) with
+their flags, run in this process from the repository root (the same functions
+their ``main`` prints: `tables.render`, `paired.report`,
+`dtype_selection.table`), so a page cannot run anything else and a page of
+twenty tables refreshes in seconds. A command that fails leaves the page
+untouched and exits 2 with its message. Prose between the blocks is never
+changed: a sentence that quotes a number must be checked against its block by
+whoever writes it (``--check`` says which block moved). """
 
 import json
 import os
@@ -46,7 +47,8 @@ def parse(command: str) -> Tuple[str, Dict[str, str]]:
 
   Args:
     command: ``python -m experiments.tables --flag=value ...`` (or
-      ``.paired``); every argument a ``--flag=value``.
+      ``.paired``, ``.dtype_selection``); every argument a
+      ``--flag=value``.
 
   Returns:
     ('tables', 'paired' or 'dtype_selection', {flag: value}).
@@ -110,7 +112,7 @@ def run(command: str) -> str:
           int(args.get('paper_epochs', kept.BURDA_FULL_EPOCHS)),
           args.get('then_root'),
           args.get('assignments', 'false').lower() in ('1', 'true'))
-  except (KeyError, ValueError, OSError) as e:  # a required flag, damaged results
+  except (KeyError, ValueError, OSError) as e:  # missing flag, damaged results
     raise RefreshError(f'{command!r}: {e}') from e
   finally:
     os.chdir(cwd)

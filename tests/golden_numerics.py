@@ -159,7 +159,8 @@ def record() -> int:
     if changed and version == provenance.NUMERICS_VERSION:
       print(f'{len(changed)} golden values changed (e.g. {next(iter(changed))})'
             f' but NUMERICS_VERSION is still {version}: bump it in '
-            'evae_jax/provenance.py, then record again.', file=sys.stderr)
+            'evae_jax/storage/provenance.py, then record again.',
+            file=sys.stderr)
       return 2
     if not changed and version != provenance.NUMERICS_VERSION:
       print(f'No golden value changed: keep NUMERICS_VERSION at {version}.',

@@ -42,7 +42,8 @@ PUBLIC_MODULES = BUILD.PUBLIC_MODULES
 # workdirs): not in the reference, but held to the same docstrings. `main`
 # (flags only) and `steps` are left out.
 INTERNAL_MODULES = ('evae_jax.storage.workdirs', 'evae_jax.train.loop',
-                    'evae_jax.train.setup',
+                    'evae_jax.train.setup', 'evae_jax.metrics.batching',
+                    'evae_jax.storage.checkpoint_paths',
                     'evae_jax.configuration', 'evae_jax.storage.checkpoints',
                     'evae_jax.runtime.sharding', 'evae_jax.evaluate.report',
                     'evae_jax.models', 'evae_jax.data',
@@ -279,11 +280,16 @@ def test_the_check_sees_the_whole_api():
                    'evae_jax.api.TrainedModel', 'evae_jax.epitomes.make_masks',
                    'evae_jax.marginal.iw_log_marginal_likelihood',
                    'evae_jax.metrics.iw_estimates',
+                   'evae_jax.metrics.parzen.parzen_log_density',
+                   'evae_jax.metrics.information.mutual_information',
                    'evae_jax.sampling.generate', 'evae_jax.objectives.registry.register',
                    'evae_jax.likelihoods.bernoulli_log_prob'):
     assert expected in names
   names = {where for where, _ in public_api(INTERNAL_MODULES)}
   for expected in ('evae_jax.train.loop.train_and_evaluate',
+                   'evae_jax.train.setup.set_up',
+                   'evae_jax.metrics.batching.pad_batches',
+                   'evae_jax.storage.checkpoint_paths.check_path',
                    'evae_jax.storage.checkpoints.Checkpoints',
                    'evae_jax.storage.workdirs.prepare', 'evae_jax.runtime.sharding.make_mesh',
                    'evae_jax.evaluate.report.evaluate_workdir',
@@ -458,4 +464,3 @@ def test_the_config_reference_parser_joins_continuations_and_notes():
       ('seed', '', ''), ('a.x', 'the first and its second line', ''),
       ('a.y', '', 'A note on what follows.'),
       ('a.w', "w; '#' in a comment", '')]
-

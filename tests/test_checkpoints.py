@@ -1,4 +1,4 @@
-"""evae_jax/checkpoints.py: workdirs written by earlier versions still
+"""evae_jax/storage/checkpoints.py: workdirs written by earlier versions still
 restore, and a save that fails in orbax's background thread is an error,
 not a hang.
 

@@ -690,12 +690,14 @@ def test_assignment_disagreement_counts_images_whose_epitome_differs(
   text = paired.report(str(tmp_path), 'dtype=f32', 'dtype=bf16', None,
                        ('iw_marginal',), assignments=True)
   assert '| kind=evae,dtype=f32 | 25.00% | 8 |' in text
-  # One epitome: y* cannot differ, and the table says so.
-  _examples(tmp_path / 'vae' / 'kind=vae,dtype=f32',
-            assignments=np.zeros(4, int))
-  _examples(tmp_path / 'vae' / 'kind=vae,dtype=bf16',
-            assignments=np.zeros(4, int))
-  assert paired.assignment_disagreement(
-      str(tmp_path / 'vae' / 'kind=vae,dtype=f32'),
-      str(tmp_path / 'vae' / 'kind=vae,dtype=bf16')) is None
-
+  # One epitome: y* cannot differ; no epitome count: not "never".
+  for name in ('kind=vae,dtype=f32', 'kind=vae,dtype=bf16'):
+    _examples(tmp_path / 'vae' / name, assignments=np.zeros(4, int))
+  vae = [str(tmp_path / 'vae' / n) for n in ('kind=vae,dtype=f32',
+                                             'kind=vae,dtype=bf16')]
+  assert paired.assignment_disagreement(*vae) is None
+  for folder in vae:
+    record = json.loads(open(os.path.join(folder, 'eval.json')).read())
+    with open(os.path.join(folder, 'eval.json'), 'w') as f:
+      json.dump({**record, 'num_epitomes': 1}, f)
+  assert paired.assignment_disagreement(*vae) == paired.ONE_EPITOME

@@ -47,7 +47,8 @@ def test_training_numerics_are_bit_identical_to_the_record(recorded):
   assert not diffs, (
       f'Training numerics changed (numerics version {version}): '
       + ', '.join(f'{k} (max |diff| {v:.3g})' for k, v in diffs.items())
-      + '. If intended, bump NUMERICS_VERSION in evae_jax/provenance.py and '
+      + '. If intended, bump NUMERICS_VERSION in '
+      'evae_jax/storage/provenance.py and '
       'run python -m tests.golden_numerics --record in the same commit.')
 
 

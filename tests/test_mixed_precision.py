@@ -144,7 +144,10 @@ def test_dtype_selection_holds_the_model_and_changes_only_its_networks(
   np.testing.assert_allclose(got['bound_float32'], bounds.mean(), rtol=1e-6)
   low = dtype_selection.in_dtype(m, 'bfloat16')
   assert low.params is m.params and low.model is not m.model
-  assert 0.0 <= got['y_differs'] <= 1.0
+  # bfloat16 networks did run: the bound moved, by a little.
   assert 0 < abs(got['bound_difference']) < 0.5
-  np.testing.assert_allclose(got['bound_bfloat16'] - got['bound_float32'],
-                             got['bound_difference'], atol=1e-9)
+  differs = np.concatenate([
+      np.asarray(m.assign(x[25 * i:25 * i + 25], k))
+      != np.asarray(low.assign(x[25 * i:25 * i + 25], k))
+      for i, k in enumerate(keys)])
+  assert got['y_differs'] == differs.mean()

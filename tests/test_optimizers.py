@@ -1,4 +1,4 @@
-"""evae_jax/optimizers.py: each optimizer the config names, built from the
+"""evae_jax/state/optimizers.py: each optimizer the config names, built from the
 config's b1, b2 and eps and the given schedule, against float64
 transcriptions of its update; a name the module does not know is refused.
 

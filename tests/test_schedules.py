@@ -1,4 +1,4 @@
-"""evae_jax/schedules.py: run length, learning rates, KL warm-up and the
+"""evae_jax/state/schedules.py: run length, learning rates, KL warm-up and the
 order of an epoch, against closed forms and their documented contracts.
 
 Also tested elsewhere: the 8-stage Burda schedule at steps_per_epoch=10

@@ -1,5 +1,5 @@
-"""evae_jax/seeds.py: the run's random streams are the documented fold_in
-tree, stable for the same inputs, and distinct for every purpose.
+"""evae_jax/runtime/seeds.py: the run's random streams are the documented
+fold_in tree, stable for the same inputs, and distinct for every purpose.
 
 That a resumed run repeats the interrupted one bit for bit (what stable
 keys are for) is tested end to end in tests/test_train.py and

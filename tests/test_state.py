@@ -1,4 +1,4 @@
-"""evae_jax/state.py: the initial train state (shapes, optimizer, the
+"""evae_jax/state/: the initial train state (shapes, optimizer, the
 schedule's steps per epoch), what a checkpoint holds and its round trip,
 and the models one config trains.
 

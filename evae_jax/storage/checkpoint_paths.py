@@ -19,7 +19,6 @@ _GLOB_CHARACTERS = '[\\'
 _DEEPEST_BELOW = 160
 
 
-
 def check_path(path: str) -> None:
   """Refuses a checkpoints folder under which orbax would write checkpoints
   that never restore (a character it reads as a glob pattern), or that it

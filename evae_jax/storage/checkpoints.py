@@ -39,6 +39,8 @@ from evae_jax.runtime import sharding
 # lack their own record (written by an earlier version).
 CHECKSUMS_FILE = 'checksums.json'
 _ITEM = 'default'  # the item folder of the arrays in an orbax checkpoint
+
+
 def _errno(error: BaseException) -> Optional[int]:
   """The errno of ``error`` or of an error it was raised from (orbax wraps
   some)."""
