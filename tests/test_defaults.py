@@ -40,6 +40,7 @@ CHOICES = {
     'train.objective': objectives.names(),
     'train.assignment': schedules.ASSIGNMENTS,
     'train.schedule': schedules.SCHEDULES,
+    'eval.split': configuration.EVAL_SPLITS,
 }
 
 

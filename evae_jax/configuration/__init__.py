@@ -23,6 +23,10 @@ from evae_jax.state import optimizers
 from evae_jax.state import schedules
 
 
+# The splits --mode=evaluate may score (eval.split).
+EVAL_SPLITS = ('test', 'valid', 'train')
+
+
 def _choice(value, allowed, field):
   if value not in allowed:
     raise errors.ConfigError(
@@ -158,7 +162,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _choice(d.binarization, input_pipeline.BINARIZATIONS, 'data.binarization')
   _choice(d.name, input_pipeline.DATASET_NAMES, 'data.name')
   _check_ignored_data_fields(d)
-  _choice(e.split, ('train', 'valid', 'test'), 'eval.split')
+  _choice(e.split, EVAL_SPLITS, 'eval.split')
   try:
     epitomes.validate(*epitome_shape(m))
   except errors.EpitomeConfigError as err:
