@@ -33,6 +33,7 @@ from configs import default
 from evae_jax import configuration
 from evae_jax import metrics
 from evae_jax import models
+from evae_jax import objectives
 from evae_jax import state as state_lib
 from evae_jax.train import steps
 
@@ -132,7 +133,8 @@ def objective_step_times(n, b, rng, repeats) -> dict:
     for objective, k in variants:
       if kind == 'vae' and objective == 'iwae_marginal':
         continue  # one epitome: the same as 'iwae'
-      options = steps.StepOptions(objective=objective, num_samples=k)
+      options = steps.StepOptions(
+          objective=objective, loss=objectives.LossSettings(num_samples=k))
       calls[(kind, objective, k)] = (
           lambda s=state, o=options: steps.train_step(
               s, batch, rng, options=o)[1]['loss'])

@@ -108,10 +108,8 @@ def compute() -> Dict[str, np.ndarray]:
                 assignments=assignments, rng=rng):
       return state.model.loss(
           params, batch, rng, kl_weight=config.train.kl_weight,
-          objective=options.objective,
-          z_dropout_rate=options.z_dropout_rate, assignments=assignments,
-          num_samples=options.num_samples, free_bits=options.free_bits,
-          free_bits_group=options.free_bits_group)[0]
+          objective=options.objective, assignments=assignments,
+          **options.loss._asdict())[0]
 
     loss, grads = jax.jit(jax.value_and_grad(loss_fn))(state.params)
     metrics = None

@@ -199,7 +199,7 @@ def test_warmup_weight_rises_with_the_global_step_and_off_is_identical():
   b, mb = steps.train_step(
       state, x, rng, weight,
       options=steps.StepOptions(kl_warmup_steps=0, kl_warmup_start=0.5,
-                                free_bits=0.0))
+                                loss=objectives.LossSettings(free_bits=0.0)))
   assert 'kl_weight' not in mb
   for key in ma:
     assert np.asarray(ma[key]).tobytes() == np.asarray(mb[key]).tobytes()

@@ -22,11 +22,29 @@ def test_step_options_carry_the_objective_and_the_remedies():
   config.train.free_bits_group = 2
   config.train.kl_warmup_steps = 100
   config.train.kl_warmup_start = 0.1
+  config.train.z_dropout_rate = 0.125
   options = steps.StepOptions.from_config(config)
-  assert (options.objective, options.free_bits, options.free_bits_group,
-          options.kl_warmup_steps, options.kl_warmup_start) == (
-              'logsumexp', 0.25, 2, 100, 0.1)
+  assert (options.objective, options.kl_warmup_steps,
+          options.kl_warmup_start) == ('logsumexp', 100, 0.1)
+  assert options.loss == objectives.LossSettings(
+      z_dropout_rate=0.125, num_samples=1, free_bits=0.25, free_bits_group=2)
   hash(options)  # a static argument of the compiled steps
+
+
+def test_loss_options_are_loss_settings_plus_the_traced_values():
+  """The static settings are declared once (`LossSettings`): the options an
+  objective receives have exactly its fields besides the traced two, with
+  the same defaults, and every one is a ``config.train`` field."""
+  settings = objectives.LossSettings._fields
+  assert objectives.LossOptions._fields == (
+      ('kl_weight', 'assignments') + settings)
+  default = objectives.LossOptions()
+  assert default.settings == objectives.LossSettings()
+  assert (default.kl_weight, default.assignments) == (1.0, None)
+  assert set(settings) <= set(test_config.get_config().train.keys())
+  given = objectives.LossOptions(kl_weight=0.5, num_samples=5, free_bits=0.5)
+  assert given.settings == objectives.LossSettings(num_samples=5,
+                                                   free_bits=0.5)
 
 
 def test_algorithm_1_assigns_with_the_warmed_up_kl_weight():
@@ -57,8 +75,9 @@ def test_warming_up_an_objective_without_a_kl_term_raises():
   x = jnp.zeros((4, 64))
   with pytest.raises(errors.ObjectiveError, match='no KL term'):
     steps.train_step(state, x, jax.random.PRNGKey(1),
-                     options=steps.StepOptions(objective='iwae', num_samples=2,
-                                               kl_warmup_steps=10))
+                     options=steps.StepOptions(
+                         objective='iwae', kl_warmup_steps=10,
+                         loss=objectives.LossSettings(num_samples=2)))
 
 
 def test_step_options_are_frozen_and_equal_configs_give_equal_options():
@@ -66,7 +85,7 @@ def test_step_options_are_frozen_and_equal_configs_give_equal_options():
   again = steps.StepOptions.from_config(test_config.get_config())
   assert options == again and hash(options) == hash(again)
   with pytest.raises(dataclasses.FrozenInstanceError):
-    options.free_bits = 0.5
+    options.kl_warmup_steps = 5
   assert steps.StepOptions().objective == 'point'  # library defaults
 
 
@@ -80,9 +99,10 @@ def test_options_select_the_compiled_step_and_equal_options_reuse_it():
       jnp.float32)
   rng = jax.random.PRNGKey(2)
 
-  def loss(**fields):
-    return float(steps.train_step(state, x, rng, 0.5,
-                                  options=steps.StepOptions(**fields))[1]['loss'])
+  def loss(objective='point', **settings):
+    options = steps.StepOptions(objective=objective,
+                                loss=objectives.LossSettings(**settings))
+    return float(steps.train_step(state, x, rng, 0.5, options=options)[1]['loss'])
 
   # free_bits_group=3: options no other test compiles, so the cache counts
   # below are this test's own.

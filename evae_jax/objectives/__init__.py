@@ -34,6 +34,7 @@ from evae_jax.objectives.registry import ALL_MODEL_KINDS
 from evae_jax.objectives.registry import KL_TERM_SETTINGS
 from evae_jax.objectives.registry import LossFn
 from evae_jax.objectives.registry import LossOptions
+from evae_jax.objectives.registry import LossSettings
 from evae_jax.objectives.registry import Objective
 from evae_jax.objectives.registry import REGISTRY
 from evae_jax.objectives.registry import get
@@ -46,4 +47,5 @@ from evae_jax.objectives import iwae
 from evae_jax.objectives import callables
 
 __all__ = ['ALL_MODEL_KINDS', 'KL_TERM_SETTINGS', 'LossFn', 'LossOptions',
+           'LossSettings',
            'Objective', 'REGISTRY', 'get', 'loss', 'names', 'register']

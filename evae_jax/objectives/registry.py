@@ -3,6 +3,7 @@
 See `evae_jax.objectives` for the contract an objective meets.
 """
 
+import collections
 import dataclasses
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
@@ -12,26 +13,62 @@ from evae_jax import errors
 ALL_MODEL_KINDS = ('evae', 'vae', 'mvae')
 
 
-class LossOptions(NamedTuple):
-  """What every objective receives besides the model, the batch and the key.
+class LossSettings(NamedTuple):
+  """The static part of `LossOptions`: the settings that select code when
+  the loss is traced, one field per ``config.train`` field of the same name.
+
+  Hashable, so that `evae_jax.train.steps.StepOptions` (a static argument of
+  the compiled step) holds one. A new objective option is a field here (and
+  its default in ``evae_jax/configuration/defaults.py``); `LossOptions`,
+  ``StepOptions.from_config`` and the step's call of the loss take it from
+  this class.
 
   Attributes:
-    kl_weight: lambda of paper §3.1 (scalar; may be traced, e.g. vmapped over
-      models or warmed up by the step).
     z_dropout_rate: dropout on z (the dropout VAE of paper §3.2); 0 off.
-    assignments: optional (B,) int epitome per example fixed in advance
-      (Algorithm 1) from data independent of the key; None: chosen per step.
     num_samples: k of the importance-weighted objectives.
     free_bits: lambda_FB nats of free bits (Kingma et al., 2016); 0 off. A
       Python number (it selects code at trace time).
     free_bits_group: latent units per free-bits group (1: per unit).
   """
-  kl_weight: Any = 1.0
   z_dropout_rate: float = 0.0
-  assignments: Optional[Any] = None
   num_samples: int = 1
   free_bits: float = 0.0
   free_bits_group: int = 1
+
+  @classmethod
+  def from_config(cls, train_config: Any) -> 'LossSettings':
+    """The settings of a run's ``config.train`` (fields read by name).
+
+    Args:
+      train_config: ``config.train`` of a configuration (any mapping with
+        the fields).
+
+    Returns:
+      The `LossSettings` of ``train_config``.
+    """
+    return cls(**{name: train_config[name] for name in cls._fields})
+
+
+class LossOptions(collections.namedtuple(
+    'LossOptions', ('kl_weight', 'assignments') + LossSettings._fields,
+    defaults=(1.0, None) + tuple(LossSettings._field_defaults.values()))):
+  """What every objective receives besides the model, the batch and the key:
+  the traced values of a call and the static `LossSettings`, field by field.
+
+  Attributes:
+    kl_weight: lambda of paper §3.1 (scalar; may be traced, e.g. vmapped over
+      models or warmed up by the step).
+    assignments: optional (B,) int epitome per example fixed in advance
+      (Algorithm 1) from data independent of the key; None: chosen per step.
+    z_dropout_rate, num_samples, free_bits, free_bits_group: the fields of
+      `LossSettings` (see there).
+  """
+  __slots__ = ()
+
+  @property
+  def settings(self) -> LossSettings:
+    """The static part, as a `LossSettings`."""
+    return LossSettings(*(getattr(self, n) for n in LossSettings._fields))
 
 
 LossFn = Callable[[Any, Any, Any, LossOptions], Tuple[Any, dict]]

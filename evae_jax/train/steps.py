@@ -6,8 +6,10 @@ calls them (checkpoints, metrics, signals) is `evae_jax.train`.
 Every setting that selects code (the objective, its sample count, the
 over-pruning remedies, the assignment scheme, ...) travels in one
 `StepOptions`, a static argument of every compiled function here: a new
-setting is a field of `StepOptions` (and a line of its ``from_config``),
-not an argument threaded through each signature. Equal options share one
+setting of the loss is a field of `evae_jax.objectives.LossSettings`, which
+`StepOptions` holds whole and passes to the loss as it is; a new setting of
+the loop is a field of `StepOptions` (and a line of its ``from_config``).
+Neither is an argument threaded through each signature. Equal options share one
 compiled program; changed options compile another.
 
 RNG keys derive from (seed, step) and data order from (seed, epoch) with
@@ -50,15 +52,12 @@ class StepOptions:
     binarization: see `evae_jax.data.preprocess`.
     objective: a name of `evae_jax.objectives.REGISTRY`: 'point' (eq. 7),
       'logsumexp', 'iwae' or 'iwae_marginal'.
-    z_dropout_rate: dropout on z (dropout VAE); 0 disables it.
+    loss: the static settings of the objective (z dropout, k, free bits),
+      `evae_jax.objectives.LossSettings`, passed to the loss as they are.
     per_epoch_assignment: Algorithm 1 (y* fixed for the epoch) instead of
       choosing y* at every step.
     assignment_samples: noise draws averaged per example by Algorithm 1's
       assignment (a less noisy argmax of ELBO_y).
-    num_samples: k of the objectives that use it (the IWAE ones).
-    free_bits: free bits lambda in nats
-      (`evae_jax.objectives.free_bits.free_bits_kl`); 0 off.
-    free_bits_group: latent units per free-bits group.
     kl_warmup_steps: KL warm-up length in steps
       (`evae_jax.state.schedules.kl_warmup_factor`); 0 off.
     kl_warmup_start: the KL weight's fraction at step 0 of the warm-up.
@@ -66,12 +65,9 @@ class StepOptions:
   batch_size: Optional[int] = None
   binarization: str = 'none'
   objective: str = 'point'
-  z_dropout_rate: float = 0.0
+  loss: objectives.LossSettings = objectives.LossSettings()
   per_epoch_assignment: bool = False
   assignment_samples: int = 1
-  num_samples: int = 1
-  free_bits: float = 0.0
-  free_bits_group: int = 1
   kl_warmup_steps: int = 0
   kl_warmup_start: float = 0.0
 
@@ -92,12 +88,9 @@ class StepOptions:
     return cls(batch_size=t.batch_size,
                binarization=config.data.binarization,
                objective=t.objective,
-               z_dropout_rate=t.z_dropout_rate,
+               loss=objectives.LossSettings.from_config(t),
                per_epoch_assignment=t.assignment == 'epoch',
                assignment_samples=t.assignment_samples,
-               num_samples=t.num_samples,
-               free_bits=t.free_bits,
-               free_bits_group=t.free_bits_group,
                kl_warmup_steps=t.kl_warmup_steps,
                kl_warmup_start=t.kl_warmup_start)
 
@@ -139,9 +132,8 @@ def train_step(state: TrainState, batch: jax.Array, rng: jax.Array,
     kl_weight: () lambda of paper §3.1.
     assignments: optional (B,) int32 epitome per example fixed in advance
       (Algorithm 1); by default y* is chosen in the step.
-    options: the objective and the remedies (``objective``,
-      ``z_dropout_rate``, ``num_samples``, ``free_bits``,
-      ``free_bits_group``, ``kl_warmup_steps``, ``kl_warmup_start``); static.
+    options: the objective and the remedies (``objective``, ``loss``,
+      ``kl_warmup_steps``, ``kl_warmup_start``); static.
 
   Returns:
     (new_state, metrics): metrics of shape () 'loss', 'elbo', 'bound',
@@ -164,11 +156,8 @@ def train_step(state: TrainState, batch: jax.Array, rng: jax.Array,
   def loss_fn(params):
     return state.model.loss(params, batch, rng, kl_weight=weight,
                             objective=options.objective,
-                            z_dropout_rate=options.z_dropout_rate,
                             assignments=assignments,
-                            num_samples=options.num_samples,
-                            free_bits=options.free_bits,
-                            free_bits_group=options.free_bits_group)
+                            **options.loss._asdict())
 
   (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   metrics = {k: jnp.mean(v) for k, v in aux.items() if k != 'assignments'}
