@@ -110,10 +110,18 @@ def test_config_validation_follows_the_registry():
     configuration.validate(config)
 
 
+def _scratch_registry(monkeypatch):
+  """A copy of the registry for the test to register into (both names of
+  it: `register` writes the registry module's)."""
+  scratch = dict(objectives.REGISTRY)
+  monkeypatch.setattr(objectives.registry, 'REGISTRY', scratch)
+  monkeypatch.setattr(objectives, 'REGISTRY', scratch)
+
+
 def test_adding_an_objective_is_one_registered_function(monkeypatch):
   """A new objective registered once is accepted by config validation and
   trained by both model kinds' ``loss``, with nothing else changed."""
-  monkeypatch.setattr(objectives, 'REGISTRY', dict(objectives.REGISTRY))
+  _scratch_registry(monkeypatch)
 
   @objectives.register('half_point', summary='half the point loss')
   def half_point(latents, x, rng, options):
@@ -131,6 +139,44 @@ def test_adding_an_objective_is_one_registered_function(monkeypatch):
     np.testing.assert_allclose(half, 0.5 * full, rtol=1e-6)
   with pytest.raises(ValueError, match='registered twice'):
     objectives.register('half_point')(half_point)
+
+
+def test_the_aux_is_typed_and_an_objective_returning_a_dict_still_works(
+    monkeypatch):
+  """Every objective's aux is a `LossAux` whose absent fields are None (and
+  whose fields read by name, as the dict before it); an objective of one's
+  own that returns the old dict gets it converted, one with a key that is
+  not a field is refused naming the fields."""
+  model, params = _model('evae')
+  rng = jax.random.PRNGKey(3)
+  _, aux = model.loss(params, X, rng, objective='point')
+  assert isinstance(aux, objectives.LossAux)
+  assert aux.logsumexp_bound is None and aux.free_bits_kl is None
+  assert list(aux.present()) == ['bound', 'elbo', 'assignments', 'log_lik',
+                                 'kl']
+  assert aux['bound'] is aux.bound and aux[0] is aux.bound
+  with pytest.raises(KeyError, match='logsumexp_bound'):
+    aux['logsumexp_bound']  # pylint: disable=pointless-statement
+  _, lse = model.loss(params, X, rng, objective='logsumexp')
+  assert lse.logsumexp_bound.shape == (B,)
+  _scratch_registry(monkeypatch)
+
+  @objectives.register('as_dict')
+  def as_dict(latents, x, rng, options):
+    loss, aux = objectives.point.point_loss(latents, x, rng, options)
+    return loss, dict(aux.present())
+
+  @objectives.register('extra_key')
+  def extra_key(latents, x, rng, options):
+    loss, aux = objectives.point.point_loss(latents, x, rng, options)
+    return loss, dict(aux.present(), mine=aux.bound)
+
+  loss, converted = model.loss(params, X, rng, objective='as_dict')
+  want, _ = model.loss(params, X, rng, objective='point')
+  assert isinstance(converted, objectives.LossAux) and loss == want
+  np.testing.assert_array_equal(converted.kl, aux.kl)
+  with pytest.raises(errors.ObjectiveError, match=r"unknown keys \['mine'\]"):
+    model.loss(params, X, rng, objective='extra_key')
 
 
 @pytest.mark.parametrize('name,value', [

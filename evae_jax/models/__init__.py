@@ -19,6 +19,7 @@ import jax
 import ml_collections
 
 from evae_jax import epitomes
+from evae_jax import objectives
 from evae_jax.models.conv import (  # noqa: F401 (the public API)
     ConvVAENetwork,
     KERNEL_SIZES,
@@ -112,7 +113,8 @@ class Model(Protocol):
     """
 
   def loss(self, params: Any, x: jax.Array, rng: jax.Array, *,
-           objective: str = 'point', **options) -> Tuple[jax.Array, dict]:
+           objective: str = 'point', **options
+           ) -> Tuple[jax.Array, objectives.LossAux]:
     """The training loss of a registered objective.
 
     Args:
@@ -124,7 +126,8 @@ class Model(Protocol):
         assignments, ...), as `evae_jax.train.steps.train_step` passes them.
 
     Returns:
-      (loss, aux): the scalar loss and a dict of (B,) diagnostics.
+      (loss, aux): the scalar loss and a `evae_jax.objectives.LossAux` of
+        (B,) diagnostics.
     """
 
   def elbo_terms(self, params: Any, x: jax.Array, rng: jax.Array

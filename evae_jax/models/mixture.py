@@ -97,7 +97,8 @@ class MixtureModel:
                                self.num_components)
 
   def loss(self, params: Any, x: jax.Array, rng: jax.Array, *,
-           objective: str = 'point', **options) -> Tuple[jax.Array, dict]:
+           objective: str = 'point', **options
+           ) -> Tuple[jax.Array, objectives.LossAux]:
     """`evae_jax.objectives.loss` of ``objective`` for this model.
 
     Args:

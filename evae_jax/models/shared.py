@@ -82,7 +82,8 @@ class SharedModel:
         *bind(self.module.apply, params), self.masks)
 
   def loss(self, params: Any, x: jax.Array, rng: jax.Array, *,
-           objective: str = 'point', **options) -> Tuple[jax.Array, dict]:
+           objective: str = 'point', **options
+           ) -> Tuple[jax.Array, objectives.LossAux]:
     """`evae_jax.objectives.loss` of ``objective`` for this model.
 
     Args:

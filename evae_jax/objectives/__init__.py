@@ -2,7 +2,7 @@
 
 An objective is one function with one signature,
 
-    loss_fn(latents, x, rng, options: LossOptions) -> (loss, aux)
+    loss_fn(latents, x, rng, options: LossOptions) -> (loss, LossAux)
 
 registered with `register`, which records what it supports (model kinds,
 whether it reads ``options.num_samples``, whether it has a KL term that the
@@ -32,6 +32,7 @@ module imported before the run starts), decorate it with
 # pylint: disable=unused-import
 from evae_jax.objectives.registry import ALL_MODEL_KINDS
 from evae_jax.objectives.registry import KL_TERM_SETTINGS
+from evae_jax.objectives.registry import LossAux
 from evae_jax.objectives.registry import LossFn
 from evae_jax.objectives.registry import LossOptions
 from evae_jax.objectives.registry import LossSettings
@@ -46,6 +47,6 @@ from evae_jax.objectives import point
 from evae_jax.objectives import iwae
 from evae_jax.objectives import callables
 
-__all__ = ['ALL_MODEL_KINDS', 'KL_TERM_SETTINGS', 'LossFn', 'LossOptions',
+__all__ = ['ALL_MODEL_KINDS', 'KL_TERM_SETTINGS', 'LossAux', 'LossFn', 'LossOptions',
            'LossSettings',
            'Objective', 'REGISTRY', 'get', 'loss', 'names', 'register']

@@ -17,7 +17,8 @@ from evae_jax.objectives import registry
 def epitome_loss(encode: elbo.Encode, decode_log_prob: elbo.DecodeLogProb,
                  x: jax.Array,
                  masks: jax.Array, rng: jax.Array, *,
-                 objective: str = 'point', **options) -> Tuple[jax.Array, dict]:
+                 objective: str = 'point', **options
+                 ) -> Tuple[jax.Array, registry.LossAux]:
   """The training loss of the eVAE / VAE for any registered objective.
 
   `evae_jax.objectives.loss` for `SharedLatents` (encode, decode_log_prob,
@@ -36,15 +37,15 @@ def epitome_loss(encode: elbo.Encode, decode_log_prob: elbo.DecodeLogProb,
       z_dropout_rate, assignments, num_samples, free_bits, free_bits_group).
 
   Returns:
-    (loss, aux): scalar loss and a dict of (B,) diagnostics, without
-    gradients. Every objective gives 'bound', 'elbo' and 'assignments'
-    (y*). 'point' and 'logsumexp' add 'log_lik' and 'kl' of y*,
-    'logsumexp' adds 'logsumexp_bound', and with free bits both add
-    'free_bits_kl' (`point_loss`, `logsumexp_loss`). 'iwae' and
-    'iwae_marginal' give those three only, with 'bound' the IWAE bound L_k
-    and 'elbo' the mean over the k samples of log w of y* (without log E);
-    'iwae' with num_samples=1 is 'point' and gives its aux
-    (`iwae_point_loss`, `iwae_marginal_loss`).
+    (loss, aux): scalar loss and a `evae_jax.objectives.LossAux` of (B,)
+    diagnostics, without gradients (``aux.bound`` or ``aux['bound']``).
+    Every objective gives ``bound``, ``elbo`` and ``assignments`` (y*).
+    'point' and 'logsumexp' add ``log_lik`` and ``kl`` of y*, 'logsumexp'
+    adds ``logsumexp_bound``, and with free bits both add ``free_bits_kl``
+    (`point_loss`, `logsumexp_loss`). 'iwae' and 'iwae_marginal' give those
+    three only, with ``bound`` the IWAE bound L_k and ``elbo`` the mean over
+    the k samples of log w of y* (without log E); 'iwae' with num_samples=1
+    is 'point' and gives its aux (`iwae_point_loss`, `iwae_marginal_loss`).
 
   Raises:
     evae_jax.errors.ObjectiveError: an unknown objective or options it
@@ -60,7 +61,7 @@ def iwae_loss(encode: elbo.Encode, decode_log_prob: elbo.DecodeLogProb,
               masks: jax.Array, rng: jax.Array, *, num_samples: int,
               marginal: bool = False,
               assignments: Optional[jax.Array] = None
-              ) -> Tuple[jax.Array, dict]:
+              ) -> Tuple[jax.Array, registry.LossAux]:
   """`epitome_loss` with objective 'iwae' (``marginal=False``, see
   `iwae_point_loss`) or 'iwae_marginal' (`iwae_marginal_loss`).
 

@@ -48,8 +48,8 @@ def _iwae(latents, x, rng, options, marginal):
     lw = jax.vmap(lambda e: latents.log_weights(enc, x, e, y))(eps)  # (k, B)
     bound = jax.nn.logsumexp(lw, axis=0) - log_k - log_e
     chosen = jnp.mean(lw, 0)
-  aux = jax.lax.stop_gradient({'bound': bound, 'elbo': chosen,
-                               'assignments': y})
+  aux = jax.lax.stop_gradient(registry.LossAux(bound=bound, elbo=chosen,
+                                                assignments=y))
   return -jnp.mean(bound), aux
 
 
@@ -57,7 +57,8 @@ def _iwae(latents, x, rng, options, marginal):
                      uses_num_samples=True, weights_kl=False,
                      summary='IWAE bound of y* with k samples (Burda et al.)')
 def iwae_point_loss(latents: latents_lib.Latents, x: jax.Array, rng: jax.Array,
-                    options: registry.LossOptions) -> Tuple[jax.Array, dict]:
+                    options: registry.LossOptions
+                    ) -> Tuple[jax.Array, registry.LossAux]:
   """Importance-weighted bound of the chosen epitome (Burda et al., 2015;
   the eVAE paper's future work, §5.4), negated and averaged over the batch.
 
@@ -81,10 +82,10 @@ def iwae_point_loss(latents: latents_lib.Latents, x: jax.Array, rng: jax.Array,
       no KL weight, z dropout or free bits.
 
   Returns:
-    (loss, aux): scalar loss; aux holds (B,) 'bound' (L_k, in nats, with
-    log E), 'elbo' (mean over i of log w of y*, the k = 1 bound's estimate
-    without log E) and 'assignments' (y*), and no 'log_lik' or 'kl'. For
-    k = 1, `point_loss`'s aux.
+    (loss, aux): scalar loss; aux, a `registry.LossAux`, holds (B,)
+    ``bound`` (L_k, in nats, with log E), ``elbo`` (mean over i of log w of
+    y*, the k = 1 bound's estimate without log E) and ``assignments`` (y*),
+    and no ``log_lik`` or ``kl``. For k = 1, `point_loss`'s aux.
 
   Raises:
     evae_jax.errors.ObjectiveError: num_samples < 1.
@@ -98,7 +99,7 @@ def iwae_point_loss(latents: latents_lib.Latents, x: jax.Array, rng: jax.Array,
 def iwae_marginal_loss(latents: latents_lib.Latents, x: jax.Array,
                        rng: jax.Array,
                        options: registry.LossOptions
-                       ) -> Tuple[jax.Array, dict]:
+                       ) -> Tuple[jax.Array, registry.LossAux]:
   """Importance-weighted bound of the marginal over epitomes, negated and
   averaged over the batch:
 
@@ -114,7 +115,7 @@ def iwae_marginal_loss(latents: latents_lib.Latents, x: jax.Array,
 
   Returns:
     (loss, aux): as in `iwae_point_loss` (for every k, k = 1 included),
-    with 'assignments' = argmax_y of the per-epitome estimates.
+    with ``assignments`` = argmax_y of the per-epitome estimates.
 
   Raises:
     evae_jax.errors.ObjectiveError: num_samples < 1.

@@ -20,13 +20,10 @@ def _aux(chosen_ll, chosen_kl, assignments, log_e, lse_bound=None,
          training_kl=None):
   """Diagnostics, all scored on the draw B that is independent of y*."""
   elbo = chosen_ll - chosen_kl
-  aux = {'elbo': elbo, 'log_lik': chosen_ll, 'kl': chosen_kl,
-         'assignments': assignments, 'bound': elbo - log_e}
-  if lse_bound is not None:
-    aux['logsumexp_bound'] = lse_bound
-  if training_kl is not None:
-    aux['free_bits_kl'] = training_kl
-  return jax.lax.stop_gradient(aux)
+  return jax.lax.stop_gradient(registry.LossAux(
+      bound=elbo - log_e, elbo=elbo, assignments=assignments,
+      log_lik=chosen_ll, kl=chosen_kl, logsumexp_bound=lse_bound,
+      free_bits_kl=training_kl))
 
 
 def _scoring_draw(latents, enc, x, rng, z_dropout_rate):
@@ -40,7 +37,8 @@ def _scoring_draw(latents, enc, x, rng, z_dropout_rate):
 @registry.register('point', summary='eq. 7: y* = argmax_y of draw A, '
                      'scored on draw B (the paper)')
 def point_loss(latents: latents_lib.Latents, x: jax.Array, rng: jax.Array,
-               options: registry.LossOptions) -> Tuple[jax.Array, dict]:
+               options: registry.LossOptions
+               ) -> Tuple[jax.Array, registry.LossAux]:
   """The paper's loss: the negative bound of eq. 7, averaged over the batch.
 
   With W_y = log p(x | y, z_y) - lambda KL_y (lambda multiplies the z-KL
@@ -63,10 +61,10 @@ def point_loss(latents: latents_lib.Latents, x: jax.Array, rng: jax.Array,
     options: `evae_jax.registry.LossOptions`.
 
   Returns:
-    (loss, aux): the scalar loss, and (B,) diagnostics on draw B: 'elbo'
-    (the true, unweighted ELBO of y*), 'log_lik', 'kl' (true KL),
-    'assignments', 'bound' (eq. 7, with log E) and, with free bits,
-    'free_bits_kl'.
+    (loss, aux): the scalar loss, and a `registry.LossAux` of (B,)
+    diagnostics on draw B: ``elbo`` (the true, unweighted ELBO of y*),
+    ``log_lik``, ``kl`` (true KL), ``assignments``, ``bound`` (eq. 7, with
+    log E) and, with free bits, ``free_bits_kl``.
   """
   masks = latents.masks
   enc = latents.encoding(x)
@@ -92,7 +90,8 @@ def point_loss(latents: latents_lib.Latents, x: jax.Array, rng: jax.Array,
 @registry.register('logsumexp', summary='q_A(y|x) = softmax_y of draw A, '
                      'scored on draw B (beyond the paper)')
 def logsumexp_loss(latents: latents_lib.Latents, x: jax.Array, rng: jax.Array,
-                   options: registry.LossOptions) -> Tuple[jax.Array, dict]:
+                   options: registry.LossOptions
+               ) -> Tuple[jax.Array, registry.LossAux]:
   """The tighter bound of `logsumexp_bound`, negated and averaged.
 
   With q_A(y|x) = softmax_y W_y(A) (no gradient) and W_y as in `point_loss`,
@@ -107,8 +106,8 @@ def logsumexp_loss(latents: latents_lib.Latents, x: jax.Array, rng: jax.Array,
     latents, x, rng, options: as in `point_loss`.
 
   Returns:
-    (loss, aux) as in `point_loss`, with (B,) 'logsumexp_bound' (the true
-    bound on draw B); 'assignments' is argmax_y q_A(y).
+    (loss, aux) as in `point_loss`, with (B,) ``logsumexp_bound`` (the true
+    bound on draw B); ``assignments`` is argmax_y q_A(y).
   """
   masks = latents.masks
   enc = latents.encoding(x)

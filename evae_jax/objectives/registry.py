@@ -71,7 +71,58 @@ class LossOptions(collections.namedtuple(
     return LossSettings(*(getattr(self, n) for n in LossSettings._fields))
 
 
-LossFn = Callable[[Any, Any, Any, LossOptions], Tuple[Any, dict]]
+class LossAux(NamedTuple):
+  """The (B,) per-example diagnostics an objective returns beside its loss,
+  without gradients; a field the objective does not compute is None.
+
+  Every objective gives ``bound``, ``elbo`` and ``assignments``. 'point'
+  and 'logsumexp' add ``log_lik`` and ``kl`` of y*, 'logsumexp' adds
+  ``logsumexp_bound``, and with free bits both add ``free_bits_kl``
+  (`evae_jax.objectives.point`). 'iwae' and 'iwae_marginal' give the three
+  only (`evae_jax.objectives.iwae`).
+
+  A field also reads by name, ``aux['bound']``, as the dict it replaces did.
+
+  Attributes:
+    bound: the objective's lower bound on log p(x), in nats: eq. 7 with
+      -log E for 'point', the IWAE bound L_k for the IWAE objectives.
+    elbo: the true (unweighted) ELBO of y*, without log E (for the IWAE
+      objectives, the mean over the k samples of log w of y*).
+    assignments: int32 y*, the epitome each example was scored with.
+    log_lik: log p(x | y*, z) on the scoring draw.
+    kl: the true KL of y* on the scoring draw.
+    logsumexp_bound: the true bound of 'logsumexp' (q_A(y|x) = softmax).
+    free_bits_kl: the KL term as free bits change it, the one in the loss.
+  """
+  bound: Any
+  elbo: Any
+  assignments: Any
+  log_lik: Optional[Any] = None
+  kl: Optional[Any] = None
+  logsumexp_bound: Optional[Any] = None
+  free_bits_kl: Optional[Any] = None
+
+  def __getitem__(self, key):
+    """``aux['bound']``: a field by name (KeyError where it is None); an
+    integer index as for any tuple."""
+    if not isinstance(key, str):
+      return tuple.__getitem__(self, key)
+    value = getattr(self, key, None) if key in self._fields else None
+    if value is None:
+      raise KeyError(f'{key!r}: this objective gives {list(self.present())}.')
+    return value
+
+  def present(self) -> Dict[str, Any]:
+    """The fields this objective computed.
+
+    Returns:
+      {field name: (B,) value} of the fields that are not None, in field
+      order (the step averages them into its metrics).
+    """
+    return {k: v for k, v in zip(self._fields, self) if v is not None}
+
+
+LossFn = Callable[[Any, Any, Any, LossOptions], Tuple[Any, LossAux]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,8 +131,8 @@ class Objective:
 
   Attributes:
     name: its value of ``train.objective``.
-    loss_fn: (latents, x, rng, LossOptions) -> (scalar loss, aux dict of (B,)
-      diagnostics, among them 'bound' and 'elbo').
+    loss_fn: (latents, x, rng, LossOptions) -> (scalar loss, `LossAux` of
+      (B,) diagnostics).
     model_kinds: the model kinds (``model.kind``) it is implemented for.
     uses_num_samples: whether it reads ``num_samples`` (k); if not, k must be 1.
     weights_kl: whether it has a KL term that ``kl_weight``,
@@ -252,13 +303,35 @@ def loss(latents, x, rng, *, objective: str = 'point',
     **options: fields of `LossOptions`.
 
   Returns:
-    (loss, aux) of the objective's function.
+    (loss, aux) of the objective's function, aux a `LossAux` (an objective
+    of one's own that returns a dict of its fields gets it as a `LossAux`).
 
   Raises:
-    errors.ObjectiveError: unknown objective, or one that does not support these
-      options or this model kind.
+    errors.ObjectiveError: unknown objective, one that does not support
+      these options or this model kind, or one whose aux is neither a
+      `LossAux` nor a dict of its fields.
   """
   spec = get(objective)
   options = LossOptions(**options)
   spec.check(latents.model_kinds, options)
-  return spec.loss_fn(latents, x, rng, options)
+  value, aux = spec.loss_fn(latents, x, rng, options)
+  return value, _as_aux(objective, aux)
+
+
+def _as_aux(objective: str, aux: Any) -> LossAux:
+  """``aux`` as a `LossAux` (a dict of its fields is converted)."""
+  if isinstance(aux, LossAux):
+    return aux
+  if isinstance(aux, dict):
+    unknown = sorted(set(aux) - set(LossAux._fields))
+    missing = [k for k in LossAux._fields[:3] if k not in aux]
+    if not unknown and not missing:
+      return LossAux(**aux)
+    raise errors.ObjectiveError(
+        f'The objective {objective!r} returned an aux dict with '
+        + (f'unknown keys {unknown}' if unknown else f'no {missing}')
+        + f'; return a LossAux (fields {list(LossAux._fields)}; bound, elbo '
+        'and assignments are required).')
+  raise errors.ObjectiveError(
+      f'The objective {objective!r} returned an aux of type '
+      f'{type(aux).__name__}; return a LossAux.')

@@ -160,7 +160,8 @@ def train_step(state: TrainState, batch: jax.Array, rng: jax.Array,
                             **options.loss._asdict())
 
   (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-  metrics = {k: jnp.mean(v) for k, v in aux.items() if k != 'assignments'}
+  metrics = {k: jnp.mean(v) for k, v in aux.present().items()
+             if k != 'assignments'}
   metrics['loss'] = loss
   if options.kl_warmup_steps:
     metrics['kl_weight'] = jnp.asarray(weight, jnp.float32)
