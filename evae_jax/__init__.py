@@ -11,8 +11,7 @@ under jit, vmap, grad and sharding.
 """
 
 import importlib
-import importlib.abc
-import importlib.util
+import importlib.machinery
 import sys
 import warnings
 
@@ -67,14 +66,20 @@ _MOVED_MODULES = {
 }
 
 
-class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-  """Serves ``evae_jax.<old name>`` as the module at its new path."""
+class _MovedModules:
+  """Serves ``evae_jax.<old name>`` as the module at its new path.
+
+  A meta path finder and loader by protocol (``find_spec``,
+  ``create_module``, ``exec_module``): subclassing ``importlib.abc``'s would
+  import ``importlib.resources``, ``pathlib`` and ``tempfile`` with
+  ``import evae_jax``, several times its own import time.
+  """
 
   def find_spec(self, fullname, path=None, target=None):
     del path, target
     prefix, _, name = fullname.partition('.')
     if prefix == __name__ and name in _MOVED_MODULES:
-      return importlib.util.spec_from_loader(fullname, self)
+      return importlib.machinery.ModuleSpec(fullname, self)
     return None
 
   def create_module(self, spec):

@@ -121,3 +121,43 @@ def test_no_library_module_is_over_the_size_limit():
 # Modules allowed past 450 lines, with their size: none today (a module
 # that grows past the limit is split along its jobs, not listed here).
 LIMIT = {}
+
+
+def test_importing_the_package_imports_none_of_its_machinery():
+  """``import evae_jax`` stays as cheap as it was before the move into
+  packages (``python -X importtime -c 'import evae_jax'``): the public names
+  and the moved modules' old paths resolve on first use, so the import
+  itself loads no JAX, no subpackage and no ``importlib.abc`` (which pulls
+  in ``importlib.resources``, ``pathlib`` and ``tempfile``)."""
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+  probe = ('import sys; before = set(sys.modules); import evae_jax; '
+           'print(sorted(set(sys.modules) - before))')
+  out = subprocess.run([sys.executable, '-c', probe], cwd=ROOT, check=True,
+                       capture_output=True, text=True).stdout
+  loaded = eval(out)  # pylint: disable=eval-used
+  assert loaded == ['evae_jax'], loaded
+
+
+def test_every_moved_module_still_imports_from_its_old_path_with_a_warning():
+  """The flat paths of before the move (``evae_jax.steps``, ...) serve the
+  module at its new path, once per import, with a DeprecationWarning naming
+  it; a name that never was a module is still an ImportError."""
+  import importlib  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+  import warnings  # pylint: disable=import-outside-toplevel
+  import evae_jax  # pylint: disable=import-outside-toplevel
+  for old, new in evae_jax._MOVED_MODULES.items():  # pylint: disable=protected-access
+    sys.modules.pop(f'evae_jax.{old}', None)
+    with warnings.catch_warnings(record=True) as caught:
+      warnings.simplefilter('always')
+      module = importlib.import_module(f'evae_jax.{old}')
+    assert module is importlib.import_module(new), old
+    assert any(issubclass(w.category, DeprecationWarning)
+               and f'moved to {new}' in str(w.message) for w in caught), old
+  try:
+    importlib.import_module('evae_jax.no_such_module')
+  except ImportError:
+    pass
+  else:
+    raise AssertionError('evae_jax.no_such_module imported')
