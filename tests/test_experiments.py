@@ -185,8 +185,8 @@ def test_benchmark_runs_and_reports_every_target(tmp_path):
       [sys.executable, '-m', 'experiments.benchmark', '--hidden_dim=32',
        '--latent_dim=8', '--epitome_size=2', '--repeats=3', '--epoch_steps=8',
        '--num_models=2', '--iw_samples=10', '--matmul_size=64',
-       '--num_pixels=64', f'--out={out}'], cwd=ROOT, capture_output=True,
-      text=True, timeout=600)
+       '--objective_samples=5', '--num_pixels=64', f'--out={out}'], cwd=ROOT,
+      capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   r = json.load(open(out))
   for key in ('evae_over_vae_step_time', 'evae_over_vae_flops',
@@ -196,12 +196,13 @@ def test_benchmark_runs_and_reports_every_target(tmp_path):
   assert r['evae_over_vae_flops'] > 1
   assert '| median train step (ms) |' in result.stdout
   objectives = r['objectives']
-  assert set(objectives) == {'vae/point/k=1', 'vae/iwae/k=5', 'vae/iwae/k=50',
+  # One k is enough to check every objective of each kind is timed (the
+  # default k = 5, 50 compile three more programs).
+  assert set(objectives) == {'vae/point/k=1', 'vae/iwae/k=5',
                              'evae/point/k=1', 'evae/iwae/k=5',
-                             'evae/iwae/k=50', 'evae/iwae_marginal/k=5',
-                             'evae/iwae_marginal/k=50'}
+                             'evae/iwae_marginal/k=5'}
   assert objectives['evae/point/k=1']['over_point'] == 1.0
-  assert '| iwae_marginal | 50 |' in result.stdout
+  assert '| iwae_marginal | 5 |' in result.stdout
 
 
 def test_benchmark_flop_count_by_hand():
