@@ -52,6 +52,21 @@ def test_registry_states_kinds_samples_and_kl_term():
   assert reg['point'].loss_fn is objectives.point.point_loss
 
 
+def test_every_objective_is_registered_whichever_module_is_imported_first():
+  """No caller has to import a family for its objectives to exist: any
+  import under ``evae_jax.objectives`` (here its registry module alone, in a
+  fresh process) runs the package, which registers every family."""
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+  from tests.conftest import ROOT  # pylint: disable=import-outside-toplevel
+  probe = ('from evae_jax.objectives.registry import get, names; '
+           'print(names(), get("iwae_marginal").loss_fn.__module__)')
+  out = subprocess.run([sys.executable, '-c', probe], cwd=ROOT, check=True,
+                       capture_output=True, text=True).stdout.strip()
+  assert out == ("('point', 'logsumexp', 'iwae', 'iwae_marginal') "
+                 'evae_jax.objectives.iwae')
+
+
 def test_mvae_with_an_iwae_objective_raises_in_the_library():
   """It used to train the point objective silently."""
   model, params = _model('mvae')
