@@ -10,6 +10,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -81,6 +82,23 @@ def _final_params(workdir, overrides):
   return (state.params, state.opt_state), step
 
 
+@pytest.fixture(scope='module')
+def trained_run(tmp_path_factory):
+  """A finished run of configs/test.py (2 epochs, a checkpoint each) by the
+  command line, trained once for the tests that damage a copy of it."""
+  workdir = str(tmp_path_factory.mktemp('faults') / 'run')
+  result = _run(workdir)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return workdir
+
+
+def _copy(trained, tmp_path):
+  """A copy of the module's trained run for one test to damage."""
+  workdir = str(tmp_path / 'run')
+  shutil.copytree(trained, workdir)
+  return workdir
+
+
 LONG = {'train.num_epochs': 6, 'train.checkpoint_every_steps': 13}
 LONG_FLAGS = [f'--config.{k}={v}' for k, v in LONG.items()]
 
@@ -122,9 +140,9 @@ def test_sigterm_and_sigint_save_a_checkpoint_before_exiting(tmp_path, sig):
   assert f'Resumed from the checkpoint at step {stopped_at}' in result.stderr
 
 
-def test_corrupt_latest_checkpoint_falls_back_to_the_previous(tmp_path):
-  workdir = str(tmp_path / 'run')
-  assert _run(workdir).returncode == 0
+def test_corrupt_latest_checkpoint_falls_back_to_the_previous(trained_run,
+                                                             tmp_path):
+  workdir = _copy(trained_run, tmp_path)
   latest = os.path.join(workdir, 'checkpoints', str(2 * STEPS_PER_EPOCH))
   for path in glob.glob(os.path.join(latest, '**', '*'), recursive=True):
     if os.path.isfile(path):
@@ -146,9 +164,9 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous(tmp_path):
   assert checkpoints.Checkpoints(workdir, 3).steps()[-1] == 3 * STEPS_PER_EPOCH
 
 
-def test_all_checkpoints_corrupt_is_an_error_not_a_fresh_start(tmp_path):
-  workdir = str(tmp_path / 'run')
-  assert _run(workdir).returncode == 0
+def test_all_checkpoints_corrupt_is_an_error_not_a_fresh_start(trained_run,
+                                                               tmp_path):
+  workdir = _copy(trained_run, tmp_path)
   for step_dir in glob.glob(os.path.join(workdir, 'checkpoints', '[0-9]*')):
     for path in glob.glob(os.path.join(step_dir, '**', '*'), recursive=True):
       if os.path.isfile(path):
@@ -161,12 +179,12 @@ def test_all_checkpoints_corrupt_is_an_error_not_a_fresh_start(tmp_path):
   assert _digest(workdir) == before
 
 
-def test_nan_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_path):
-  workdir = str(tmp_path / 'run')
-  assert _run(workdir, '--config.train.num_epochs=1').returncode == 0
+def test_nan_stops_with_the_step_and_keeps_the_last_checkpoint(trained_run,
+                                                               tmp_path):
+  workdir = _copy(trained_run, tmp_path)
   saved = checkpoints.Checkpoints(workdir, 3).steps()
   before = _digest(workdir)
-  result = _run(workdir, '--config.train.num_epochs=2',
+  result = _run(workdir, '--config.train.num_epochs=3',
                 '--config.train.learning_rate=1e30')
   # The lr change is refused first: a different config in the same workdir.
   assert result.returncode == 2 and 'train.learning_rate' in result.stderr
