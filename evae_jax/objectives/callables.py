@@ -33,7 +33,7 @@ def epitome_loss(encode: elbo.Encode, decode_log_prob: elbo.DecodeLogProb,
     rng: PRNG key.
     objective: a name of `evae_jax.objectives.REGISTRY` ('point',
       'logsumexp', 'iwae', 'iwae_marginal', ...).
-    **options: fields of `evae_jax.registry.LossOptions` (kl_weight,
+    **options: fields of `evae_jax.objectives.LossOptions` (kl_weight,
       z_dropout_rate, assignments, num_samples, free_bits, free_bits_group).
 
   Returns:

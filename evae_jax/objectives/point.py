@@ -58,7 +58,7 @@ def point_loss(latents: latents_lib.Latents, x: jax.Array, rng: jax.Array,
     latents: the model (`Latents`: `SharedLatents`, `MixtureLatents`).
     x: (B, ...) batch.
     rng: PRNG key.
-    options: `evae_jax.registry.LossOptions`.
+    options: `evae_jax.objectives.LossOptions`.
 
   Returns:
     (loss, aux): the scalar loss, and a `registry.LossAux` of (B,)

@@ -51,7 +51,8 @@ class LossSettings(NamedTuple):
 
 class LossOptions(collections.namedtuple(
     'LossOptions', ('kl_weight', 'assignments') + LossSettings._fields,
-    defaults=(1.0, None) + tuple(LossSettings._field_defaults.values()))):
+    defaults=(1.0, None) + tuple(LossSettings._field_defaults[name]
+                                 for name in LossSettings._fields))):
   """What every objective receives besides the model, the batch and the key:
   the traced values of a call and the static `LossSettings`, field by field.
 
@@ -75,7 +76,7 @@ class LossAux(NamedTuple):
   """The (B,) per-example diagnostics an objective returns beside its loss,
   without gradients; a field the objective does not compute is None.
 
-  Every objective gives ``bound``, ``elbo`` and ``assignments``. 'point'
+  Every built-in objective gives ``bound``, ``elbo`` and ``assignments``. 'point'
   and 'logsumexp' add ``log_lik`` and ``kl`` of y*, 'logsumexp' adds
   ``logsumexp_bound``, and with free bits both add ``free_bits_kl``
   (`evae_jax.objectives.point`). 'iwae' and 'iwae_marginal' give the three
@@ -96,7 +97,7 @@ class LossAux(NamedTuple):
   """
   bound: Any
   elbo: Any
-  assignments: Any
+  assignments: Optional[Any] = None
   log_lik: Optional[Any] = None
   kl: Optional[Any] = None
   logsumexp_bound: Optional[Any] = None
@@ -290,7 +291,7 @@ def get(name: str) -> Objective:
 
 
 def loss(latents, x, rng, *, objective: str = 'point',
-         **options) -> Tuple[Any, dict]:
+         **options) -> Tuple[Any, LossAux]:
   """The training loss of ``objective`` for a model kind.
 
   Args:
@@ -324,14 +325,14 @@ def _as_aux(objective: str, aux: Any) -> LossAux:
     return aux
   if isinstance(aux, dict):
     unknown = sorted(set(aux) - set(LossAux._fields))
-    missing = [k for k in LossAux._fields[:3] if k not in aux]
+    missing = [k for k in LossAux._fields[:2] if k not in aux]
     if not unknown and not missing:
       return LossAux(**aux)
     raise errors.ObjectiveError(
         f'The objective {objective!r} returned an aux dict with '
         + (f'unknown keys {unknown}' if unknown else f'no {missing}')
-        + f'; return a LossAux (fields {list(LossAux._fields)}; bound, elbo '
-        'and assignments are required).')
+        + f'; return a LossAux (fields {list(LossAux._fields)}; bound and '
+        'elbo are required).')
   raise errors.ObjectiveError(
       f'The objective {objective!r} returned an aux of type '
       f'{type(aux).__name__}; return a LossAux.')
