@@ -76,8 +76,8 @@ class LossAux(NamedTuple):
   """The (B,) per-example diagnostics an objective returns beside its loss,
   without gradients; a field the objective does not compute is None.
 
-  Every built-in objective gives ``bound``, ``elbo`` and ``assignments``. 'point'
-  and 'logsumexp' add ``log_lik`` and ``kl`` of y*, 'logsumexp' adds
+  Every built-in objective gives ``bound``, ``elbo`` and ``assignments``.
+  'point' and 'logsumexp' add ``log_lik`` and ``kl`` of y*, 'logsumexp' adds
   ``logsumexp_bound``, and with free bits both add ``free_bits_kl``
   (`evae_jax.objectives.point`). 'iwae' and 'iwae_marginal' give the three
   only (`evae_jax.objectives.iwae`).
