@@ -47,6 +47,6 @@ from evae_jax.objectives import point
 from evae_jax.objectives import iwae
 from evae_jax.objectives import callables
 
-__all__ = ['ALL_MODEL_KINDS', 'KL_TERM_SETTINGS', 'LossAux', 'LossFn', 'LossOptions',
-           'LossSettings',
+__all__ = ['ALL_MODEL_KINDS', 'KL_TERM_SETTINGS', 'LossAux', 'LossFn',
+           'LossOptions', 'LossSettings',
            'Objective', 'REGISTRY', 'get', 'loss', 'names', 'register']

@@ -82,7 +82,8 @@ class LossAux(NamedTuple):
   (`evae_jax.objectives.point`). 'iwae' and 'iwae_marginal' give the three
   only (`evae_jax.objectives.iwae`).
 
-  A field also reads by name, ``aux['bound']``, as the dict it replaces did.
+  A field also reads by name, ``aux['bound']``, as in the dict it replaces;
+  it is not a mapping (no ``in``, ``get`` or ``items``).
 
   Attributes:
     bound: the objective's lower bound on log p(x), in nats: eq. 7 with
