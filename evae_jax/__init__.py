@@ -87,10 +87,16 @@ class _MovedModules:
     warnings.warn(f'{spec.name} moved to {new}; import it from there (the '
                   'old path will be removed).', DeprecationWarning,
                   stacklevel=2)
-    return importlib.import_module(new)
+    module = importlib.import_module(new)
+    # The import system sets the returned module's ``__spec__`` to this
+    # (old-name) spec after this call; exec_module puts the real one back.
+    spec.loader_state = module.__spec__
+    return module
 
   def exec_module(self, module):
-    del module  # the module at the new path is already executed
+    # The module at the new path is already executed: only its own spec,
+    # which the import system replaced, is restored.
+    module.__spec__ = module.__spec__.loader_state
 
 
 if not any(isinstance(f, _MovedModules) for f in sys.meta_path):

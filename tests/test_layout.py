@@ -142,7 +142,7 @@ def test_importing_the_package_imports_none_of_its_machinery():
 def test_every_moved_module_still_imports_from_its_old_path_with_a_warning():
   """The flat paths of before the move (``evae_jax.steps``, ...) serve the
   module at its new path, once per import, with a DeprecationWarning naming
-  it; a name that never was a module is still an ImportError."""
+  it, and leave that module's own spec as it was; a name that never was a module is still an ImportError."""
   import importlib  # pylint: disable=import-outside-toplevel
   import sys  # pylint: disable=import-outside-toplevel
   import warnings  # pylint: disable=import-outside-toplevel
@@ -155,6 +155,10 @@ def test_every_moved_module_still_imports_from_its_old_path_with_a_warning():
     assert module is importlib.import_module(new), old
     assert any(issubclass(w.category, DeprecationWarning)
                and f'moved to {new}' in str(w.message) for w in caught), old
+    # The module keeps its own spec, so importlib.reload and pickling by
+    # module name still find it at its new path.
+    assert module.__spec__.name == new, (old, module.__spec__.name)
+    assert module.__name__ == new, old
   try:
     importlib.import_module('evae_jax.no_such_module')
   except ImportError:
