@@ -160,8 +160,9 @@ def test_the_aux_is_typed_and_an_objective_returning_a_dict_still_works(
     monkeypatch):
   """Every objective's aux is a `LossAux` whose absent fields are None (and
   whose fields read by name, as the dict before it); an objective of one's
-  own that returns the old dict gets it converted, one with a key that is
-  not a field is refused naming the fields."""
+  own that returns the old dict gets it converted; one with a key that is
+  not a field, one without a required field and one that is not a dict are
+  refused, naming what is wrong."""
   model, params = _model('evae')
   rng = jax.random.PRNGKey(3)
   _, aux = model.loss(params, X, rng, objective='point')
@@ -192,6 +193,22 @@ def test_the_aux_is_typed_and_an_objective_returning_a_dict_still_works(
   np.testing.assert_array_equal(converted.kl, aux.kl)
   with pytest.raises(errors.ObjectiveError, match=r"unknown keys \['mine'\]"):
     model.loss(params, X, rng, objective='extra_key')
+
+  @objectives.register('no_elbo')
+  def no_elbo(latents, x, rng, options):
+    loss, aux = objectives.point.point_loss(latents, x, rng, options)
+    return loss, {'bound': aux.bound}
+
+  @objectives.register('a_tuple')
+  def a_tuple(latents, x, rng, options):
+    loss, aux = objectives.point.point_loss(latents, x, rng, options)
+    return loss, (aux.bound, aux.elbo)
+
+  with pytest.raises(errors.ObjectiveError, match=r"no \['elbo'\]"):
+    model.loss(params, X, rng, objective='no_elbo')
+  with pytest.raises(errors.ObjectiveError,
+                     match='an aux of type tuple; return a LossAux'):
+    model.loss(params, X, rng, objective='a_tuple')
 
 
 @pytest.mark.parametrize('name,value', [
