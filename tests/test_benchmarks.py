@@ -137,6 +137,24 @@ def test_benchmark_times_its_calls_interleaved():
   assert set(got) == {'f32', 'bf16'} and all(t >= 0 for t in got.values())
 
 
+def test_objective_table_orders_k_by_number_and_marks_what_is_not_timed():
+  """The objectives table: the point objective first, then each objective's
+  k in numeric order (k = 5 before k = 10), one row per (objective, k),
+  and the VAE's cells of iwae_marginal (one epitome: the same as iwae, not
+  timed) marked."""
+  from experiments import benchmark
+  t = lambda ms, over: {'step_seconds': ms / 1e3, 'over_point': over}
+  r = {'vae/iwae/k=10': t(4.0, 2.0), 'vae/iwae/k=5': t(3.0, 1.5),
+       'evae/iwae/k=10': t(8.0, 2.5), 'evae/iwae/k=5': t(6.0, 1.75),
+       'vae/point/k=1': t(2.0, 1.0), 'evae/point/k=1': t(3.2, 1.0),
+       'evae/iwae_marginal/k=5': t(7.0, 2.25)}
+  rows = benchmark.format_objectives(r).splitlines()[2:]
+  assert rows == ['| point | 1 | 2.00 | 1.00 | 3.20 | 1.00 |',
+                  '| iwae | 5 | 3.00 | 1.50 | 6.00 | 1.75 |',
+                  '| iwae | 10 | 4.00 | 2.00 | 8.00 | 2.50 |',
+                  '| iwae_marginal | 5 | (= iwae) |  | 7.00 | 2.25 |']
+
+
 def _idx(path, images):
   """Writes uint8 images (n, 28 * 28) as a gzipped IDX3 file."""
   header = np.array([2051, len(images), 28, 28], '>i4').tobytes()
