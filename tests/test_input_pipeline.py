@@ -149,6 +149,27 @@ def test_digits_default():
   assert splits.train.dtype == np.uint8 and splits.train.max() == 255
 
 
+def test_digits_are_scikit_learns_read_without_importing_it():
+  """The embedded digits are exactly scikit-learn's `load_digits` images
+  (scaled to 0-255, shuffled with the fixed order), read from its bundled
+  file without importing scikit-learn, whose import costs over a second of
+  every run's start."""
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+  from sklearn import datasets  # pylint: disable=import-outside-toplevel
+  from evae_jax.data import digits  # pylint: disable=import-outside-toplevel
+  images = np.rint(datasets.load_digits().images * (255.0 / 16.0))
+  images = images.astype(np.uint8)[np.random.RandomState(0).permutation(1797)]
+  train, test = digits.load_digits_images()
+  np.testing.assert_array_equal(train, images[:1500])
+  np.testing.assert_array_equal(test, images[1500:])
+  probe = ('import sys; from evae_jax.data import digits; '
+           'digits.load_digits_images(); print("sklearn" in sys.modules)')
+  out = subprocess.run([sys.executable, '-c', probe], check=True,
+                       capture_output=True, text=True).stdout
+  assert out.strip() == 'False'
+
+
 def test_binarizations():
   pixels = np.array([[0, 255, 128, 64]], np.uint8)
   x = input_pipeline.preprocess(pixels, None, 'none')
