@@ -7,34 +7,32 @@ import sys
 from tests.conftest import ROOT
 
 
-def _train(workdir, *flags, env=None):
-  return subprocess.run(
-      [sys.executable, '-m', 'evae_jax.main', '--config=configs/test.py',
-       f'--workdir={workdir}', '--config.train.num_epochs=1', *flags],
-      cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
-
-
-def test_compilation_cache_is_on_by_default_and_can_be_turned_off(tmp_path):
+def test_compilation_cache_is_on_by_default_and_can_be_turned_off(
+    tmp_path, one_epoch_workdir):
+  """Without JAX_COMPILATION_CACHE_DIR, a run caches its programs under
+  XDG_CACHE_HOME; ``--compilation_cache=`` turns that off. Shown on
+  ``--mode=sample`` of a trained workdir: the cheapest command that
+  compiles (tens of programs, a few seconds cold)."""
   env = {k: v for k, v in os.environ.items()
          if not k.startswith('JAX_COMPILATION_CACHE')}
   env['XDG_CACHE_HOME'] = str(tmp_path / 'home_cache')
-  run = _train(tmp_path / 'a', env=env)
+  run = _main(one_epoch_workdir, '--mode=sample', '--num_samples=4', env=env)
   assert run.returncode == 0, run.stderr[-2000:]
   cache = tmp_path / 'home_cache' / 'evae_jax' / 'xla'
   assert len(os.listdir(cache)) > 3   # the programs of a run, cached
   off = tmp_path / 'off'
-  run = _train(tmp_path / 'b', '--compilation_cache=', env={
-      **env, 'XDG_CACHE_HOME': str(off)})
+  run = _main(one_epoch_workdir, '--mode=sample', '--num_samples=4',
+              '--compilation_cache=', env={**env, 'XDG_CACHE_HOME': str(off)})
   assert run.returncode == 0, run.stderr[-2000:]
   assert not (off / 'evae_jax').exists()  # (matplotlib keeps its fonts there)
   # A CPU run does not log JAX's "no TPU" line, which reads as an error.
   assert 'Unable to initialize backend' not in run.stderr
 
 
-def _main(workdir, *flags):
+def _main(workdir, *flags, env=None):
   return subprocess.run(
       [sys.executable, '-m', 'evae_jax.main', f'--workdir={workdir}', *flags],
-      cwd=ROOT, capture_output=True, text=True, timeout=600)
+      cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
 
 
 def test_sample_reads_the_runs_own_config_from_the_workdir(one_epoch_workdir):
