@@ -18,6 +18,10 @@ from evae_jax.runtime import sharding
 from tests.conftest import free_port
 from tests.conftest import ROOT
 
+# Epochs of the two-process run: it is killed after its second checkpoint
+# (the end of epoch 2), so the rest of the run is what resume must redo.
+EPOCHS = 10
+
 
 def _start(workdir, *flags, mode='train', port):
   """Both processes of one launch (not waited for)."""
@@ -48,7 +52,7 @@ def _params(workdir):
   from evae_jax.evaluate import report
   import jax
   config = test_config.get_config()
-  config.train.num_epochs = 30  # as trained (evaluation checks the model)
+  config.train.num_epochs = EPOCHS  # as trained (evaluation checks it)
   state, _ = report.load_trained(config, workdir)
   return int(state.step), jax.tree_util.tree_leaves(
       jax.device_get(state.params))
@@ -90,7 +94,7 @@ def test_two_processes_train_resume_and_evaluate_like_one(tmp_path):
   from evae_jax.evaluate import report
   from evae_jax.train import loop as train
   one, two = str(tmp_path / 'one'), str(tmp_path / 'two')
-  epochs = 30
+  epochs = EPOCHS
   config = test_config.get_config()
   config.train.num_epochs = epochs
   config.train.progress_bar = False
