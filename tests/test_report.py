@@ -8,23 +8,26 @@ import numpy as np
 import pytest
 
 from evae_jax.evaluate import report
-from tests.conftest import cli
 
 
 @pytest.fixture(scope='module')
 def evaluated(tmp_path_factory):
   """configs/test.py trained 1 epoch and evaluated, then 1 more epoch and
-  evaluated again into a copy: two evaluations of two checkpoints."""
+  evaluated again into a copy: two evaluations of two checkpoints. In this
+  process: what --mode=train and --mode=evaluate call (the command line
+  itself is tested in test_train and test_evaluate)."""
+  from configs import test as test_config
+  from evae_jax.train import loop as train
   root = tmp_path_factory.mktemp('evaluated')
   first, second = str(root / 'first'), str(root / 'second')
-  for args in ((first, '--config.train.num_epochs=1'),):
-    assert cli(*args).returncode == 0
-    assert cli(*args, mode='evaluate').returncode == 0
+  config = test_config.get_config()
+  config.train.num_epochs = 1
+  train.train_and_evaluate(config, first)
+  report.evaluate_workdir(config, first)
   shutil.copytree(first, second)
-  run = cli(second, '--config.train.num_epochs=2')
-  assert run.returncode == 0, run.stderr[-2000:]
-  run = cli(second, '--config.train.num_epochs=2', mode='evaluate')
-  assert run.returncode == 0, run.stderr[-2000:]
+  config.train.num_epochs = 2
+  train.train_and_evaluate(config, second)
+  report.evaluate_workdir(config, second)
   return first, second
 
 
