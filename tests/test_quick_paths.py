@@ -29,6 +29,46 @@ def test_quick_caps_the_costly_settings_and_never_raises_them():
   assert config.eval.parzen_samples == 50_000  # the caller's config is kept
 
 
+def test_mutual_information_on_the_first_mi_num_examples():
+  """eval.mi_num_examples scores the mutual information on the first N
+  examples (He et al.'s estimator of `metrics.epitome_mutual_information`
+  on those posteriors, bounded by log N); 0 keeps every example, and the
+  quick preset caps it."""
+  import jax  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from evae_jax import data as input_pipeline  # pylint: disable=import-outside-toplevel
+  from evae_jax import metrics  # pylint: disable=import-outside-toplevel
+  from evae_jax import state as state_lib  # pylint: disable=import-outside-toplevel
+  from evae_jax.runtime import seeds  # pylint: disable=import-outside-toplevel
+  config = test_config.get_config()
+  splits = input_pipeline.load(config.data)
+  state = state_lib.create_train_state(config, splits.num_pixels,
+                                       jax.random.PRNGKey(0))
+  full = report.compute_metrics(state, splits, config)['mutual_information']
+  assert full['num_examples'] == config.eval.num_examples
+  config.eval.mi_num_examples = 30
+  part = report.compute_metrics(state, splits, config)['mutual_information']
+  assert part['num_examples'] == 30
+  assert part['upper_limit'] == pytest.approx(np.log(30))
+  assert part['marginal'] <= np.log(30) + 1e-6
+  assert part['marginal'] != full['marginal']
+  # The same estimator on the first 30 posteriors of the evaluation pass.
+  x = metrics.eval_inputs(splits.test[:config.eval.num_examples],
+                          config.data)
+  rng = jax.random.PRNGKey(seeds.EVAL_SEED)
+  enc = metrics.encode_dataset(state.params, state.model, x,
+                               jax.random.fold_in(rng, seeds.EVAL_BOUNDS),
+                               config.eval.batch_size)
+  want = metrics.epitome_mutual_information(
+      enc.mu[:30], enc.logvar[:30], enc.assignments[:30], state.model.masks,
+      jax.random.fold_in(rng, seeds.EVAL_MI))
+  assert part['marginal'] == pytest.approx(want['marginal'], rel=1e-6)
+  config.eval.quick = True
+  config.eval.mi_num_examples = 0
+  assert (quick.quick_config(config).eval.mi_num_examples
+          == quick.QUICK['mi_num_examples'])
+
+
 def test_quick_files_are_named_apart_from_a_full_evaluation():
   assert quick.output_name(report.EVAL_JSON, True) == 'eval_quick.json'
   assert quick.output_name(report.REPORT_MD, True) == 'report_quick.md'

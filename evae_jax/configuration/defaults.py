@@ -124,6 +124,8 @@ def get_config():
   config.eval.iw_chunk = 100  # importance samples per pass (memory)
   config.eval.iw_num_examples = 0  # 0 = the whole split
   config.eval.active_threshold = 0.02  # A_u > threshold (paper §3)
+  config.eval.mi_num_examples = 0  # mutual information on the first N
+  #   examples (its cost grows as N^2); 0 = the whole split
   config.eval.parzen_samples = 10000  # model samples in the Parzen window
   config.eval.parzen_valid = 1000  # validation images that choose sigma
   config.eval.parzen_sigma_min_log10 = -1.0  # Parzen sigma candidates:
@@ -132,10 +134,10 @@ def get_config():
   config.eval.parzen_num_sigmas = 10  # (paper: logspace(-1, 0, 10))
   config.eval.num_image_samples = 100  # images in the PNG grids
   config.eval.quick = False  # True: a first look in seconds, NOT the paper's
-  #   protocol: IW with k <= 100 on <= 500 examples, Parzen with <= 1,000
-  #   samples, <= 200 validation images and <= 4 sigmas
-  #   (evaluate.quick.QUICK; the bounds and active units stay on every
-  #   example), written to
+  #   protocol: IW with k <= 100 on <= 500 examples, mutual information on
+  #   <= 2,000, Parzen with <= 1,000 samples, <= 200 validation images and
+  #   <= 4 sigmas (evaluate.quick.QUICK; the bounds and active units stay on
+  #   every example), written to
   #   eval_quick.json, eval_examples_quick.npz and report_quick.md so that a
   #   full evaluation's eval.json is never replaced
   return config

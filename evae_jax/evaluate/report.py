@@ -131,8 +131,9 @@ def compute_metrics(state: state_lib.TrainState,
       enc.mu, assignments, masks, ec.active_threshold)
   unit_kl = metrics_lib.per_unit_kl(enc.mu, enc.logvar, assignments, masks)
   active_counts = metrics_lib.active_unit_counts(activity)  # at 0.02 and 0.01
+  mi_n = min(ec.mi_num_examples or len(x), len(x))
   mi = metrics_lib.epitome_mutual_information(
-      enc.mu, enc.logvar, assignments, masks,
+      enc.mu[:mi_n], enc.logvar[:mi_n], assignments[:mi_n], masks,
       jax.random.fold_in(rng, seeds.EVAL_MI))
 
   iw_n = min(ec.iw_num_examples or len(x), len(x))
@@ -197,10 +198,10 @@ def compute_metrics(state: state_lib.TrainState,
           'marginal': mi['marginal'],
           'per_epitome': [None if math.isnan(v) else v  # JSON has no NaN
                           for v in mi['per_epitome']],
-          'num_examples': int(len(x)),
+          'num_examples': int(mi_n),
           # q(z) mixes n posteriors, so the estimate cannot exceed log n;
           # an estimate near it says only "at least this much".
-          'upper_limit': math.log(len(x))},
+          'upper_limit': math.log(mi_n)},
       'epitome_usage': metrics_lib.epitome_usage(assignments,
                                               masks.shape[0]).tolist(),
       'parzen': dict(_mean_and_stderr(parzen), sigma=sigma,
@@ -345,7 +346,8 @@ def _evaluate_one(config, workdir: str) -> Dict[str, Any]:
   if quick:
     ec = config.eval
     examples = len(_limit(splits.split(ec.split), ec.num_examples))
-    note = quick_lib.quick_summary(ec, min(ec.iw_num_examples, examples))
+    note = quick_lib.quick_summary(ec, min(ec.iw_num_examples, examples),
+                                   min(ec.mi_num_examples, examples))
     if sharding.is_lead():
       print(note, flush=True)
   results = compute_metrics(state, splits, config)
