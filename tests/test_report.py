@@ -73,3 +73,34 @@ def test_mutual_information_and_both_thresholds_are_reported(evaluated):
   text = open(os.path.join(evaluated[0], report.REPORT_MD)).read()
   assert 'mutual information I_q(x; z)' in text
   assert 'A_u > 0.01' in text
+
+
+def test_evaluation_draws_the_sample_figures_only_where_training_did_not(
+    one_epoch_workdir, tmp_path):
+  """The end of training drew samples.png and reconstructions.png of its
+  last checkpoint; an evaluation of that checkpoint with the same figure
+  settings keeps them (they are the bytes it would draw), and draws them
+  again when the record is gone or a setting differs."""
+  from configs import test as test_config
+  from evae_jax import figures
+  from evae_jax.storage import workdirs
+  workdir = str(tmp_path / 'run')
+  shutil.copytree(one_epoch_workdir, workdir)
+  config = test_config.get_config()
+  config.train.num_epochs = 1
+  pngs = [os.path.join(workdir, n) for n in (figures.SAMPLES_PNG,
+                                             figures.RECONSTRUCTIONS_PNG)]
+  drawn = [open(p, 'rb').read() for p in pngs]
+  stamps = [os.stat(p).st_mtime_ns for p in pngs]
+  report.evaluate_workdir(config, workdir)
+  assert [os.stat(p).st_mtime_ns for p in pngs] == stamps   # not redrawn
+  os.remove(os.path.join(workdir, workdirs.FINISHED_FILE))
+  report.evaluate_workdir(config, workdir)
+  assert [os.stat(p).st_mtime_ns for p in pngs] != stamps   # redrawn...
+  assert [open(p, 'rb').read() for p in pngs] == drawn      # ...the same
+  # A record without figure settings (older runs) or with others: redrawn.
+  workdirs.record_finished(workdir, _eval(workdir)['step'],
+                           [figures.SAMPLES_PNG, figures.RECONSTRUCTIONS_PNG])
+  config.eval.num_image_samples = 4
+  report.evaluate_workdir(config, workdir)
+  assert open(pngs[0], 'rb').read() != drawn[0]

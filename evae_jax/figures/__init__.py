@@ -1,6 +1,6 @@
 """The PNG figures of a trained model: samples, reconstructions, manifolds."""
 
-from typing import Dict
+from typing import Any, Dict
 
 import jax
 import numpy as np
@@ -56,6 +56,22 @@ def _write_manifolds(params, model, config, image_shape,
       axis_values=values,
       title=f'{_model_name(config)}: decoder means over each 2-d epitome '
       '(other units 0)')
+
+
+def figure_settings(config, dtype: str) -> Dict[str, Any]:
+  """What `write_sample_figures` draws depends on besides the parameters
+  and the data: the number of samples and the networks' dtype.
+
+  Args:
+    config: the run's config.
+    dtype: the dtype the networks compute in (training: ``model.dtype``;
+      evaluation: `evae_jax.models.evaluation_dtype`).
+
+  Returns:
+    A JSON-able dict; equal dicts on one checkpoint draw equal figures.
+  """
+  return {'num_image_samples': int(config.eval.num_image_samples),
+          'dtype': str(dtype)}
 
 
 def write_sample_figures(params, model, splits, config,

@@ -9,7 +9,7 @@ workdirs.
 import json
 import logging
 import time
-from typing import List
+from typing import Any, Dict, List, Optional
 
 
 import ml_collections
@@ -46,7 +46,8 @@ def check_path(workdir: str) -> None:
   checkpoints.check_path(files.join(workdir, 'checkpoints'))
 
 
-def record_finished(workdir: str, step: int, outputs: List[str]) -> None:
+def record_finished(workdir: str, step: int, outputs: List[str],
+                    figures: Optional[Dict[str, Any]] = None) -> None:
   """Records that the run in ``workdir`` ended at ``step`` with ``outputs``
   written (`FINISHED_FILE`); to be written after them, last.
 
@@ -54,9 +55,35 @@ def record_finished(workdir: str, step: int, outputs: List[str]) -> None:
     workdir: the run's folder (local or remote).
     step: the step it trained to.
     outputs: names, under ``workdir``, of the files the end of the run wrote.
+    figures: the settings its sample figures were drawn with
+      (`evae_jax.figures.figure_settings`), so that an evaluation of the
+      same checkpoint with the same settings need not draw them again.
   """
-  files.write_text(files.join(workdir, FINISHED_FILE),
-                   json.dumps({'step': int(step), 'outputs': sorted(outputs)}))
+  record = {'step': int(step), 'outputs': sorted(outputs)}
+  if figures is not None:
+    record['figures'] = figures
+  files.write_text(files.join(workdir, FINISHED_FILE), json.dumps(record))
+
+
+def finished_figures(workdir: str, step: int) -> Optional[Dict[str, Any]]:
+  """The settings the end of the run drew its sample figures with, if it
+  ended at ``step`` and every file it wrote is still there.
+
+  Args:
+    workdir: the run's folder (local or remote).
+    step: the step of the checkpoint in hand.
+
+  Returns:
+    The ``figures`` of `record_finished`, or None (no such record, another
+    step, a file missing, or a record without them).
+  """
+  if not is_finished(workdir, step):
+    return None
+  try:
+    return json.loads(files.read_text(
+        files.join(workdir, FINISHED_FILE))).get('figures')
+  except Exception:  # pylint: disable=broad-except
+    return None
 
 
 def is_finished(workdir: str, step: int) -> bool:

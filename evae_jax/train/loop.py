@@ -289,7 +289,8 @@ def _finish(run: setup.Run):
       member.writer.write_images(run.step, grids)  # the run's one event file
       workdirs.record_finished(member.workdir, run.step, [
           name for name in _END_OF_RUN_FIGURES
-          if files.exists(files.join(member.workdir, name))])
+          if files.exists(files.join(member.workdir, name))],
+          figures.figure_settings(member.config, member.config.model.dtype))
       _print_summary(member, run.step)
   return _result(run.members)
 
