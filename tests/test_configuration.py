@@ -77,3 +77,16 @@ def test_a_data_field_the_dataset_ignores_is_refused(name, field, value):
   with pytest.raises(errors.ConfigError,
                      match=f'data.{field}=.* is ignored by data.name'):
     configuration.validate(config)
+
+
+@pytest.mark.parametrize('field', ['num_examples', 'iw_num_examples',
+                                   'mi_num_examples'])
+def test_a_negative_number_of_evaluation_examples_is_refused(field):
+  """0 means the whole split; a negative count would silently drop the last
+  examples (a slice [:-1]): refused, naming the field."""
+  config = test_config.get_config()
+  config.eval[field] = 0
+  configuration.validate(config)
+  config.eval[field] = -1
+  with pytest.raises(errors.ConfigError, match=f'eval.{field}=-1 must be >= 0'):
+    configuration.validate(config)

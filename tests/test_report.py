@@ -98,9 +98,25 @@ def test_evaluation_draws_the_sample_figures_only_where_training_did_not(
   report.evaluate_workdir(config, workdir)
   assert [os.stat(p).st_mtime_ns for p in pngs] != stamps   # redrawn...
   assert [open(p, 'rb').read() for p in pngs] == drawn      # ...the same
-  # A record without figure settings (older runs) or with others: redrawn.
-  workdirs.record_finished(workdir, _eval(workdir)['step'],
-                           [figures.SAMPLES_PNG, figures.RECONSTRUCTIONS_PNG])
+  # Each difference alone redraws: an older record without settings...
+  step = _eval(workdir)['step']
+  outputs = [figures.SAMPLES_PNG, figures.RECONSTRUCTIONS_PNG]
+  workdirs.record_finished(workdir, step, outputs)
+  stamps = [os.stat(p).st_mtime_ns for p in pngs]
+  report.evaluate_workdir(config, workdir)
+  assert [os.stat(p).st_mtime_ns for p in pngs] != stamps
+  # ...another dtype (then the record says what the files show)...
+  config.eval.dtype = 'bfloat16'
+  stamps = [os.stat(p).st_mtime_ns for p in pngs]
+  report.evaluate_workdir(config, workdir)
+  assert [os.stat(p).st_mtime_ns for p in pngs] != stamps
+  config.eval.dtype = 'float32'
+  report.evaluate_workdir(config, workdir)   # back: drawn again, in float32
+  assert [open(p, 'rb').read() for p in pngs] == drawn
+  # ...and another number of samples.
   config.eval.num_image_samples = 4
   report.evaluate_workdir(config, workdir)
   assert open(pngs[0], 'rb').read() != drawn[0]
+  stamps = [os.stat(p).st_mtime_ns for p in pngs]
+  report.evaluate_workdir(config, workdir)   # the same again: kept
+  assert [os.stat(p).st_mtime_ns for p in pngs] == stamps

@@ -191,6 +191,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
           'non-negative 31-bit integers (numpy and JAX keys).')
   _positive(t.eval_every_epochs, 'train.eval_every_epochs')
   _positive(e.num_image_samples, 'eval.num_image_samples')
+  for field in ('num_examples', 'iw_num_examples', 'mi_num_examples'):
+    _positive(e[field], f'eval.{field}', allow_zero=True)  # 0 = the split
   _positive(t.num_seeds, 'train.num_seeds')
   _positive(t.max_chunk_steps, 'train.max_chunk_steps', allow_zero=True)
   _positive(t.num_devices, 'train.num_devices', allow_zero=True)

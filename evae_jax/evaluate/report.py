@@ -371,10 +371,13 @@ def _evaluate_one(config, workdir: str) -> Dict[str, Any]:
   if not quick:  # the figures report.md shows stay the full evaluation's
     # The end of training drew the same figures of this checkpoint unless a
     # setting they depend on differs (or a file is gone): not drawn twice.
-    settings = figures.figure_settings(config, models.evaluation_dtype(config))
+    settings = figures.figure_settings(config, models.evaluation_dtype(config),
+                                       splits)
     if workdirs.finished_figures(workdir, int(state.step)) != settings:
       figures.write_sample_figures(state.params, state.model, splits,
                                    config, workdir)
+      # What the files now show, for the next evaluation's comparison.
+      workdirs.update_finished_figures(workdir, int(state.step), settings)
     figures.write_activity_figure(results['active_units'], config, workdir)
   # One evaluation's files name their checkpoint and each other: the
   # per-example values carry the step, eval.json the digest of those exact

@@ -1,5 +1,6 @@
 """The PNG figures of a trained model: samples, reconstructions, manifolds."""
 
+import hashlib
 from typing import Any, Dict
 
 import jax
@@ -58,20 +59,30 @@ def _write_manifolds(params, model, config, image_shape,
       '(other units 0)')
 
 
-def figure_settings(config, dtype: str) -> Dict[str, Any]:
-  """What `write_sample_figures` draws depends on besides the parameters
-  and the data: the number of samples and the networks' dtype.
+def figure_settings(config, dtype: str, splits) -> Dict[str, Any]:
+  """What `write_sample_figures` draws depends on besides the parameters:
+  the number of samples, the networks' dtype and the test images it
+  reconstructs.
 
   Args:
     config: the run's config.
     dtype: the dtype the networks compute in (training: ``model.dtype``;
       evaluation: `evae_jax.models.evaluation_dtype`).
+    splits: the dataset (`evae_jax.data.Splits`).
 
   Returns:
     A JSON-able dict; equal dicts on one checkpoint draw equal figures.
   """
-  return {'num_image_samples': int(config.eval.num_image_samples),
-          'dtype': str(dtype)}
+  n = config.eval.num_image_samples
+  images = np.ascontiguousarray(splits.test[:_num_reconstructed(n)])
+  return {'num_image_samples': int(n), 'dtype': str(dtype),
+          'images_sha256': hashlib.sha256(images.tobytes()).hexdigest(),
+          'binarization': str(config.data.binarization)}
+
+
+def _num_reconstructed(num_image_samples: int) -> int:
+  """Test images in reconstructions.png."""
+  return max(10, num_image_samples // 2)
 
 
 def write_sample_figures(params, model, splits, config,
@@ -90,7 +101,8 @@ def write_sample_figures(params, model, splits, config,
   visualize.save_grid(files.join(workdir, SAMPLES_PNG), generated,
                       title=f'{name}: {n} samples (decoder means, y uniform, '
                       'z ~ N(0, I))')
-  x = metrics_lib.eval_inputs(splits.test[:max(10, n // 2)], config.data)
+  x = metrics_lib.eval_inputs(splits.test[:_num_reconstructed(n)],
+                              config.data)
   enc = metrics_lib.encode_dataset(params, model, x,
                                 jax.random.PRNGKey(seeds.FIGURE_SEED))
   recon = sampling.reconstruct(model, params, x, enc.assignments)

@@ -65,6 +65,29 @@ def record_finished(workdir: str, step: int, outputs: List[str],
   files.write_text(files.join(workdir, FINISHED_FILE), json.dumps(record))
 
 
+def update_finished_figures(workdir: str, step: int,
+                            figures: Dict[str, Any]) -> None:
+  """After an evaluation drew the sample figures again, records the settings
+  it drew them with in the run's `FINISHED_FILE`, where that record is of
+  ``step`` (otherwise nothing is written: only the end of training records
+  that a run finished).
+
+  Args:
+    workdir: the run's folder (local or remote).
+    step: the step of the checkpoint the figures were drawn from.
+    figures: `evae_jax.figures.figure_settings` of the new drawing.
+  """
+  path = files.join(workdir, FINISHED_FILE)
+  try:
+    record = json.loads(files.read_text(path))
+    if record['step'] != step:
+      return
+  except Exception:  # pylint: disable=broad-except
+    return
+  record['figures'] = figures
+  files.write_text(path, json.dumps(record))
+
+
 def finished_figures(workdir: str, step: int) -> Optional[Dict[str, Any]]:
   """The settings the end of the run drew its sample figures with, if it
   ended at ``step`` and every file it wrote is still there.

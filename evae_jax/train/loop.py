@@ -290,7 +290,8 @@ def _finish(run: setup.Run):
       workdirs.record_finished(member.workdir, run.step, [
           name for name in _END_OF_RUN_FIGURES
           if files.exists(files.join(member.workdir, name))],
-          figures.figure_settings(member.config, member.config.model.dtype))
+          figures.figure_settings(member.config, member.config.model.dtype,
+                                  run.splits))
       _print_summary(member, run.step)
   return _result(run.members)
 
