@@ -8,28 +8,78 @@ the tiny test config, a fixed batch and fixed keys:
 - the parameters and metrics after two compiled training steps
   (``steps.train_step``: the loss, the gradient and Adam together),
 
-as float32 arrays. ``tests/golden/numerics.npz`` holds them with the
-``NUMERICS_VERSION`` they belong to (`evae_jax.storage.provenance`).
-``tests/test_golden_numerics.py`` recomputes them and requires them equal to
-the bit. A change that moves them must bump ``NUMERICS_VERSION`` and
-re-record, in one commit:
+as float32 arrays. ``tests/golden/numerics-<isa>.npz`` holds them with the
+``NUMERICS_VERSION`` they belong to (`evae_jax.storage.provenance`), one
+file per CPU instruction set (`instruction_set`: XLA compiles for the host's
+vector width, and an AVX-512 and an AVX2 CPU round the same program
+differently in the last bits). ``tests/test_golden_numerics.py`` recomputes
+them and requires them equal to the bit to this CPU's record, or, on a CPU
+with no record, within 1e-4 of another's (and says so). A change that moves
+them must bump ``NUMERICS_VERSION`` and re-record, in one commit:
 
     python -m tests.golden_numerics --record
 
-which refuses to re-record changed values under an unchanged version, or
-unchanged values under a bumped one.
+which writes this CPU's record and refuses to re-record changed values under
+an unchanged version, or unchanged values under a bumped one. A bump removes
+the records of the other instruction sets, which then hold the old version:
+record them again on such a machine.
 """
 
 import argparse
+import glob
 import os
+import platform
 import sys
-from typing import Dict
+from typing import Dict, List, Optional
 
 import jax
 import numpy as np
 
-GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'golden',
-                      'numerics.npz')
+GOLDEN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                          'golden')
+
+
+def instruction_set(cpuinfo: str = '/proc/cpuinfo') -> str:
+  """The CPU's architecture and widest vector extension, which decide how
+  XLA compiles (and so rounds) a float32 program on it.
+
+  Args:
+    cpuinfo: the file listing the CPU's flags (Linux); elsewhere, or when it
+      cannot be read, the level is 'unknown'.
+
+  Returns:
+    e.g. 'x86_64-avx512', 'x86_64-avx2', 'aarch64-sve', 'arm64-unknown'.
+  """
+  machine = platform.machine().lower() or 'unknown'
+  machine = {'amd64': 'x86_64'}.get(machine, machine)
+  try:
+    with open(cpuinfo) as f:
+      words = set()
+      for line in f:
+        if line.lower().startswith(('flags', 'features')):
+          words.update(line.split(':', 1)[-1].split())
+  except OSError:
+    words = set()
+  levels = (('avx512', 'avx512f'), ('avx2', 'avx2'), ('avx', 'avx'),
+            ('sve', 'sve'), ('neon', 'asimd'))
+  level = next((name for name, flag in levels if flag in words),
+               'baseline' if words else 'unknown')
+  return f'{machine}-{level}'
+
+
+def golden_path(isa: Optional[str] = None) -> str:
+  """The record of instruction set ``isa`` (default: this CPU's)."""
+  return os.path.join(GOLDEN_DIR, f'numerics-{isa or instruction_set()}.npz')
+
+
+GOLDEN = golden_path()  # this CPU's record (it may not exist yet)
+
+
+def recorded_paths() -> List[str]:
+  """Every record, one per instruction set, sorted by name (the records
+  beside `GOLDEN`)."""
+  return sorted(glob.glob(os.path.join(os.path.dirname(GOLDEN),
+                                       'numerics-*.npz')))
 NUM_PIXELS = 64
 BATCH = 10
 
@@ -125,9 +175,10 @@ def compute() -> Dict[str, np.ndarray]:
   return out
 
 
-def load():
-  """(arrays, numerics_version, jax_version) of the recorded file."""
-  with np.load(GOLDEN) as f:
+def load(path: Optional[str] = None):
+  """(arrays, numerics_version, jax_version) of a record (default: this
+  CPU's, `GOLDEN`)."""
+  with np.load(path or GOLDEN) as f:
     arrays = {k: f[k] for k in f.files}
   version = int(arrays.pop('__numerics_version__'))
   jax_version = str(arrays.pop('__jax_version__'))
@@ -148,35 +199,59 @@ def differences(want: Dict[str, np.ndarray], got: Dict[str, np.ndarray]):
 
 
 def record() -> int:
-  """Writes GOLDEN, enforcing that the version moves with the numbers."""
+  """Writes this CPU's record, `GOLDEN`, enforcing that the version moves
+  with the numbers.
+
+  A first record for this instruction set must carry the version of the
+  others (it is the same code, rounded by another CPU). A record under a
+  bumped version removes the other instruction sets' records, which hold
+  the old one.
+
+  Returns:
+    0 when written; 2 when refused (the reason on stderr).
+  """
   from evae_jax.storage import provenance  # pylint: disable=import-outside-toplevel
+  today = provenance.NUMERICS_VERSION
   got = compute()
   if os.path.exists(GOLDEN):
     want, version, _ = load()
     changed = differences(want, got)
-    if changed and version == provenance.NUMERICS_VERSION:
+    if changed and version == today:
       print(f'{len(changed)} golden values changed (e.g. {next(iter(changed))})'
             f' but NUMERICS_VERSION is still {version}: bump it in '
             'evae_jax/storage/provenance.py, then record again.',
             file=sys.stderr)
       return 2
-    if not changed and version != provenance.NUMERICS_VERSION:
+    if not changed and version != today:
       print(f'No golden value changed: keep NUMERICS_VERSION at {version}.',
             file=sys.stderr)
       return 2
+  else:
+    versions = {load(p)[1] for p in recorded_paths()}
+    if versions and today not in versions:
+      print(f'This CPU has no record yet, and the others hold numerics '
+            f'version {max(versions)}, not {today}: record the unchanged code '
+            'first (the version bump belongs to the commit that moves the '
+            'numbers).', file=sys.stderr)
+      return 2
+  stale = [p for p in recorded_paths()
+           if p != GOLDEN and load(p)[1] != today]
   os.makedirs(os.path.dirname(GOLDEN), exist_ok=True)
-  np.savez(GOLDEN, __numerics_version__=np.int64(provenance.NUMERICS_VERSION),
+  np.savez(GOLDEN, __numerics_version__=np.int64(today),
            __jax_version__=np.asarray(jax.__version__), **got)
+  for path in stale:
+    os.remove(path)
+    print(f'Removed {path}: it holds an older numerics version; record it '
+          'again on a CPU of that instruction set.')
   print(f'Recorded {len(got)} arrays of {len(CASES)} cases in {GOLDEN} '
-        f'(numerics version {provenance.NUMERICS_VERSION}, jax '
-        f'{jax.__version__}).')
+        f'(numerics version {today}, jax {jax.__version__}).')
   return 0
 
 
 if __name__ == '__main__':
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--record', action='store_true',
-                      help='write tests/golden/numerics.npz')
+                      help="write this CPU's tests/golden/numerics-<isa>.npz")
   if parser.parse_args().record:
     sys.exit(record())
   print('\n'.join(f'{k}: {v}' for k, v in

@@ -83,16 +83,27 @@ def test_eval_json_and_report_name_the_code(one_epoch_workdir, tmp_path):
 
 def test_rerecording_changed_numbers_needs_a_new_version(tmp_path,
                                                          monkeypatch):
-  golden = tmp_path / 'numerics.npz'
-  shutil.copy(golden_numerics.GOLDEN, golden)
+  source = golden_numerics.recorded_paths()[0]
+  golden = tmp_path / os.path.basename(golden_numerics.GOLDEN)
+  other = tmp_path / 'numerics-other-isa.npz'
+  shutil.copy(source, other)
   monkeypatch.setattr(golden_numerics, 'GOLDEN', str(golden))
-  want, version, _ = golden_numerics.load()
+  want, version, _ = golden_numerics.load(str(other))
   moved = {k: v + np.float32(1e-3) for k, v in want.items()}
   monkeypatch.setattr(golden_numerics, 'compute', lambda: moved)
+  # A first record for this CPU carries the others' version.
+  monkeypatch.setattr(provenance, 'NUMERICS_VERSION', version + 1)
+  assert golden_numerics.record() == 2 and not golden.exists()
+  monkeypatch.setattr(provenance, 'NUMERICS_VERSION', version)
+  assert golden_numerics.record() == 0 and other.exists()
+  monkeypatch.setattr(golden_numerics, 'compute',
+                      lambda: {k: v + np.float32(1e-3) for k, v in
+                               moved.items()})
   assert golden_numerics.record() == 2  # same version, other numbers
   monkeypatch.setattr(provenance, 'NUMERICS_VERSION', version + 1)
   assert golden_numerics.record() == 0
   assert golden_numerics.load()[1] == version + 1
-  monkeypatch.setattr(golden_numerics, 'compute', lambda: dict(moved))
+  assert not other.exists()  # the other CPU's record held the old version
+  assert golden_numerics.recorded_paths() == [str(golden)]
   monkeypatch.setattr(provenance, 'NUMERICS_VERSION', version + 2)
   assert golden_numerics.record() == 2  # a bump without a change

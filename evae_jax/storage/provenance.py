@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Optional
 
 from evae_jax.storage import files
 
-# Bump together with re-recording tests/golden/numerics.npz
+# Bump together with re-recording tests/golden/numerics-<isa>.npz
 # (python -m tests.golden_numerics --record): any change that moves a loss or
 # a gradient of training by even one bit.
 NUMERICS_VERSION = 1
